@@ -1,0 +1,25 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/results/', 'uploads/', 'processed/', 'state/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-imports': 'off',
+    },
+  },
+  {
+    // Handlers are Fetch-API code over ports: no native or Node-bound module belongs there.
+    files: ['handlers/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['node:*', 'fs', 'path', 'sharp', 'ioredis', 'bullmq', 'busboy', '../src/adapters/*'],
+          message: 'handlers depend on ports only; put Node, sharp and Redis code in src/adapters/' }],
+      }],
+    },
+  },
+);

@@ -1,0 +1,66 @@
+/**
+ * @module
+ * `GET /download/{processing_id}` (and `HEAD`): the result, streamed from storage, with a strong ETag.
+ */
+import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
+import { AppError, notFound } from '../src/domain/errors.js';
+import { contentDisposition, stemOf } from '../src/domain/filenames.js';
+import { FILE_EXTENSIONS, MIME_TYPES } from '../src/domain/formats.js';
+import { resultName } from '../src/domain/jobs.js';
+import type { AppDeps } from '../src/ports.js';
+import { type AppEnv, problemResponse, ProcessingIdParams } from './schemas.js';
+
+export const downloadRoute = createRoute({
+  method: 'get',
+  path: '/download/{processing_id}',
+  summary: 'Download a result',
+  tags: ['images'],
+  request: { params: ProcessingIdParams },
+  responses: {
+    200: { description: 'The image bytes', content: { 'image/*': { schema: z.string().openapi({ format: 'binary' }) } } },
+    304: { description: 'Not modified (If-None-Match)' },
+    400: problemResponse('Malformed processing_id'),
+    404: problemResponse('Unknown processing_id'),
+    409: problemResponse('Not completed yet, or failed: the problem carries job_status (and error)'),
+  },
+});
+
+export function downloadHandler({ jobs, store }: Pick<AppDeps, 'jobs' | 'store'>): RouteHandler<typeof downloadRoute, AppEnv> {
+  return async function download(c) {
+    const { processing_id: processingId } = c.req.valid('param');
+    const job = await jobs.getJob(processingId);
+    if (!job) throw notFound('job_not_found', `no job has processing_id ${processingId}`);
+    if (job.status !== 'completed' || !job.result) {
+      const failed = job.status === 'failed';
+      throw new AppError(409, failed ? 'job_failed' : 'job_not_completed', failed ? `the job failed: ${job.error?.message ?? 'unknown error'}` : `the job is ${job.status}; poll /status/${processingId} until it is completed`, {
+        extensions: { job_status: job.status, ...(job.error ? { error: job.error } : {}) },
+      });
+    }
+    const etag = `"${job.result.sha256}"`;
+    if (matches(c.req.header('if-none-match'), etag)) return c.body(null, 304, { ETag: etag });
+    const file = await store.openResult(resultName(job));
+    if (!file) throw notFound('result_missing', 'the result is no longer in storage; ask for it again with POST /process');
+    const upload = await jobs.getFile(job.file_id);
+    const name = `${stemOf(upload?.filename ?? 'image')}-${processingId}.${FILE_EXTENSIONS[job.result.format]}`;
+    const headers = {
+      'Content-Type': MIME_TYPES[job.result.format],
+      'Content-Length': String(file.sizeBytes),
+      ETag: etag,
+      'Content-Disposition': contentDisposition(name),
+      'Cache-Control': 'private, max-age=86400',
+    };
+    if (c.req.method === 'HEAD') {
+      await file.body.cancel();
+      return c.body(null, 200, headers);
+    }
+    return c.body(file.body, 200, headers);
+  };
+}
+
+function matches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(',').some((tag) => {
+    const value = tag.trim().replace(/^W\//, '');
+    return value === '*' || value === etag;
+  });
+}

@@ -1,0 +1,55 @@
+/**
+ * @module
+ * `GET /health`: the state of every dependency. 503 when the service cannot accept work.
+ */
+import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
+import type { AppDeps, QueueCounts } from '../src/ports.js';
+import type { AppEnv } from './schemas.js';
+
+const Health = z
+  .object({
+    status: z.enum(['healthy', 'degraded', 'unhealthy']),
+    version: z.string(),
+    uptime_seconds: z.number(),
+    started_at: z.string(),
+    services: z.object({
+      redis: z.object({ status: z.enum(['connected', 'disconnected', 'not_configured']), latency_ms: z.number().optional() }),
+      storage: z.object({ status: z.enum(['ok', 'error']), free_bytes: z.number().optional() }),
+      queue: z.object({ waiting: z.number(), active: z.number(), completed: z.number(), failed: z.number(), workers: z.number() }),
+    }),
+  })
+  .openapi('Health');
+
+export const healthRoute = createRoute({
+  method: 'get',
+  path: '/health',
+  summary: 'Dependency health',
+  tags: ['service'],
+  responses: {
+    200: { description: 'Healthy or degraded', content: { 'application/json': { schema: Health } } },
+    503: { description: 'Cannot accept work (e.g. Redis configured but unreachable)', content: { 'application/json': { schema: Health } } },
+  },
+});
+
+const NO_COUNTS: QueueCounts = { waiting: 0, active: 0, completed: 0, failed: 0, workers: 0 };
+
+export function healthHandler({ settings, store, queue, redis }: Pick<AppDeps, 'settings' | 'store' | 'queue' | 'redis'>): RouteHandler<typeof healthRoute, AppEnv> {
+  return async function health(c) {
+    const [redisState, freeBytes, counts] = await Promise.all([
+      redis ? redis.ping() : Promise.resolve({ status: 'not_configured' as const }),
+      store.freeBytes().catch(() => undefined),
+      queue.counts().catch(() => undefined),
+    ]);
+    const storage = freeBytes === undefined ? { status: 'error' as const } : { status: 'ok' as const, free_bytes: freeBytes };
+    const unhealthy = redisState.status === 'disconnected' || counts === undefined;
+    const status = unhealthy ? 'unhealthy' : storage.status === 'error' ? 'degraded' : 'healthy';
+    const body = {
+      status,
+      version: settings.version,
+      uptime_seconds: Math.round((Date.now() - settings.startedAt.getTime()) / 1000),
+      started_at: settings.startedAt.toISOString(),
+      services: { redis: redisState, storage, queue: counts ?? NO_COUNTS },
+    } as const;
+    return unhealthy ? c.json(body, 503) : c.json(body, 200);
+  };
+}

@@ -1,0 +1,74 @@
+/**
+ * @module
+ * `GET /list`: the uploads, newest first, a page at a time with an opaque cursor.
+ */
+import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
+import { badRequest } from '../src/domain/errors.js';
+import { publicFile, type ListCursor } from '../src/domain/jobs.js';
+import type { AppDeps } from '../src/ports.js';
+import { type AppEnv, problemResponse, UploadedFile } from './schemas.js';
+
+const MAX_LIMIT = 100;
+const DEFAULT_LIMIT = 20;
+
+export const listRoute = createRoute({
+  method: 'get',
+  path: '/list',
+  summary: 'List uploads',
+  tags: ['images'],
+  request: {
+    query: z.object({
+      limit: z.string().optional().openapi({ description: `1–${MAX_LIMIT} (default ${DEFAULT_LIMIT})` }),
+      cursor: z.string().optional().openapi({ description: 'next_cursor of the previous page' }),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'A page of uploads',
+      content: {
+        'application/json': {
+          schema: z.object({
+            items: z.array(UploadedFile.omit({ content_type: true, sha256: true })),
+            total: z.number().int(),
+            next_cursor: z.string().nullable(),
+          }),
+        },
+      },
+    },
+    400: problemResponse('Bad limit or cursor'),
+  },
+});
+
+export function listHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typeof listRoute, AppEnv> {
+  return async function list(c) {
+    const query = c.req.valid('query');
+    const limit = parseLimit(query.limit);
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const page = await jobs.listFiles(limit, after);
+    const last = page.items.at(-1);
+    return c.json({ items: page.items.map(publicFile), total: page.total, next_cursor: page.hasMore && last ? encodeCursor(last) : null }, 200);
+  };
+}
+
+function parseLimit(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_LIMIT;
+  const value = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
+  if (!(value >= 1 && value <= MAX_LIMIT)) throw badRequest('invalid_limit', `limit must be an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(text.slice(0, 40))}`);
+  return value;
+}
+
+function encodeCursor({ uploaded_at, file_id }: ListCursor): string {
+  return btoa(JSON.stringify([uploaded_at, file_id])).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function decodeCursor(text: string): ListCursor {
+  try {
+    const parsed: unknown = JSON.parse(atob(text.replace(/-/g, '+').replace(/_/g, '/')));
+    if (Array.isArray(parsed) && parsed.length === 2 && parsed.every((part) => typeof part === 'string')) {
+      return { uploaded_at: parsed[0] as string, file_id: parsed[1] as string };
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw badRequest('invalid_cursor', 'cursor must be the next_cursor of a previous /list page');
+}

@@ -1,0 +1,97 @@
+/**
+ * @module
+ * `POST /process/{file_id}`: asks for work. Answers at once with a `processing_id`: `queued`, or
+ * `completed` with `cached: true` when the same result (same content, same normalised request) exists.
+ */
+import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
+import { notFound, unavailable } from '../src/domain/errors.js';
+import { defaultOutputFormat } from '../src/domain/formats.js';
+import { publicJob, resultName, type JobRecord } from '../src/domain/jobs.js';
+import { normalisePipeline, parsePipelineQuery, PipelineRequest, type Pipeline } from '../src/domain/operations.js';
+import type { AppDeps } from '../src/ports.js';
+import { type AppEnv, FileIdParams, JobStatusSchema, problemResponse } from './schemas.js';
+
+const queryText = (description: string) => z.string().optional().openapi({ description });
+
+const ProcessQuery = z.object({
+  operation: queryText('query form: one of resize, blur, sharpen, grayscale, sepia, brightness, contrast'),
+  width: queryText('resize: 1–8192'),
+  height: queryText('resize: 1–8192'),
+  fit: queryText('resize: cover | contain | fill | inside | outside'),
+  without_enlargement: queryText('resize: true | false'),
+  intensity: queryText('blur 0.3–100, sharpen 0.3–10, sepia 0–1, brightness 0–10, contrast 0–10'),
+  format: queryText('jpeg | png | webp | avif | gif | tiff'),
+  quality: queryText('1–100 (default 80)'),
+  keep_metadata: queryText('true | false (default false)'),
+});
+
+const Accepted = JobStatusSchema.extend({ status_url: z.string(), download_url: z.string() }).openapi('ProcessAccepted');
+
+export const processRoute = createRoute({
+  method: 'post',
+  path: '/process/{file_id}',
+  summary: 'Process an upload',
+  description: 'Either the query form (`?operation=resize&width=200&height=150`) or a JSON pipeline of 1 to 10 operations, applied in order.',
+  tags: ['images'],
+  request: {
+    params: FileIdParams,
+    query: ProcessQuery,
+    body: { required: false, content: { 'application/json': { schema: PipelineRequest } } },
+  },
+  responses: {
+    200: { description: 'Accepted (queued) or answered from the cache (completed)', content: { 'application/json': { schema: Accepted } } },
+    400: problemResponse('Unknown operation or a parameter out of range; each offending field is named'),
+    404: problemResponse('Unknown file_id'),
+    413: problemResponse('JSON body too large'),
+    503: problemResponse('The queue is unavailable or full; retry after Retry-After seconds'),
+  },
+});
+
+type ProcessDeps = Pick<AppDeps, 'jobs' | 'queue' | 'store'>;
+
+export function processHandler({ jobs, queue, store }: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
+  return async function process(c) {
+    const { file_id: fileId } = c.req.valid('param');
+    const isJson = /^application\/json/i.test(c.req.header('content-type') ?? '');
+    const pipeline: Pipeline = isJson ? normalisePipeline(c.req.valid('json')) : parsePipelineQuery(c.req.query());
+    const file = await jobs.getFile(fileId);
+    if (!file) throw notFound('file_not_found', `no upload has file_id ${fileId}`);
+
+    const output = { format: pipeline.format ?? defaultOutputFormat(file.format), quality: pipeline.quality };
+    const now = new Date().toISOString();
+    const job: JobRecord = {
+      processing_id: crypto.randomUUID(),
+      file_id: fileId,
+      status: 'queued',
+      cached: false,
+      operations: pipeline.operations,
+      output,
+      keep_metadata: pipeline.keep_metadata,
+      cache_key: await sha256Hex(JSON.stringify([file.sha256, pipeline.operations, output, pipeline.keep_metadata])),
+      created_at: now,
+    };
+
+    const hit = await cachedResult(job);
+    const answer: JobRecord = hit ? { ...job, status: 'completed', cached: true, started_at: now, completed_at: now, duration_ms: 0, result: hit } : job;
+    await jobs.putJob(answer);
+    if (!hit) {
+      await queue.enqueue(job.processing_id).catch(async () => {
+        await jobs.updateJob(job.processing_id, { status: 'failed', error: { code: 'queue_unavailable', message: 'the job could not be queued' } });
+        throw unavailable('queue_unavailable', 'the job queue is unavailable; retry shortly');
+      });
+    }
+    // The answer is the job as accepted: a worker may already have moved it on, which /status shows.
+    return c.json({ ...publicJob(answer), status_url: `/status/${job.processing_id}`, download_url: `/download/${job.processing_id}` }, 200);
+  };
+
+  async function cachedResult(job: JobRecord) {
+    const doneId = await jobs.findCompleted(job.cache_key);
+    const done = doneId ? await jobs.getJob(doneId) : undefined;
+    return done?.status === 'completed' && done.result && (await store.hasResult(resultName(done))) ? done.result : undefined;
+  }
+}
+
+async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}

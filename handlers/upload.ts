@@ -1,0 +1,88 @@
+/**
+ * @module
+ * `POST /upload`: one image in a multipart part named `file`, streamed to staging, checked by its bytes
+ * and its header, then committed under a new `file_id`.
+ */
+import { createRoute, type RouteHandler } from '@hono/zod-openapi';
+import { AppError, tooLarge, unsupportedMedia } from '../src/domain/errors.js';
+import { sanitizeFilename } from '../src/domain/filenames.js';
+import { EXTENSION_FORMATS, extensionOf, MIME_TYPES, sniffFormat } from '../src/domain/formats.js';
+import type { FileRecord } from '../src/domain/jobs.js';
+import type { AppDeps } from '../src/ports.js';
+import { type AppEnv, problemResponse, UploadedFile } from './schemas.js';
+
+export const uploadRoute = createRoute({
+  method: 'post',
+  path: '/upload',
+  summary: 'Upload an image',
+  tags: ['images'],
+  request: {
+    body: {
+      required: true,
+      // A plain schema, not zod: a zod multipart schema would make the validator buffer the whole body.
+      content: {
+        'multipart/form-data': {
+          schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary' } } },
+        },
+      },
+    },
+  },
+  responses: {
+    200: { description: 'Stored', content: { 'application/json': { schema: UploadedFile } } },
+    400: problemResponse('No file, an empty file, several files, or not multipart'),
+    413: problemResponse('Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames)'),
+    415: problemResponse('Extension not allowed, or the bytes are not an image of an allowed format'),
+  },
+});
+
+type UploadDeps = Pick<AppDeps, 'settings' | 'uploads' | 'store' | 'processor' | 'jobs'>;
+
+export function uploadHandler({ settings, uploads, store, processor, jobs }: UploadDeps): RouteHandler<typeof uploadRoute, AppEnv> {
+  const allowedExtensions = new Set(settings.allowedExtensions);
+  const allowedFormats = new Set(settings.allowedExtensions.map((ext) => EXTENSION_FORMATS[ext]));
+  const extensionList = settings.allowedExtensions.map((ext) => `.${ext}`).join(', ');
+
+  function checkFilename(raw: string): void {
+    const ext = extensionOf(sanitizeFilename(raw));
+    if (!ext || !allowedExtensions.has(ext)) {
+      throw unsupportedMedia('unsupported_extension', `the file name must end in one of ${extensionList}, got ${ext ? `.${ext}` : 'no extension'}`);
+    }
+  }
+
+  return async function upload(c) {
+    const staged = await uploads.receive(c.req.raw, { fieldName: 'file', maxBytes: settings.maxFileSize, checkFilename }).catch((error: unknown) => {
+      // The body may still be arriving: close the connection rather than drain it.
+      throw error instanceof AppError ? error.withHeaders({ Connection: 'close' }) : error;
+    });
+    try {
+      const format = sniffFormat(staged.head);
+      if (!format || !allowedFormats.has(format)) {
+        throw unsupportedMedia('unsupported_format', `the file's content is not an image of an allowed format (${[...allowedFormats].join(', ')})`);
+      }
+      const info = await processor.probe(staged.stagingKey, format);
+      const pixels = info.width * info.height * info.pages;
+      if (pixels > settings.maxInputPixels) {
+        throw tooLarge('too_many_pixels', `the image is ${info.width}×${info.height}${info.pages > 1 ? `×${info.pages} frames` : ''} = ${pixels} pixels; the limit is ${settings.maxInputPixels} (MAX_INPUT_PIXELS)`);
+      }
+      const record: FileRecord = {
+        file_id: crypto.randomUUID(),
+        filename: sanitizeFilename(staged.filename),
+        content_type: MIME_TYPES[format],
+        format,
+        size_bytes: staged.sizeBytes,
+        width: info.width,
+        height: info.height,
+        pages: info.pages,
+        uploaded_at: new Date().toISOString(),
+        sha256: staged.sha256,
+      };
+      await store.commitUpload(staged.stagingKey, record.file_id);
+      await jobs.putFile(record);
+      const { pages: _pages, ...visible } = record;
+      return c.json(visible, 200);
+    } catch (error) {
+      await store.discardStaged(staged.stagingKey);
+      throw error;
+    }
+  };
+}

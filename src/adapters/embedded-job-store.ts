@@ -1,0 +1,139 @@
+/**
+ * @module
+ * The embedded default's job store: records held in memory and persisted one JSON file per record under
+ * `stateDir/files/` and `stateDir/jobs/` (written to a partial name, synced, renamed), so a restart loses
+ * nothing and a crash never leaves a torn record.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { isOlder, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
+import type { FilePage, JobStore } from '../ports.js';
+
+const PARTIAL = '.partial-';
+
+export class EmbeddedJobStore implements JobStore {
+  private readonly files = new Map<string, FileRecord>();
+  /** Uploads oldest first: appends are the common case, so the listing stays sorted cheaply. */
+  private readonly fileOrder: FileRecord[] = [];
+  private readonly jobs = new Map<string, JobRecord>();
+  private readonly completedByKey = new Map<string, string>();
+  /** Writes of one record are serialised, so an older state never overwrites a newer one. */
+  private readonly writes = new Map<string, Promise<void>>();
+
+  private constructor(private readonly dir: string) {}
+
+  /** Opens (and creates) the state folder and loads every record in it. */
+  static async open(stateDir: string): Promise<EmbeddedJobStore> {
+    const store = new EmbeddedJobStore(resolve(stateDir));
+    for (const kind of ['files', 'jobs'] as const) {
+      const dir = join(store.dir, kind);
+      await mkdir(dir, { recursive: true });
+      for (const entry of await readdir(dir)) {
+        if (entry.startsWith(PARTIAL)) {
+          await rm(join(dir, entry), { force: true });
+          continue;
+        }
+        const record: unknown = JSON.parse(await readFile(join(dir, entry), 'utf8'));
+        if (kind === 'files') store.indexFile(record as FileRecord);
+        else store.indexJob(record as JobRecord);
+      }
+    }
+    store.fileOrder.sort((a, b) => (isOlder(a, b) ? -1 : 1));
+    return store;
+  }
+
+  async putFile(file: FileRecord): Promise<void> {
+    await this.persist('files', file.file_id, file);
+    this.indexFile(file);
+    const last = this.fileOrder.at(-2);
+    if (last && isOlder(file, last)) this.fileOrder.sort((a, b) => (isOlder(a, b) ? -1 : 1));
+  }
+
+  async getFile(fileId: string): Promise<FileRecord | undefined> {
+    return this.files.get(fileId);
+  }
+
+  async listFiles(limit: number, after?: ListCursor): Promise<FilePage> {
+    let end = this.fileOrder.length;
+    if (after) {
+      // Binary search for the first record older than the cursor, from the newest end.
+      let low = 0;
+      let high = this.fileOrder.length;
+      while (low < high) {
+        const mid = (low + high) >>> 1;
+        if (isOlder(this.fileOrder[mid]!, after)) low = mid + 1;
+        else high = mid;
+      }
+      end = low;
+    }
+    const items = this.fileOrder.slice(Math.max(0, end - limit), end).reverse();
+    return { items, total: this.fileOrder.length, hasMore: end - limit > 0 };
+  }
+
+  async putJob(job: JobRecord): Promise<void> {
+    await this.persist('jobs', job.processing_id, job);
+    this.indexJob(job);
+  }
+
+  async getJob(processingId: string): Promise<JobRecord | undefined> {
+    return this.jobs.get(processingId);
+  }
+
+  async updateJob(processingId: string, patch: Partial<JobRecord>): Promise<JobRecord | undefined> {
+    const current = this.jobs.get(processingId);
+    if (!current) return undefined;
+    const next = { ...current, ...patch };
+    this.indexJob(next);
+    await this.persist('jobs', processingId, next);
+    return next;
+  }
+
+  async findCompleted(cacheKey: string): Promise<string | undefined> {
+    return this.completedByKey.get(cacheKey);
+  }
+
+  async markCompleted(cacheKey: string, processingId: string): Promise<void> {
+    this.completedByKey.set(cacheKey, processingId);
+  }
+
+  async unfinishedJobs(): Promise<string[]> {
+    return [...this.jobs.values()]
+      .filter((job) => job.status === 'queued' || job.status === 'processing')
+      .sort((a, b) => a.created_at.localeCompare(b.created_at))
+      .map((job) => job.processing_id);
+  }
+
+  private indexFile(file: FileRecord): void {
+    if (!this.files.has(file.file_id)) this.fileOrder.push(file);
+    this.files.set(file.file_id, file);
+  }
+
+  private indexJob(job: JobRecord): void {
+    this.jobs.set(job.processing_id, job);
+    if (job.status === 'completed' && !this.completedByKey.has(job.cache_key)) this.completedByKey.set(job.cache_key, job.processing_id);
+  }
+
+  private persist(kind: 'files' | 'jobs', id: string, record: object): Promise<void> {
+    const key = `${kind}/${id}`;
+    const previous = this.writes.get(key) ?? Promise.resolve();
+    const write = previous.catch(() => undefined).then(() => writeAtomically(join(this.dir, kind), `${id}.json`, JSON.stringify(record)));
+    this.writes.set(key, write);
+    void write.finally(() => {
+      if (this.writes.get(key) === write) this.writes.delete(key);
+    }).catch(() => undefined);
+    return write;
+  }
+}
+
+async function writeAtomically(dir: string, name: string, text: string): Promise<void> {
+  const partial = join(dir, `${PARTIAL}${randomUUID()}`);
+  const handle = await open(partial, 'wx');
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(partial, join(dir, name));
+}

@@ -1,0 +1,123 @@
+/**
+ * @module
+ * Streams a `multipart/form-data` upload straight to a staging file with busboy: the size limit is
+ * enforced while the bytes arrive, the SHA-256 is computed on the way, and nothing is buffered whole.
+ */
+import busboy from 'busboy';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { AppError, badRequest, tooLarge } from '../domain/errors.js';
+import { SNIFF_BYTES } from '../domain/formats.js';
+import type { StagedUpload, UploadReceiver, UploadRules } from '../ports.js';
+import type { DiskStore } from './disk-store.js';
+
+const FORM_LIMITS = { fields: 20, fieldSize: 64 * 1024, parts: 40, headerPairs: 40 };
+const usage = 'send multipart/form-data with one part named "file" holding the image';
+
+export class MultipartReceiver implements UploadReceiver {
+  constructor(private readonly store: DiskStore) {}
+
+  receive(request: Request, rules: UploadRules): Promise<StagedUpload> {
+    const contentType = request.headers.get('content-type') ?? '';
+    if (!/^multipart\/form-data/i.test(contentType)) {
+      return Promise.reject(badRequest('not_multipart', `POST /upload takes multipart/form-data, got ${JSON.stringify(contentType || 'no Content-Type')}: ${usage}`));
+    }
+    if (!request.body) return Promise.reject(badRequest('missing_file', `the request has no body: ${usage}`));
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({
+        headers: { 'content-type': contentType },
+        limits: { ...FORM_LIMITS, files: 1, fileSize: rules.maxBytes },
+        defParamCharset: 'utf8',
+      });
+    } catch {
+      return Promise.reject(badRequest('malformed_multipart', `the multipart Content-Type has no boundary: ${usage}`));
+    }
+    return this.stream(Readable.fromWeb(request.body as import('node:stream/web').ReadableStream), parser, rules);
+  }
+
+  private stream(source: Readable, parser: busboy.Busboy, rules: UploadRules): Promise<StagedUpload> {
+    const stagingKey = this.store.newStagingKey();
+    const path = this.store.stagingPath(stagingKey);
+    return new Promise<StagedUpload>((resolvePromise, rejectPromise) => {
+      let settled = false;
+      let staged: Promise<Omit<StagedUpload, 'filename'>> | undefined;
+      let filename = '';
+      let current: Readable | undefined;
+
+      const fail = (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        source.unpipe(parser);
+        source.destroy();
+        current?.destroy();
+        parser.removeAllListeners('file');
+        // The write stream may still be open; remove the partial file once it is closed.
+        void (staged ?? Promise.resolve()).catch(() => undefined).finally(() => this.store.discardStaged(stagingKey));
+        rejectPromise(error);
+      };
+
+      parser.on('file', (field, fileStream, info) => {
+        if (field !== rules.fieldName) {
+          fileStream.resume();
+          return fail(badRequest('unexpected_file_field', `the file must be in a part named "${rules.fieldName}", got a part named ${JSON.stringify(field)}`));
+        }
+        current = fileStream;
+        filename = info.filename ?? '';
+        try {
+          rules.checkFilename(filename);
+        } catch (error) {
+          fileStream.resume();
+          return fail(error);
+        }
+        fileStream.on('limit', () =>
+          fail(tooLarge('file_too_large', `the file is larger than the limit of ${rules.maxBytes} bytes (MAX_FILE_SIZE)`)),
+        );
+        staged = writeHashed(fileStream, path).then((written) => ({ ...written, stagingKey }));
+        staged.catch(fail);
+      });
+      parser.on('filesLimit', () => fail(badRequest('too_many_files', 'send exactly one file per upload, in the part named "file"')));
+      parser.on('partsLimit', () => fail(badRequest('too_many_parts', `a multipart upload may have at most ${FORM_LIMITS.parts} parts`)));
+      parser.on('fieldsLimit', () => fail(badRequest('too_many_parts', `a multipart upload may have at most ${FORM_LIMITS.fields} fields`)));
+      parser.on('error', () => fail(badRequest('malformed_multipart', `the multipart body could not be parsed: ${usage}`)));
+      parser.on('close', () => {
+        if (settled) return;
+        if (!staged) return fail(badRequest('missing_file', `no part named "${rules.fieldName}" with a file: ${usage}`));
+        staged.then(
+          (result) => {
+            if (settled) return;
+            if (result.sizeBytes === 0) return fail(badRequest('empty_file', 'the uploaded file is empty'));
+            settled = true;
+            resolvePromise({ ...result, filename });
+          },
+          fail,
+        );
+      });
+      source.on('error', () => fail(new AppError(400, 'upload_interrupted', 'the upload ended before the body was complete')));
+      source.pipe(parser);
+    });
+  }
+}
+
+/** Writes a stream to `path`, returning its size, SHA-256 and first bytes. */
+async function writeHashed(input: Readable, path: string) {
+  const hash = createHash('sha256');
+  let sizeBytes = 0;
+  const headChunks: Buffer[] = [];
+  let headBytes = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      sizeBytes += chunk.length;
+      if (headBytes < SNIFF_BYTES) {
+        headChunks.push(chunk.subarray(0, SNIFF_BYTES - headBytes));
+        headBytes += Math.min(chunk.length, SNIFF_BYTES - headBytes);
+      }
+      done(null, chunk);
+    },
+  });
+  await pipeline(input, tap, createWriteStream(path, { flags: 'wx', flush: true }));
+  return { sizeBytes, sha256: hash.digest('hex'), head: new Uint8Array(Buffer.concat(headChunks)) };
+}

@@ -1,0 +1,84 @@
+/**
+ * @module
+ * `createApp(deps)`: the Hono app, composed from the handlers over the ports it is given. The same app
+ * runs in the Node server and in tests called with plain `Request`s.
+ */
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { requestId } from 'hono/request-id';
+import { docsPageHandler, docsScriptHandler, DOCS_SCRIPT_PATH } from '../handlers/docs.js';
+import { downloadHandler, downloadRoute } from '../handlers/download.js';
+import { healthHandler, healthRoute } from '../handlers/health.js';
+import { listHandler, listRoute } from '../handlers/list.js';
+import { processHandler, processRoute } from '../handlers/process.js';
+import { rootHandler, rootRoute } from '../handlers/root.js';
+import type { AppEnv } from '../handlers/schemas.js';
+import { statusHandler, statusRoute } from '../handlers/status.js';
+import { uploadHandler, uploadRoute } from '../handlers/upload.js';
+import { AppError, invalidRequest, tooLarge } from './domain/errors.js';
+import { fieldErrorsOf } from './domain/operations.js';
+import { problem } from './problem.js';
+import type { AppDeps } from './ports.js';
+
+/** JSON bodies are small pipelines; anything larger is refused before it is parsed. */
+const MAX_JSON_BYTES = 64 * 1024;
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface AppOptions {
+  /** Called with errors that became a 500, for logging; the client sees no detail of them. */
+  onUnexpectedError?: (error: unknown, requestId: string) => void;
+}
+
+export function createApp(deps: AppDeps, { onUnexpectedError = () => {} }: AppOptions = {}) {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) => {
+      if (!result.success) return problem(invalidRequest(fieldErrorsOf(result.error)), c.get('requestId'));
+    },
+  });
+
+  app.use(async (c, next) => {
+    // An incoming id is honoured only if it is sane; anything else is replaced, never echoed.
+    const incoming = c.req.header('x-request-id');
+    if (incoming !== undefined && !SANE_REQUEST_ID.test(incoming)) c.req.raw.headers.delete('x-request-id');
+    await next();
+  });
+  app.use(requestId({ limitLength: 128 }));
+  app.use('/process/*', bodyLimit({
+    maxSize: MAX_JSON_BYTES,
+    onError: (c) => problem(tooLarge('body_too_large', `the JSON body must be at most ${MAX_JSON_BYTES} bytes`).withHeaders({ Connection: 'close' }), c.get('requestId')),
+  }));
+
+  app.openapi(rootRoute, rootHandler(deps));
+  app.openapi(healthRoute, healthHandler(deps));
+  app.openapi(uploadRoute, uploadHandler(deps));
+  app.openapi(processRoute, processHandler(deps));
+  app.openapi(statusRoute, statusHandler(deps));
+  app.openapi(downloadRoute, downloadHandler(deps));
+  app.openapi(listRoute, listHandler(deps));
+
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Image service',
+      version: deps.settings.version,
+      description: 'Upload an image, ask for it to be processed, poll the job, download the result. Errors are application/problem+json (RFC 9457).',
+    },
+  });
+  app.get('/docs', docsPageHandler);
+  app.get(DOCS_SCRIPT_PATH, docsScriptHandler(deps));
+
+  app.notFound((c) => problem(new AppError(404, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname.slice(0, 100)}`), c.get('requestId')));
+  app.onError((error, c) => {
+    const id = c.get('requestId') ?? crypto.randomUUID();
+    if (error instanceof AppError) return problem(error, id);
+    if (error instanceof HTTPException) {
+      const code = error.status === 400 && /json/i.test(error.message) ? 'malformed_json' : `http_${error.status}`;
+      const detail = code === 'malformed_json' ? 'the body is not valid JSON' : error.message || 'the request was refused';
+      return problem(new AppError(error.status, code, detail), id);
+    }
+    onUnexpectedError(error, id);
+    return problem(new AppError(500, 'internal_error', `something went wrong on our side; quote request_id ${id} when reporting it`), id);
+  });
+  return app;
+}

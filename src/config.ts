@@ -1,0 +1,83 @@
+/**
+ * @module
+ * The configuration, parsed once from the environment with zod. Nothing else reads `process.env`.
+ */
+import { availableParallelism } from 'node:os';
+import { z } from 'zod';
+import { EXTENSION_FORMATS } from './domain/formats.js';
+
+const integer = (name: string, min: number, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined || text.trim() === '') return fallback;
+      const value = Number(text);
+      if (!/^\s*\d+\s*$/.test(text) || value < min || value > max) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}` });
+        return z.NEVER;
+      }
+      return value;
+    });
+
+const text = (fallback: string) => z.string().optional().transform((value) => (value?.trim() ? value.trim() : fallback));
+
+const schema = z
+  .object({
+    PORT: integer('PORT', 1, 8000, 65535),
+    HOST: text('0.0.0.0'),
+    REDIS_URL: z
+      .string()
+      .optional()
+      .transform((value) => value?.trim() || undefined)
+      .refine((value) => value === undefined || /^rediss?:\/\/.+/.test(value), {
+        message: 'REDIS_URL must be a redis:// or rediss:// URL',
+      }),
+    UPLOAD_DIR: text('uploads'),
+    PROCESSED_DIR: text('processed'),
+    STATE_DIR: text('state'),
+    MAX_FILE_SIZE: integer('MAX_FILE_SIZE', 1, 10_485_760),
+    ALLOWED_EXTENSIONS: z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const list = (value?.trim() ? value : 'jpg,jpeg,png,gif,bmp,tiff,tif,webp')
+          .split(',')
+          .map((ext) => ext.trim().toLowerCase().replace(/^\./, ''))
+          .filter(Boolean);
+        const unknown = list.filter((ext) => !(ext in EXTENSION_FORMATS));
+        if (unknown.length || list.length === 0) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `ALLOWED_EXTENSIONS must be a comma-separated list of ${Object.keys(EXTENSION_FORMATS).join(', ')}; got ${JSON.stringify(value)}`,
+          });
+          return z.NEVER;
+        }
+        return [...new Set(list)];
+      }),
+    MAX_INPUT_PIXELS: integer('MAX_INPUT_PIXELS', 1, 50_000_000),
+    WORKER_CONCURRENCY: integer('WORKER_CONCURRENCY', 0, availableParallelism(), 64),
+    JOB_TIMEOUT_SECONDS: integer('JOB_TIMEOUT_SECONDS', 1, 60, 3600),
+  })
+  .refine((config) => config.WORKER_CONCURRENCY > 0 || config.REDIS_URL !== undefined, {
+    message: 'WORKER_CONCURRENCY=0 needs REDIS_URL: without Redis there is no separate worker to do the work',
+  });
+
+export type Config = z.output<typeof schema>;
+
+/** A configuration that cannot start the service; `message` is the one line to print. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/**
+ * Parses the environment into a `Config`, or throws a `ConfigError` naming the variable.
+ * @example loadConfig({ PORT: '8080' }).PORT // 8080
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid configuration: ${parsed.error.issues.map((issue) => issue.message).join('; ')}`);
+  }
+  return parsed.data;
+}

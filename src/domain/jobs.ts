@@ -1,0 +1,79 @@
+/**
+ * @module
+ * The records the service keeps: an uploaded file and a processing job, as the API shows them.
+ */
+import { FILE_EXTENSIONS, type InputFormat, type OutputFormat } from './formats.js';
+import type { Operation } from './operations.js';
+
+export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed';
+
+export interface FileRecord {
+  file_id: string;
+  filename: string;
+  content_type: string;
+  format: InputFormat;
+  size_bytes: number;
+  width: number;
+  height: number;
+  /** Frames of an animated GIF or WebP; 1 otherwise. */
+  pages: number;
+  uploaded_at: string;
+  sha256: string;
+}
+
+export interface JobResult {
+  format: OutputFormat;
+  width: number;
+  height: number;
+  size_bytes: number;
+  sha256: string;
+}
+
+export interface JobRecord {
+  processing_id: string;
+  file_id: string;
+  status: JobStatus;
+  cached: boolean;
+  operations: Operation[];
+  output: { format: OutputFormat; quality: number };
+  keep_metadata: boolean;
+  /** Same upload content + same normalised request = same key; results are stored under it. */
+  cache_key: string;
+  created_at: string;
+  started_at?: string;
+  completed_at?: string;
+  duration_ms?: number;
+  result?: JobResult;
+  error?: { code: string; message: string };
+}
+
+/** The part of a job a client sees on `/status` (internal keys left out). */
+export function publicJob(job: JobRecord) {
+  const { cache_key: _key, keep_metadata: _keep, ...visible } = job;
+  return {
+    ...visible,
+    ...(job.status === 'completed' ? { download_url: `/download/${job.processing_id}` } : {}),
+  };
+}
+
+/** The public listing entry of an upload. */
+export function publicFile(file: FileRecord) {
+  const { file_id, filename, format, size_bytes, width, height, uploaded_at } = file;
+  return { file_id, filename, format, size_bytes, width, height, uploaded_at };
+}
+
+/** Position in the newest-first listing of uploads. */
+export interface ListCursor {
+  uploaded_at: string;
+  file_id: string;
+}
+
+/** True when `a` comes after `b` in the newest-first order. */
+export function isOlder(a: ListCursor, b: ListCursor): boolean {
+  return a.uploaded_at < b.uploaded_at || (a.uploaded_at === b.uploaded_at && a.file_id < b.file_id);
+}
+
+/** Where the result of a job is stored: one file per distinct (content, request), shared by cache hits. */
+export function resultName(job: Pick<JobRecord, 'cache_key' | 'output'>): string {
+  return `${job.cache_key}.${FILE_EXTENSIONS[job.output.format]}`;
+}

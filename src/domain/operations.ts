@@ -1,0 +1,167 @@
+/**
+ * @module
+ * The processing request: the seven operations, their bounds and defaults, the output options, and the
+ * two request forms (the seed's query form and the JSON pipeline) parsed into one normalised `Pipeline`.
+ * The zod schemas here are also what `/openapi.json` documents.
+ */
+import { z } from '@hono/zod-openapi';
+import { invalidRequest, type FieldError } from './errors.js';
+import { OUTPUT_FORMATS } from './formats.js';
+
+export const MAX_OUTPUT_DIMENSION = 8192;
+export const MAX_OPERATIONS = 10;
+export const DEFAULT_QUALITY = 80;
+export const FIT_MODES = ['cover', 'contain', 'fill', 'inside', 'outside'] as const;
+export const OPERATION_NAMES = ['resize', 'blur', 'sharpen', 'grayscale', 'sepia', 'brightness', 'contrast'] as const;
+
+/** How a rejected value is quoted back to the client: short, and never a whole hostile payload. */
+export function quote(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+}
+
+type Issue = { input?: unknown };
+const messageFor = (field: string, allowed: string) => (iss: Issue) => `${field} must be ${allowed}, got ${quote(iss.input)}`;
+
+function integerIn(field: string, min: number, max: number) {
+  const error = messageFor(field, `an integer from ${min} to ${max}`);
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+function numberIn(field: string, min: number, max: number) {
+  const error = messageFor(field, `a number from ${min} to ${max}`);
+  return z.number({ error }).min(min, { error }).max(max, { error });
+}
+
+const flag = (field: string) => z.boolean({ error: messageFor(field, 'true or false') });
+
+function oneOf<const T extends readonly [string, ...string[]]>(field: string, values: T) {
+  return z.enum(values, { error: messageFor(field, `one of ${values.join(', ')}`) });
+}
+
+function operation<const N extends string, S extends z.ZodRawShape>(name: N, shape: S, description: string) {
+  const allowed = Object.keys(shape);
+  return z
+    .strictObject(
+      { operation: z.literal(name), ...shape },
+      {
+        error: (iss) =>
+          iss.code === 'unrecognized_keys'
+            ? `${iss.keys.join(', ')} ${iss.keys.length > 1 ? 'are not parameters' : 'is not a parameter'} of ${name}` +
+              ` (${allowed.length ? `it takes ${allowed.join(', ')}` : 'it takes none'})`
+            : undefined,
+      },
+    )
+    .openapi(`${name[0]!.toUpperCase()}${name.slice(1)}Operation`, { description });
+}
+
+const intensity = (name: string, min: number, max: number, fallback: number, meaning: string) =>
+  numberIn('intensity', min, max).default(fallback).openapi({ description: `${meaning}, ${min}–${max} (default ${fallback}) for ${name}` });
+
+export const ResizeOperation = operation('resize', {
+  width: integerIn('width', 1, MAX_OUTPUT_DIMENSION).optional().openapi({ description: `1–${MAX_OUTPUT_DIMENSION}` }),
+  height: integerIn('height', 1, MAX_OUTPUT_DIMENSION).optional().openapi({ description: `1–${MAX_OUTPUT_DIMENSION}` }),
+  fit: oneOf('fit', FIT_MODES).optional().openapi({ description: 'how both sides are honoured (default cover); ignored with one side' }),
+  without_enlargement: flag('without_enlargement').default(false),
+}, 'Lanczos resize; one side alone keeps the aspect ratio').refine((op) => op.width !== undefined || op.height !== undefined, {
+  path: ['width'],
+  error: 'resize needs width or height (or both), integers from 1 to 8192',
+});
+export const BlurOperation = operation('blur', { intensity: intensity('blur', 0.3, 100, 2, 'Gaussian sigma') }, 'Gaussian blur');
+export const SharpenOperation = operation('sharpen', { intensity: intensity('sharpen', 0.3, 10, 1, 'sigma') }, 'Unsharp mask');
+export const GrayscaleOperation = operation('grayscale', {}, 'Luminance only');
+export const SepiaOperation = operation('sepia', { intensity: intensity('sepia', 0, 1, 1, 'blend') }, 'Sepia tone blended with the original');
+export const BrightnessOperation = operation('brightness', { intensity: intensity('brightness', 0, 10, 1.2, 'factor') }, 'Multiplies lightness; 1 is unchanged');
+export const ContrastOperation = operation('contrast', { intensity: intensity('contrast', 0, 10, 1.2, 'factor') }, 'Scales around mid-grey; 1 is unchanged');
+
+export const Operation = z.discriminatedUnion(
+  'operation',
+  [ResizeOperation, BlurOperation, SharpenOperation, GrayscaleOperation, SepiaOperation, BrightnessOperation, ContrastOperation],
+  {
+    error: (iss) => {
+      const input = iss.input as { operation?: unknown } | undefined;
+      if (typeof input !== 'object' || input === null || Array.isArray(input)) return `each operation must be an object like {"operation": "blur"}, got ${quote(input)}`;
+      return `operation must be one of ${OPERATION_NAMES.join(', ')}, got ${quote(input.operation)}`;
+    },
+  },
+);
+export type Operation = z.output<typeof Operation>;
+
+export const OutputFormatField = oneOf('format', OUTPUT_FORMATS);
+export const QualityField = integerIn('quality', 1, 100);
+
+export const PipelineRequest = z
+  .strictObject({
+    operations: z
+      .array(Operation, { error: (iss) => `operations must be a list of 1 to ${MAX_OPERATIONS} operations, got ${quote(iss.input)}` })
+      .min(1, { error: `operations must hold 1 to ${MAX_OPERATIONS} operations, got none` })
+      .max(MAX_OPERATIONS, { error: (iss) => `operations must hold 1 to ${MAX_OPERATIONS} operations, got ${(iss.input as unknown[]).length}` }),
+    format: OutputFormatField.optional().openapi({ description: "default: the input's format where it can be written (BMP gives PNG)" }),
+    quality: QualityField.default(DEFAULT_QUALITY).openapi({ description: 'lossy formats only, 1–100' }),
+    keep_metadata: flag('keep_metadata').default(false),
+  }, {
+    error: (iss) => {
+      if (iss.code === 'unrecognized_keys') return `${iss.keys.join(', ')}: not a field of the request (it takes operations, format, quality, keep_metadata)`;
+      return `the body must be a JSON object like {"operations": [{"operation": "blur"}]}, got ${quote(iss.input)}`;
+    },
+  })
+  .openapi('PipelineRequest');
+export type PipelineRequest = z.output<typeof PipelineRequest>;
+
+/** A request reduced to its meaning: defaults filled in, nothing that cannot change the result. */
+export interface Pipeline {
+  operations: Operation[];
+  format?: (typeof OUTPUT_FORMATS)[number];
+  quality: number;
+  keep_metadata: boolean;
+}
+
+/** Reduces a parsed request to its meaning (the cache key is taken from this). */
+export function normalisePipeline(request: PipelineRequest): Pipeline {
+  const operations = request.operations.map((op): Operation => {
+    if (op.operation !== 'resize') return op;
+    const both = op.width !== undefined && op.height !== undefined;
+    const { fit, ...rest } = op;
+    return both ? { ...rest, fit: fit ?? 'cover' } : rest;
+  });
+  return { operations, format: request.format, quality: request.quality, keep_metadata: request.keep_metadata };
+}
+
+/** One `FieldError` per zod issue, paths joined with dots (`operations.1.intensity`). */
+export function fieldErrorsOf(error: z.ZodError, stripPrefix?: string): FieldError[] {
+  return error.issues.map((issue) => {
+    const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
+    let path = [...issue.path, ...keys.slice(0, 1)].join('.');
+    if (stripPrefix && path.startsWith(stripPrefix)) path = path.slice(stripPrefix.length);
+    return { path: path || 'body', message: issue.message };
+  });
+}
+
+const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const numeric = (text: string | undefined) => (text !== undefined && NUMBER_TEXT.test(text.trim()) ? Number(text) : text);
+const BOOLEAN_TEXT: Record<string, boolean> = { true: true, false: false, '1': true, '0': false };
+const boolean = (text: string | undefined) => (text !== undefined && text.toLowerCase() in BOOLEAN_TEXT ? BOOLEAN_TEXT[text.toLowerCase()] : text);
+
+/**
+ * Parses the seed's query form: one `operation` plus its parameters and the output options.
+ * Text that is not a number stays text, so the error quotes what the client sent.
+ * @example parsePipelineQuery({ operation: 'resize', width: '200', height: '150' })
+ */
+export function parsePipelineQuery(query: Record<string, string | undefined>): Pipeline {
+  const { format, quality, keep_metadata, operation: name, ...params } = query;
+  if (name === undefined || name === '') {
+    throw invalidRequest([{ path: 'operation', message: `operation is required: one of ${OPERATION_NAMES.join(', ')} (or send a JSON body with "operations")` }]);
+  }
+  const op: Record<string, unknown> = { operation: name };
+  for (const [key, value] of Object.entries(params)) {
+    op[key] = key === 'without_enlargement' ? boolean(value) : numeric(value);
+  }
+  const body: Record<string, unknown> = { operations: [op] };
+  if (format !== undefined) body.format = format;
+  if (quality !== undefined) body.quality = numeric(quality);
+  if (keep_metadata !== undefined) body.keep_metadata = boolean(keep_metadata);
+  const parsed = PipelineRequest.safeParse(body);
+  if (!parsed.success) throw invalidRequest(fieldErrorsOf(parsed.error, 'operations.0.'));
+  return normalisePipeline(parsed.data);
+}

@@ -1,0 +1,70 @@
+/**
+ * @module
+ * Runs one job: the same code behind the embedded queue and a Redis worker. Running a job twice is
+ * harmless (results are keyed by content and written atomically), and every failure ends the job
+ * `failed` with a code and a message; nothing escapes to crash the worker.
+ */
+import { AppError } from './domain/errors.js';
+import { resultName, type JobRecord, type JobResult } from './domain/jobs.js';
+import type { ImageProcessor, ImageStore, JobOutcome, JobStore } from './ports.js';
+
+export interface JobRunnerDeps {
+  jobs: JobStore;
+  store: ImageStore;
+  processor: ImageProcessor;
+  timeoutSeconds: number;
+  now?: () => Date;
+}
+
+export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = () => new Date() }: JobRunnerDeps) {
+  return async function runJob(processingId: string): Promise<JobOutcome> {
+    const job = await jobs.getJob(processingId);
+    if (!job || job.status === 'completed' || job.status === 'failed') return 'skipped';
+    const startedAt = now();
+    await jobs.updateJob(processingId, { status: 'processing', started_at: startedAt.toISOString() });
+    try {
+      const result = await produce(job);
+      const completedAt = now();
+      await jobs.updateJob(processingId, {
+        status: 'completed',
+        result,
+        completed_at: completedAt.toISOString(),
+        duration_ms: completedAt.getTime() - startedAt.getTime(),
+      });
+      await jobs.markCompleted(job.cache_key, processingId);
+      return 'completed';
+    } catch (error) {
+      const completedAt = now();
+      const failure = error instanceof AppError
+        ? { code: error.code, message: error.detail }
+        : { code: 'internal_error', message: 'processing failed unexpectedly' };
+      await jobs.updateJob(processingId, {
+        status: 'failed',
+        error: failure,
+        completed_at: completedAt.toISOString(),
+        duration_ms: completedAt.getTime() - startedAt.getTime(),
+      });
+      return 'failed';
+    }
+  };
+
+  async function produce(job: JobRecord): Promise<JobResult> {
+    // Another job with the same key may have finished meanwhile (or this one ran before a crash).
+    const doneId = await jobs.findCompleted(job.cache_key);
+    const done = doneId ? await jobs.getJob(doneId) : undefined;
+    if (done?.result && (await store.hasResult(resultName(job)))) return done.result;
+    const file = await jobs.getFile(job.file_id);
+    if (!file) throw new AppError(422, 'file_missing', 'the uploaded file is no longer known');
+    const image = await processor.process({
+      fileId: file.file_id,
+      inputFormat: file.format,
+      pages: file.pages,
+      operations: job.operations,
+      output: job.output,
+      keepMetadata: job.keep_metadata,
+      timeoutSeconds,
+    });
+    const written = await store.writeResult(resultName(job), image.data);
+    return { format: job.output.format, width: image.width, height: image.height, size_bytes: written.sizeBytes, sha256: written.sha256 };
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * @module
+ * The ports: what the handlers and the job runner need from the outside world, in domain words.
+ * Adapters implement them twice, embedded (process + disk) and Redis; handlers never know which.
+ */
+import type { InputFormat, OutputFormat } from './domain/formats.js';
+import type { FileRecord, JobRecord, JobStatus, ListCursor } from './domain/jobs.js';
+import type { Operation } from './domain/operations.js';
+
+/** An upload written to a staging area, not yet visible anywhere. */
+export interface StagedUpload {
+  stagingKey: string;
+  /** As the client sent it (sanitise before storing). */
+  filename: string;
+  sizeBytes: number;
+  sha256: string;
+  /** The first bytes, to tell the format. */
+  head: Uint8Array;
+}
+
+export interface UploadRules {
+  /** The multipart part that holds the file. */
+  fieldName: string;
+  maxBytes: number;
+  /** Called with the part's file name before its bytes are read; throws to refuse the upload early. */
+  checkFilename(filename: string): void;
+}
+
+/** Streams a multipart upload to staging, enforcing the size limit while the bytes arrive. */
+export interface UploadReceiver {
+  receive(request: Request, rules: UploadRules): Promise<StagedUpload>;
+}
+
+export interface StoredFile {
+  body: ReadableStream<Uint8Array>;
+  sizeBytes: number;
+}
+
+/** Original uploads and results. Every write is atomic: a reader sees all of a file or nothing. */
+export interface ImageStore {
+  commitUpload(stagingKey: string, fileId: string): Promise<void>;
+  discardStaged(stagingKey: string): Promise<void>;
+  hasResult(name: string): Promise<boolean>;
+  writeResult(name: string, bytes: Uint8Array): Promise<{ sizeBytes: number; sha256: string }>;
+  openResult(name: string): Promise<StoredFile | undefined>;
+  freeBytes(): Promise<number | undefined>;
+}
+
+export interface ImageInfo {
+  width: number;
+  height: number;
+  pages: number;
+}
+
+export interface ProcessTask {
+  fileId: string;
+  inputFormat: InputFormat;
+  pages: number;
+  operations: Operation[];
+  output: { format: OutputFormat; quality: number };
+  keepMetadata: boolean;
+  timeoutSeconds: number;
+}
+
+export interface ProcessedImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** The image work itself; runs off the event loop. */
+export interface ImageProcessor {
+  /** Dimensions as displayed (after EXIF orientation) and frame count, from the header alone. */
+  probe(stagingKey: string, format: InputFormat): Promise<ImageInfo>;
+  process(task: ProcessTask): Promise<ProcessedImage>;
+}
+
+export interface FilePage {
+  items: FileRecord[];
+  total: number;
+  hasMore: boolean;
+}
+
+/** Records of uploads and jobs, the `/list` index and the result cache. */
+export interface JobStore {
+  putFile(file: FileRecord): Promise<void>;
+  getFile(fileId: string): Promise<FileRecord | undefined>;
+  listFiles(limit: number, after?: ListCursor): Promise<FilePage>;
+  putJob(job: JobRecord): Promise<void>;
+  getJob(processingId: string): Promise<JobRecord | undefined>;
+  /** Applies `patch` and returns the new record, or `undefined` when the job is unknown. */
+  updateJob(processingId: string, patch: Partial<JobRecord>): Promise<JobRecord | undefined>;
+  /** The processing id of a completed job whose result has this cache key. */
+  findCompleted(cacheKey: string): Promise<string | undefined>;
+  markCompleted(cacheKey: string, processingId: string): Promise<void>;
+  /** Jobs left `queued` or `processing`, to hand back to the queue after a restart. */
+  unfinishedJobs(): Promise<string[]>;
+}
+
+export interface QueueCounts {
+  waiting: number;
+  active: number;
+  completed: number;
+  failed: number;
+  workers: number;
+}
+
+export interface JobQueue {
+  enqueue(processingId: string): Promise<void>;
+  counts(): Promise<QueueCounts>;
+}
+
+/** What a runner reports back to the queue that called it. */
+export type JobOutcome = Extract<JobStatus, 'completed' | 'failed'> | 'skipped';
+
+export interface RedisProbe {
+  ping(): Promise<{ status: 'connected' | 'disconnected'; latency_ms?: number }>;
+}
+
+/** Limits and facts the handlers need, taken from the configuration once. */
+export interface ServiceSettings {
+  version: string;
+  maxFileSize: number;
+  maxInputPixels: number;
+  allowedExtensions: readonly string[];
+  startedAt: Date;
+}
+
+/** Static files the app serves itself (a service in a private VPC cannot reach a CDN). */
+export interface DocsAssets {
+  /** The API reference page's script bundle. */
+  scalarScript(): Promise<Uint8Array>;
+}
+
+/** Everything `createApp` is given. */
+export interface AppDeps {
+  settings: ServiceSettings;
+  uploads: UploadReceiver;
+  store: ImageStore;
+  processor: ImageProcessor;
+  jobs: JobStore;
+  queue: JobQueue;
+  docs: DocsAssets;
+  redis?: RedisProbe;
+}
