@@ -74,6 +74,7 @@ export class SharpProcessor implements ImageProcessor {
           premultiplied: info.premultiplied,
           ...(animated && info.pageHeight ? { pageHeight: info.pageHeight } : {}),
         },
+        animated,
         limitInputPixels: false,
       });
     }
