@@ -40,7 +40,7 @@ export function contractSuite(name: string, makeHarness: HarnessFactory): void {
       it('GET /health reports every dependency', async () => {
         const response = await send('/health');
         expect(response.status).toBe(200);
-        const body = (await response.json()) as Record<string, any>;
+        const body = (await response.json()) as { status: string; uptime_seconds: number; services: { redis: { status: string }; queue: Record<string, number> } };
         expect(body).toMatchObject({ status: 'healthy', services: { storage: { status: 'ok' } } });
         expect(body.services.redis.status).toMatch(/^(connected|not_configured)$/);
         expect(Object.keys(body.services.queue).sort()).toEqual(['active', 'completed', 'failed', 'waiting', 'workers']);
@@ -181,7 +181,7 @@ export function contractSuite(name: string, makeHarness: HarnessFactory): void {
         await expectProblem(await post(noFile), 400, 'missing_file');
         await expectProblem(await post(multipart(new Uint8Array(0), 'empty.png')), 400, 'empty_file');
         const two = multipart(photo, 'one.jpg');
-        two.append('file', new Blob([photo]), 'two.jpg');
+        two.append('file', new Blob([new Uint8Array(photo)]), 'two.jpg');
         await expectProblem(await post(two), 400, 'too_many_files');
         await expectProblem(await send('/upload', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }), 400, 'not_multipart');
         await expectProblem(await send('/upload', { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: 'x' }), 400, 'malformed_multipart');

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 
 /** A noisy photo-like JPEG: real entropy, so codecs do real work. */
 export function noisyJpeg(width = 320, height = 240): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg({ quality: 90 }).toBuffer();
 }
 
 export function solid(width: number, height: number, color: { r: number; g: number; b: number; alpha?: number }, format: 'png' | 'jpeg' | 'webp' | 'tiff' = 'png'): Promise<Buffer> {
