@@ -1,0 +1,60 @@
+/**
+ * @module
+ * Starts the real server entry point in a child process on a free port, as a user would run it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface ServerProcess {
+  baseUrl: string;
+  child: ChildProcess;
+  dir: string;
+  output: () => string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Spawns `src/server.ts` (through tsx) with `env`; resolves once it listens, or when it exits early. */
+export async function startServer(env: Record<string, string> = {}, dir?: string): Promise<ServerProcess> {
+  const home = dir ?? (await mkdtemp(join(tmpdir(), 'image-service-e2e-')));
+  const port = await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: process.cwd(),
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      UPLOAD_DIR: join(home, 'uploads'),
+      PROCESSED_DIR: join(home, 'processed'),
+      STATE_DIR: join(home, 'state'),
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('"listening"')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then(() => resolve());
+  });
+  return { baseUrl: `http://127.0.0.1:${port}`, child, dir: home, output: () => output, exited };
+}
