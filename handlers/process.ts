@@ -5,7 +5,7 @@
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { notFound, unavailable } from '../src/domain/errors.js';
-import { defaultOutputFormat } from '../src/domain/formats.js';
+import { defaultOutputFormat, LOSSY_FORMATS } from '../src/domain/formats.js';
 import { publicJob, resultName, type JobRecord } from '../src/domain/jobs.js';
 import { normalisePipeline, parsePipelineQuery, PipelineRequest, type Pipeline } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
@@ -67,7 +67,8 @@ export function processHandler({ jobs, queue, store }: ProcessDeps): RouteHandle
       operations: pipeline.operations,
       output,
       keep_metadata: pipeline.keep_metadata,
-      cache_key: await sha256Hex(JSON.stringify([file.sha256, pipeline.operations, output, pipeline.keep_metadata])),
+      // Quality is part of the result only where the encoder uses it.
+      cache_key: await sha256Hex(JSON.stringify([file.sha256, pipeline.operations, output.format, LOSSY_FORMATS.has(output.format) ? output.quality : null, pipeline.keep_metadata])),
       created_at: now,
     };
 

@@ -24,6 +24,9 @@ export const FILE_EXTENSIONS: Readonly<Record<OutputFormat, string>> = {
   jpeg: 'jpg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff',
 };
 
+/** Output formats whose encoders use `quality`; the others ignore it. */
+export const LOSSY_FORMATS: ReadonlySet<OutputFormat> = new Set(['jpeg', 'webp', 'avif']);
+
 /** How many leading bytes `sniffFormat` needs. */
 export const SNIFF_BYTES = 32;
 

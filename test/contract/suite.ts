@@ -117,8 +117,12 @@ export function contractSuite(name: string, makeHarness: HarnessFactory): void {
         // The same content uploaded again under another name hits the same cache entry.
         const twin = await upload(send, photo, 'twin.jpg');
         expect((await submit(send, twin.file_id, { operations: [{ operation: 'blur', intensity: 3 }] })).cached).toBe(true);
-        // A different output is a different result.
-        expect((await submit(send, file.file_id, 'operation=blur&intensity=3&format=png')).cached).toBe(false);
+        // A different output is a different result; quality only counts where the format uses it.
+        const png = await submit(send, file.file_id, 'operation=blur&intensity=3&format=png&quality=50');
+        expect(png.cached).toBe(false);
+        await waitForJob(send, png.processing_id);
+        expect((await submit(send, file.file_id, 'operation=blur&intensity=3&format=png&quality=90')).cached).toBe(true);
+        expect((await submit(send, file.file_id, 'operation=blur&intensity=3&quality=90')).cached).toBe(false);
       });
 
       it('lists uploads newest first, a page at a time', async () => {
