@@ -4,11 +4,12 @@
  * `completed` with `cached: true` when the same result (same content, same normalised request) exists.
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
-import { notFound, unavailable } from '../src/domain/errors.js';
+import { AppError, notFound, unavailable } from '../src/domain/errors.js';
 import { defaultOutputFormat, LOSSY_FORMATS } from '../src/domain/formats.js';
 import { publicJob, resultName, type JobRecord } from '../src/domain/jobs.js';
 import { normalisePipeline, parsePipelineQuery, PipelineRequest, type Pipeline } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
+import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
 import { type AppEnv, FileIdParams, JobStatusSchema, problemResponse } from './schemas.js';
 
 const queryText = (description: string) => z.string().optional().openapi({ description });
@@ -47,16 +48,21 @@ export const processRoute = createRoute({
   },
 });
 
-type ProcessDeps = Pick<AppDeps, 'jobs' | 'queue' | 'store'>;
+type ProcessDeps = Pick<AppDeps, 'jobs' | 'queue' | 'store' | 'idempotency'>;
 
-export function processHandler({ jobs, queue, store }: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
+export function processHandler({ jobs, queue, store, idempotency }: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
   return async function process(c) {
     const { file_id: fileId } = c.req.valid('param');
+    const key = idempotencyKeyOf(c);
     const isJson = /^application\/json/i.test(c.req.header('content-type') ?? '');
     const pipeline: Pipeline = isJson ? normalisePipeline(c.req.valid('json')) : parsePipelineQuery(c.req.query());
+    const { body, replayed } = await once(idempotency, 'process', key, `${fileId}:${JSON.stringify(pipeline)}`, () => accept(fileId, pipeline));
+    return c.json(body, 200, replayHeaders(replayed));
+  };
+
+  async function accept(fileId: string, pipeline: Pipeline) {
     const file = await jobs.getFile(fileId);
     if (!file) throw notFound('file_not_found', `no upload has file_id ${fileId}`);
-
     const output = { format: pipeline.format ?? defaultOutputFormat(file.format), quality: pipeline.quality };
     const now = new Date().toISOString();
     const job: JobRecord = {
@@ -73,23 +79,34 @@ export function processHandler({ jobs, queue, store }: ProcessDeps): RouteHandle
     };
 
     const hit = await cachedResult(job);
-    const answer: JobRecord = hit ? { ...job, status: 'completed', cached: true, started_at: now, completed_at: now, duration_ms: 0, result: hit } : job;
-    await jobs.putJob(answer);
-    if (!hit) {
-      await queue.enqueue(job.processing_id).catch(async () => {
-        await jobs.updateJob(job.processing_id, { status: 'failed', error: { code: 'queue_unavailable', message: 'the job could not be queued' } });
-        throw unavailable('queue_unavailable', 'the job queue is unavailable; retry shortly');
-      });
+    if (hit) {
+      const answer: JobRecord = { ...job, status: 'completed', cached: true, started_at: now, completed_at: now, duration_ms: 0, result: hit };
+      await jobs.putJob(answer);
+      // The newest job now stands for the result, which lives on for another retention period.
+      await jobs.markCompleted(job.cache_key, job.processing_id);
+      await store.touchResult(resultName(job));
+      return accepted(answer);
+    }
+    await jobs.putJob(job);
+    try {
+      await queue.enqueue(job.processing_id);
+    } catch (error) {
+      await jobs.updateJob(job.processing_id, { status: 'failed', error: { code: 'queue_unavailable', message: 'the job could not be queued' } }).catch(() => undefined);
+      throw error instanceof AppError ? error : unavailable('queue_unavailable', 'the job queue is unavailable; retry shortly');
     }
     // The answer is the job as accepted: a worker may already have moved it on, which /status shows.
-    return c.json({ ...publicJob(answer), status_url: `/status/${job.processing_id}`, download_url: `/download/${job.processing_id}` }, 200);
-  };
+    return accepted(job);
+  }
 
   async function cachedResult(job: JobRecord) {
     const doneId = await jobs.findCompleted(job.cache_key);
     const done = doneId ? await jobs.getJob(doneId) : undefined;
     return done?.status === 'completed' && done.result && (await store.hasResult(resultName(done))) ? done.result : undefined;
   }
+}
+
+function accepted(job: JobRecord) {
+  return { ...publicJob(job), status_url: `/status/${job.processing_id}`, download_url: `/download/${job.processing_id}` };
 }
 
 async function sha256Hex(text: string): Promise<string> {

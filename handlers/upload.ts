@@ -8,7 +8,8 @@ import { AppError, tooLarge, unsupportedMedia } from '../src/domain/errors.js';
 import { sanitizeFilename } from '../src/domain/filenames.js';
 import { EXTENSION_FORMATS, extensionOf, MIME_TYPES, sniffFormat } from '../src/domain/formats.js';
 import type { FileRecord } from '../src/domain/jobs.js';
-import type { AppDeps } from '../src/ports.js';
+import type { AppDeps, StagedUpload } from '../src/ports.js';
+import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
 import { type AppEnv, problemResponse, UploadedFile } from './schemas.js';
 
 export const uploadRoute = createRoute({
@@ -35,9 +36,9 @@ export const uploadRoute = createRoute({
   },
 });
 
-type UploadDeps = Pick<AppDeps, 'settings' | 'uploads' | 'store' | 'processor' | 'jobs'>;
+type UploadDeps = Pick<AppDeps, 'settings' | 'uploads' | 'store' | 'processor' | 'jobs' | 'idempotency'>;
 
-export function uploadHandler({ settings, uploads, store, processor, jobs }: UploadDeps): RouteHandler<typeof uploadRoute, AppEnv> {
+export function uploadHandler({ settings, uploads, store, processor, jobs, idempotency }: UploadDeps): RouteHandler<typeof uploadRoute, AppEnv> {
   const allowedExtensions = new Set(settings.allowedExtensions);
   const allowedFormats = new Set(settings.allowedExtensions.map((ext) => EXTENSION_FORMATS[ext]));
   const extensionList = settings.allowedExtensions.map((ext) => `.${ext}`).join(', ');
@@ -50,39 +51,47 @@ export function uploadHandler({ settings, uploads, store, processor, jobs }: Upl
   }
 
   return async function upload(c) {
+    const key = idempotencyKeyOf(c);
     const staged = await uploads.receive(c.req.raw, { fieldName: 'file', maxBytes: settings.maxFileSize, checkFilename }).catch((error: unknown) => {
       // The body may still be arriving: close the connection rather than drain it.
       throw error instanceof AppError ? error.withHeaders({ Connection: 'close' }) : error;
     });
+    const filename = sanitizeFilename(staged.filename);
     try {
-      const format = sniffFormat(staged.head);
-      if (!format || !allowedFormats.has(format)) {
-        throw unsupportedMedia('unsupported_format', `the file's content is not an image of an allowed format (${[...allowedFormats].join(', ')})`);
-      }
-      const info = await processor.probe(staged.stagingKey, format);
-      const pixels = info.width * info.height * info.pages;
-      if (pixels > settings.maxInputPixels) {
-        throw tooLarge('too_many_pixels', `the image is ${info.width}×${info.height}${info.pages > 1 ? `×${info.pages} frames` : ''} = ${pixels} pixels; the limit is ${settings.maxInputPixels} (MAX_INPUT_PIXELS)`);
-      }
-      const record: FileRecord = {
-        file_id: crypto.randomUUID(),
-        filename: sanitizeFilename(staged.filename),
-        content_type: MIME_TYPES[format],
-        format,
-        size_bytes: staged.sizeBytes,
-        width: info.width,
-        height: info.height,
-        pages: info.pages,
-        uploaded_at: new Date().toISOString(),
-        sha256: staged.sha256,
-      };
-      await store.commitUpload(staged.stagingKey, record.file_id);
-      await jobs.putFile(record);
-      const { pages: _pages, ...visible } = record;
-      return c.json(visible, 200);
+      const { body, replayed } = await once(idempotency, 'upload', key, `${staged.sha256}:${filename}`, () => commit(staged, filename));
+      if (replayed) await store.discardStaged(staged.stagingKey);
+      return c.json(body, 200, replayHeaders(replayed));
     } catch (error) {
       await store.discardStaged(staged.stagingKey);
       throw error;
     }
   };
+
+  async function commit(staged: StagedUpload, filename: string) {
+    const format = sniffFormat(staged.head);
+    if (!format || !allowedFormats.has(format)) {
+      throw unsupportedMedia('unsupported_format', `the file's content is not an image of an allowed format (${[...allowedFormats].join(', ')})`);
+    }
+    const info = await processor.probe(staged.stagingKey, format);
+    const pixels = info.width * info.height * info.pages;
+    if (pixels > settings.maxInputPixels) {
+      throw tooLarge('too_many_pixels', `the image is ${info.width}×${info.height}${info.pages > 1 ? `×${info.pages} frames` : ''} = ${pixels} pixels; the limit is ${settings.maxInputPixels} (MAX_INPUT_PIXELS)`);
+    }
+    const record: FileRecord = {
+      file_id: crypto.randomUUID(),
+      filename,
+      content_type: MIME_TYPES[format],
+      format,
+      size_bytes: staged.sizeBytes,
+      width: info.width,
+      height: info.height,
+      pages: info.pages,
+      uploaded_at: new Date().toISOString(),
+      sha256: staged.sha256,
+    };
+    await store.commitUpload(staged.stagingKey, record.file_id);
+    await jobs.putFile(record);
+    const { pages: _pages, ...visible } = record;
+    return visible;
+  }
 }

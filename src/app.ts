@@ -16,7 +16,7 @@ import { rootHandler, rootRoute } from '../handlers/root.js';
 import type { AppEnv } from '../handlers/schemas.js';
 import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
-import { AppError, invalidRequest, tooLarge } from './domain/errors.js';
+import { AppError, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf } from './domain/operations.js';
 import { problem } from './problem.js';
 import type { AppDeps } from './ports.js';
@@ -38,6 +38,13 @@ export function createApp(deps: AppDeps, { onUnexpectedError = () => {} }: AppOp
 
   // An incoming X-Request-Id is honoured only when short and plain ([A-Za-z0-9_=-]); otherwise a UUID.
   app.use(requestId({ limitLength: 128 }));
+  // With Redis down, refuse work at once (before reading a 10 MB body) instead of hanging.
+  for (const path of ['/upload', '/process/*']) {
+    app.on('POST', path, async (c, next) => {
+      if (deps.redis && !deps.redis.ready()) throw unavailable('redis_unavailable', 'Redis is unreachable; retry shortly', 2).withHeaders({ Connection: 'close' });
+      await next();
+    });
+  }
   app.use('/process/*', bodyLimit({
     maxSize: MAX_JSON_BYTES,
     onError: (c) => problem(tooLarge('body_too_large', `the JSON body must be at most ${MAX_JSON_BYTES} bytes`).withHeaders({ Connection: 'close' }), c.get('requestId')),

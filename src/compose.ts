@@ -1,23 +1,40 @@
 /**
  * @module
- * Builds the adapters for a configuration, once, at start-up: the embedded default (state in this process
- * and on disk, work on an in-process queue). Entry points and end-to-end tests share it.
+ * Builds the adapters for a configuration, once, at start-up. Without `REDIS_URL`: the embedded default
+ * (state in this process and on disk, an in-process queue). With it: state, cache, idempotency keys and
+ * the queue in Redis, and a BullMQ worker in this process when `WORKER_CONCURRENCY` > 0.
  */
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { readFileSync } from 'node:fs';
+import { BullQueue, startBullWorker } from './adapters/bull-queue.js';
 import { DiskStore } from './adapters/disk-store.js';
 import { EmbeddedJobStore } from './adapters/embedded-job-store.js';
 import { EmbeddedQueue } from './adapters/embedded-queue.js';
+import { MemoryIdempotency } from './adapters/memory-idempotency.js';
 import { MultipartReceiver } from './adapters/multipart-receiver.js';
+import { connectRedis, redisProbe } from './adapters/redis-connection.js';
+import { RedisIdempotency } from './adapters/redis-idempotency.js';
+import { RedisJobStore } from './adapters/redis-job-store.js';
 import { scalarAssets } from './adapters/scalar-assets.js';
 import { SharpProcessor } from './adapters/sharp-processor.js';
 import type { Config } from './config.js';
 import { createJobRunner } from './job-runner.js';
-import type { AppDeps } from './ports.js';
+import { throttledErrorLog } from './log.js';
+import type { AppDeps, IdempotencyStore, JobQueue, JobStore, RedisProbe } from './ports.js';
+import { createSweeper, scheduleSweeps, sweepIntervalSeconds, type SweepReport } from './retention.js';
+
+const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 
 export interface Service {
+  mode: 'embedded' | 'redis';
   deps: AppDeps;
   /** Resolves when no job is waiting or running. */
-  idle(): Promise<void>;
+  idle(timeoutMs?: number): Promise<void>;
+  /** One retention sweep now. */
+  sweep(): Promise<SweepReport>;
+  /** Stops taking jobs, lets running ones finish (up to `timeoutMs`), closes connections. */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 /** The version in package.json, found from this file whether it runs from `src/` or `dist/src/`. */
@@ -33,15 +50,17 @@ export function packageVersion(): string {
   return '0.0.0';
 }
 
-export async function composeEmbedded(config: Config): Promise<Service> {
+export async function composeService(config: Config): Promise<Service> {
+  return config.REDIS_URL ? composeRedis(config, config.REDIS_URL) : composeEmbedded(config);
+}
+
+async function openFiles(config: Config) {
   const store = await DiskStore.open({ uploadDir: config.UPLOAD_DIR, processedDir: config.PROCESSED_DIR });
-  const jobs = await EmbeddedJobStore.open(config.STATE_DIR);
-  const processor = new SharpProcessor(store, config.MAX_INPUT_PIXELS);
-  const runJob = createJobRunner({ jobs, store, processor, timeoutSeconds: config.JOB_TIMEOUT_SECONDS });
-  const queue = new EmbeddedQueue(runJob, config.WORKER_CONCURRENCY);
-  // Jobs that were queued or running when the process last stopped are finished now.
-  for (const processingId of await jobs.unfinishedJobs()) await queue.enqueue(processingId);
-  const deps: AppDeps = {
+  return { store, processor: new SharpProcessor(store, config.MAX_INPUT_PIXELS) };
+}
+
+function appDeps(config: Config, parts: { store: DiskStore; processor: SharpProcessor; jobs: JobStore; queue: JobQueue; idempotency: IdempotencyStore; redis?: RedisProbe }): AppDeps {
+  return {
     settings: {
       version: packageVersion(),
       maxFileSize: config.MAX_FILE_SIZE,
@@ -49,12 +68,98 @@ export async function composeEmbedded(config: Config): Promise<Service> {
       allowedExtensions: config.ALLOWED_EXTENSIONS,
       startedAt: new Date(),
     },
-    uploads: new MultipartReceiver(store),
-    store,
-    processor,
-    jobs,
-    queue,
+    uploads: new MultipartReceiver(parts.store),
     docs: scalarAssets,
+    ...parts,
   };
-  return { deps, idle: () => queue.idle() };
+}
+
+async function composeEmbedded(config: Config): Promise<Service> {
+  const { store, processor } = await openFiles(config);
+  const jobs = await EmbeddedJobStore.open(config.STATE_DIR);
+  const runJob = createJobRunner({ jobs, store, processor, timeoutSeconds: config.JOB_TIMEOUT_SECONDS });
+  const queue = new EmbeddedQueue(runJob, config.WORKER_CONCURRENCY);
+  // Jobs that were queued or running when the process last stopped are finished now.
+  for (const processingId of await jobs.unfinishedJobs()) await queue.enqueue(processingId);
+  const sweep = createSweeper({ jobs, store, retentionSeconds: config.RETENTION_SECONDS });
+  const stopSweeps = scheduleSweeps(sweep, sweepIntervalSeconds(config.RETENTION_SECONDS), throttledErrorLog('retention sweep'));
+  return {
+    mode: 'embedded',
+    deps: appDeps(config, { store, processor, jobs, queue, idempotency: new MemoryIdempotency(IDEMPOTENCY_TTL_SECONDS) }),
+    idle: (timeoutMs = 60_000) => within(queue.idle(), timeoutMs),
+    sweep,
+    async close(timeoutMs = 25_000) {
+      stopSweeps();
+      // Unfinished jobs stay on disk as queued/processing and run at the next start.
+      await within(queue.idle(), timeoutMs);
+    },
+  };
+}
+
+async function composeRedis(config: Config, url: string): Promise<Service> {
+  const prefix = config.REDIS_KEY_PREFIX;
+  const { store, processor } = await openFiles(config);
+  const api = connectRedis(url, 'api', throttledErrorLog('redis'));
+  const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS);
+  const queue = new BullQueue(api, prefix, throttledErrorLog('queue'));
+  const runJob = createJobRunner({ jobs, store, processor, timeoutSeconds: config.JOB_TIMEOUT_SECONDS });
+
+  let workerConnection: Redis | undefined;
+  let worker: Worker | undefined;
+  if (config.WORKER_CONCURRENCY > 0) {
+    workerConnection = connectRedis(url, 'worker', throttledErrorLog('redis (worker)'));
+    worker = startBullWorker({
+      connection: workerConnection,
+      prefix,
+      concurrency: config.WORKER_CONCURRENCY,
+      lockSeconds: config.WORKER_LOCK_SECONDS,
+      run: runJob,
+      onError: throttledErrorLog('worker'),
+    });
+  }
+
+  const interval = sweepIntervalSeconds(config.RETENTION_SECONDS);
+  const sweep = createSweeper({
+    jobs,
+    store,
+    retentionSeconds: config.RETENTION_SECONDS,
+    acquire: async () => (await api.set(`${prefix}:sweep-lock`, String(process.pid), 'EX', interval, 'NX')) === 'OK',
+  });
+  const stopSweeps = scheduleSweeps(sweep, interval, throttledErrorLog('retention sweep'));
+
+  const idle = async (timeoutMs = 60_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const counts = await queue.counts().catch(() => undefined);
+      if (counts && counts.waiting + counts.active === 0) return;
+      if (Date.now() > deadline) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  return {
+    mode: 'redis',
+    deps: appDeps(config, { store, processor, jobs, queue, idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY_TTL_SECONDS), redis: redisProbe(api) }),
+    idle,
+    sweep,
+    async close(timeoutMs = 25_000) {
+      stopSweeps();
+      // A job still running when the time is up is left to BullMQ: its lock expires and another worker runs it.
+      if (worker) await within(worker.close(), timeoutMs);
+      await queue.close().catch(() => undefined);
+      for (const client of [api, workerConnection]) client?.disconnect();
+    },
+  };
+}
+
+/** Waits for `promise`, but no longer than `timeoutMs`. */
+function within(promise: Promise<unknown>, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    void promise.catch(() => undefined).finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }

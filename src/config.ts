@@ -58,6 +58,14 @@ const schema = z
     MAX_INPUT_PIXELS: integer('MAX_INPUT_PIXELS', 1, 50_000_000),
     WORKER_CONCURRENCY: integer('WORKER_CONCURRENCY', 0, availableParallelism(), 64),
     JOB_TIMEOUT_SECONDS: integer('JOB_TIMEOUT_SECONDS', 1, 60, 3600),
+    RETENTION_SECONDS: integer('RETENTION_SECONDS', 1, 7 * 24 * 3600),
+    REDIS_KEY_PREFIX: z
+      .string()
+      .optional()
+      .transform((value) => value?.trim() || 'imgsvc')
+      .refine((value) => /^[A-Za-z0-9_.-]{1,64}$/.test(value), { message: 'REDIS_KEY_PREFIX must be 1 to 64 letters, digits, dots, dashes or underscores' }),
+    WORKER_LOCK_SECONDS: integer('WORKER_LOCK_SECONDS', 1, 30, 600),
+    SHUTDOWN_TIMEOUT_SECONDS: integer('SHUTDOWN_TIMEOUT_SECONDS', 0, 25, 600),
   })
   .refine((config) => config.WORKER_CONCURRENCY > 0 || config.REDIS_URL !== undefined, {
     message: 'WORKER_CONCURRENCY=0 needs REDIS_URL: without Redis there is no separate worker to do the work',

@@ -16,8 +16,19 @@ export interface JobRunnerDeps {
   now?: () => Date;
 }
 
-export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = () => new Date() }: JobRunnerDeps) {
-  return async function runJob(processingId: string): Promise<JobOutcome> {
+export interface RunOptions {
+  /**
+   * False when the queue will try again: an unexpected failure (storage, Redis) then puts the job back to
+   * `queued` and is rethrown for the retry, instead of ending the job `failed`. Failures of the image itself
+   * (`AppError`) never change on a retry and end the job at once.
+   */
+  finalAttempt?: boolean;
+}
+
+export type JobRunner = (processingId: string, options?: RunOptions) => Promise<JobOutcome>;
+
+export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = () => new Date() }: JobRunnerDeps): JobRunner {
+  return async function runJob(processingId, { finalAttempt = true } = {}) {
     const job = await jobs.getJob(processingId);
     if (!job || job.status === 'completed' || job.status === 'failed') return 'skipped';
     const startedAt = now();
@@ -34,6 +45,10 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
       await jobs.markCompleted(job.cache_key, processingId);
       return 'completed';
     } catch (error) {
+      if (!(error instanceof AppError) && !finalAttempt) {
+        await jobs.updateJob(processingId, { status: 'queued' }).catch(() => undefined);
+        throw error;
+      }
       const completedAt = now();
       const failure = error instanceof AppError
         ? { code: error.code, message: error.detail }

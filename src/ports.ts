@@ -44,6 +44,10 @@ export interface ImageStore {
   writeResult(name: string, bytes: Uint8Array): Promise<{ sizeBytes: number; sha256: string }>;
   openResult(name: string): Promise<StoredFile | undefined>;
   freeBytes(): Promise<number | undefined>;
+  /** Keeps a result alive for another retention period (a cache hit uses it again). */
+  touchResult(name: string): Promise<void>;
+  /** Deletes these uploads and every result last written or touched before `cutoff`. */
+  sweep(cutoff: Date, fileIds: string[]): Promise<{ uploads: number; results: number }>;
 }
 
 export interface ImageInfo {
@@ -92,9 +96,10 @@ export interface JobStore {
   updateJob(processingId: string, patch: Partial<JobRecord>): Promise<JobRecord | undefined>;
   /** The processing id of a completed job whose result has this cache key. */
   findCompleted(cacheKey: string): Promise<string | undefined>;
+  /** Points the result cache at this (completed) job; refreshes the cache entry's lifetime. */
   markCompleted(cacheKey: string, processingId: string): Promise<void>;
-  /** Jobs left `queued` or `processing`, to hand back to the queue after a restart. */
-  unfinishedJobs(): Promise<string[]>;
+  /** Forgets uploads older than `cutoff` (and, where records do not expire by themselves, their jobs); returns their ids. */
+  sweep(cutoff: Date): Promise<string[]>;
 }
 
 export interface QueueCounts {
@@ -114,7 +119,26 @@ export interface JobQueue {
 export type JobOutcome = Extract<JobStatus, 'completed' | 'failed'> | 'skipped';
 
 export interface RedisProbe {
+  /** False while the connection is down: work-accepting routes answer 503 at once instead of hanging. */
+  ready(): boolean;
   ping(): Promise<{ status: 'connected' | 'disconnected'; latency_ms?: number }>;
+}
+
+/** What an earlier request with the same `Idempotency-Key` got. */
+export type IdempotencyClaim =
+  | { state: 'claimed' }
+  | { state: 'replay'; status: number; body: unknown }
+  | { state: 'mismatch' }
+  | { state: 'in_progress' };
+
+/** `Idempotency-Key` records, kept for `ttlSeconds` (24 h). */
+export interface IdempotencyStore {
+  /** Reserves `key` for a request with this fingerprint, or says what the key already stands for. */
+  claim(key: string, fingerprint: string): Promise<IdempotencyClaim>;
+  /** Records the answer a retry with the same key and fingerprint gets. */
+  complete(key: string, fingerprint: string, status: number, body: unknown): Promise<void>;
+  /** Drops a claim whose request failed, so a retry can run. */
+  release(key: string): Promise<void>;
 }
 
 /** Limits and facts the handlers need, taken from the configuration once. */
@@ -141,5 +165,6 @@ export interface AppDeps {
   jobs: JobStore;
   queue: JobQueue;
   docs: DocsAssets;
+  idempotency: IdempotencyStore;
   redis?: RedisProbe;
 }

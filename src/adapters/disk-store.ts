@@ -6,7 +6,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ImageStore, StoredFile } from '../ports.js';
@@ -88,6 +88,26 @@ export class DiskStore implements ImageStore {
     const { size } = await handle.stat();
     const stream = createReadStream('', { fd: handle, autoClose: true });
     return { body: Readable.toWeb(stream) as ReadableStream<Uint8Array>, sizeBytes: size };
+  }
+
+  async touchResult(name: string): Promise<void> {
+    const now = new Date();
+    await utimes(this.resultPath(name), now, now).catch(() => undefined);
+  }
+
+  async sweep(cutoff: Date, fileIds: string[]): Promise<{ uploads: number; results: number }> {
+    for (const fileId of fileIds) await rm(this.uploadPath(fileId), { force: true });
+    let results = 0;
+    for (const entry of await readdir(this.processedDir)) {
+      if (entry.startsWith(PARTIAL)) continue;
+      const path = join(this.processedDir, entry);
+      const info = await stat(path).catch(() => undefined);
+      if (info && info.mtime < cutoff) {
+        await rm(path, { force: true });
+        results += 1;
+      }
+    }
+    return { uploads: fileIds.length, results };
   }
 
   async freeBytes(): Promise<number | undefined> {

@@ -97,6 +97,25 @@ export class EmbeddedJobStore implements JobStore {
     this.completedByKey.set(cacheKey, processingId);
   }
 
+
+  async sweep(cutoff: Date): Promise<string[]> {
+    const limit = cutoff.toISOString();
+    const oldFiles = this.fileOrder.filter((file) => file.uploaded_at < limit);
+    const oldJobs = [...this.jobs.values()].filter((job) => job.created_at < limit);
+    for (const file of oldFiles) {
+      this.files.delete(file.file_id);
+      await rm(join(this.dir, 'files', `${file.file_id}.json`), { force: true });
+    }
+    if (oldFiles.length) this.fileOrder.splice(0, this.fileOrder.length, ...this.fileOrder.filter((file) => file.uploaded_at >= limit));
+    for (const job of oldJobs) {
+      this.jobs.delete(job.processing_id);
+      if (this.completedByKey.get(job.cache_key) === job.processing_id) this.completedByKey.delete(job.cache_key);
+      await rm(join(this.dir, 'jobs', `${job.processing_id}.json`), { force: true });
+    }
+    return oldFiles.map((file) => file.file_id);
+  }
+
+  /** Jobs left `queued` or `processing` when the process stopped, oldest first, to run again. */
   async unfinishedJobs(): Promise<string[]> {
     return [...this.jobs.values()]
       .filter((job) => job.status === 'queued' || job.status === 'processing')

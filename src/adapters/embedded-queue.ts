@@ -4,9 +4,8 @@
  * The queue itself holds only ids; the job store holds the state, so after a restart the store's unfinished
  * jobs are simply enqueued again.
  */
-import type { JobOutcome, JobQueue, QueueCounts } from '../ports.js';
-
-export type JobRunner = (processingId: string) => Promise<JobOutcome>;
+import type { JobRunner } from '../job-runner.js';
+import type { JobQueue, QueueCounts } from '../ports.js';
 
 export class EmbeddedQueue implements JobQueue {
   private readonly waiting: string[] = [];

@@ -2,12 +2,14 @@
  * @module
  * Builds the whole app over real adapters in a temporary folder, for the contract suite and others.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../../src/app.js';
-import { composeEmbedded, type Service } from '../../src/compose.js';
+import { composeService, type Service } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
+import { deleteKeys } from './redis.js';
 
 export interface Harness {
   /** Sends a request to the app, as `app.request` does. */
@@ -26,6 +28,16 @@ export type HarnessFactory = (env?: Record<string, string>) => Promise<Harness>;
 /** The embedded default over a fresh temporary folder. */
 export const embeddedHarness: HarnessFactory = async (env = {}) => open(await mkdtemp(join(tmpdir(), 'image-service-')), env);
 
+/** Redis mode against `url`, under a key prefix of its own, with a worker in the same process. */
+export function redisHarness(url: string): HarnessFactory {
+  return async (env = {}) => {
+    const prefix = `test-${randomUUID().slice(0, 8)}`;
+    const harness = await open(await mkdtemp(join(tmpdir(), 'image-service-redis-')), { REDIS_URL: url, REDIS_KEY_PREFIX: prefix, ...env });
+    const close = harness.close;
+    return { ...harness, close: async () => { await close(); await deleteKeys(url, prefix); } };
+  };
+}
+
 async function open(dir: string, env: Record<string, string>): Promise<Harness> {
   const config = loadConfig({
     UPLOAD_DIR: join(dir, 'uploads'),
@@ -34,7 +46,7 @@ async function open(dir: string, env: Record<string, string>): Promise<Harness> 
     WORKER_CONCURRENCY: '2',
     ...env,
   });
-  const service = await composeEmbedded(config);
+  const service = await composeService(config);
   const app = createApp(service.deps);
   return {
     request: async (path, init) => app.request(path, init),
@@ -43,10 +55,12 @@ async function open(dir: string, env: Record<string, string>): Promise<Harness> 
     idle: () => service.idle(),
     restart: async () => {
       await service.idle();
+      await service.close();
       return open(dir, env);
     },
     close: async () => {
       await service.idle();
+      await service.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,51 @@
+/**
+ * @module
+ * `Idempotency-Key` on the work-creating routes: a retry with the same key and the same request gets the
+ * first answer again (with `Idempotent-Replayed: true`); the same key with another request is a 422.
+ */
+import type { Context } from 'hono';
+import { AppError, badRequest } from '../src/domain/errors.js';
+import type { IdempotencyStore } from '../src/ports.js';
+
+const VALID_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** The request's key, or `undefined`; a malformed one is a 400. */
+export function idempotencyKeyOf(c: Context): string | undefined {
+  const key = c.req.header('idempotency-key');
+  if (key === undefined) return undefined;
+  if (!VALID_KEY.test(key)) throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+  return key;
+}
+
+export interface Idempotent<T> {
+  body: T;
+  replayed: boolean;
+}
+
+/**
+ * Runs `produce` once per (scope, key): later calls with the same fingerprint get the recorded body.
+ * @example await once(store, 'process', key, fingerprint, () => createJob())
+ */
+export async function once<T>(store: IdempotencyStore, scope: string, key: string | undefined, fingerprint: string, produce: () => Promise<T>): Promise<Idempotent<T>> {
+  if (key === undefined) return { body: await produce(), replayed: false };
+  const scoped = `${scope}:${key}`;
+  const claim = await store.claim(scoped, fingerprint);
+  if (claim.state === 'replay') return { body: claim.body as T, replayed: true };
+  if (claim.state === 'mismatch') {
+    throw new AppError(422, 'idempotency_key_reused', `Idempotency-Key ${JSON.stringify(key.slice(0, 60))} was already used with a different request; use a new key for a new request`);
+  }
+  if (claim.state === 'in_progress') {
+    throw new AppError(409, 'idempotency_key_in_progress', 'a request with this Idempotency-Key is still being handled; retry shortly', { headers: { 'Retry-After': '1' } });
+  }
+  try {
+    const body = await produce();
+    await store.complete(scoped, fingerprint, 200, body);
+    return { body, replayed: false };
+  } catch (error) {
+    await store.release(scoped).catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Headers of an answer that may be a replay. */
+export const replayHeaders = (replayed: boolean): Record<string, string> => (replayed ? { 'Idempotent-Replayed': 'true' } : {});

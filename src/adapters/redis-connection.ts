@@ -1,0 +1,53 @@
+/**
+ * @module
+ * ioredis connections for the two kinds of client, and the probe `/health` and the readiness gate use.
+ * - `api`: fails fast. No offline queue, one retry, short timeouts: a request never hangs on a dead Redis,
+ *   it gets a 503 at once.
+ * - `worker`: BullMQ's requirement for workers, `maxRetriesPerRequest: null`, so blocking commands wait out
+ *   a reconnection instead of throwing.
+ * Both reconnect forever with a capped backoff, so the service resumes by itself when Redis is back.
+ * `rediss://` URLs get TLS (ElastiCache in-transit encryption).
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { unavailable } from '../domain/errors.js';
+import type { RedisProbe } from '../ports.js';
+
+export type ConnectionKind = 'api' | 'worker';
+
+const reconnect = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000);
+
+export function connectRedis(url: string, kind: ConnectionKind, onError: (error: Error) => void): Redis {
+  const options: RedisOptions =
+    kind === 'api'
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: reconnect }
+      : { maxRetriesPerRequest: null, connectTimeout: 5000, retryStrategy: reconnect };
+  const client = new Redis(url, { ...options, connectionName: `image-service:${kind}` });
+  // Without a listener, a connection error would be an unhandled 'error' event and crash the process.
+  client.on('error', onError);
+  return client;
+}
+
+/** Runs a Redis call; any failure of the connection becomes a 503 problem with Retry-After. */
+export async function guarded<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch {
+    throw unavailable('redis_unavailable', 'Redis is unreachable; retry shortly', 2);
+  }
+}
+
+export function redisProbe(client: Redis): RedisProbe {
+  return {
+    ready: () => client.status === 'ready',
+    async ping() {
+      if (client.status !== 'ready') return { status: 'disconnected' };
+      const started = performance.now();
+      try {
+        await client.ping();
+        return { status: 'connected', latency_ms: Math.round((performance.now() - started) * 100) / 100 };
+      } catch {
+        return { status: 'disconnected' };
+      }
+    },
+  };
+}

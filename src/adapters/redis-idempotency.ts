@@ -1,0 +1,45 @@
+/**
+ * @module
+ * `Idempotency-Key` records in Redis (the seed's "session storage": temporary data with an expiry).
+ * A claim is a `SET NX` of the fingerprint; the answer is stored next to it when the request succeeds.
+ */
+import type { Redis } from 'ioredis';
+import type { IdempotencyClaim, IdempotencyStore } from '../ports.js';
+import { guarded } from './redis-connection.js';
+
+interface Stored {
+  fingerprint: string;
+  answer?: { status: number; body: unknown };
+}
+
+export class RedisIdempotency implements IdempotencyStore {
+  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number) {}
+
+  private key(key: string): string {
+    return `${this.prefix}:idem:${key}`;
+  }
+
+  claim(key: string, fingerprint: string): Promise<IdempotencyClaim> {
+    return guarded(async () => {
+      const claimed = await this.redis.set(this.key(key), JSON.stringify({ fingerprint } satisfies Stored), 'EX', this.ttlSeconds, 'NX');
+      if (claimed === 'OK') return { state: 'claimed' };
+      const text = await this.redis.get(this.key(key));
+      if (!text) return this.claim(key, fingerprint);
+      const stored = JSON.parse(text) as Stored;
+      if (stored.fingerprint !== fingerprint) return { state: 'mismatch' };
+      return stored.answer ? { state: 'replay', ...stored.answer } : { state: 'in_progress' };
+    });
+  }
+
+  complete(key: string, fingerprint: string, status: number, body: unknown): Promise<void> {
+    return guarded(async () => {
+      await this.redis.set(this.key(key), JSON.stringify({ fingerprint, answer: { status, body } } satisfies Stored), 'EX', this.ttlSeconds);
+    });
+  }
+
+  release(key: string): Promise<void> {
+    return guarded(async () => {
+      await this.redis.del(this.key(key));
+    });
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * @module
+ * The job store in Redis, shared by every API and worker process:
+ * - `<p>:file:<id>`  upload record (JSON string), expiring after the retention period;
+ * - `<p>:files`      sorted set of upload ids by upload time (ms), the `/list` index;
+ * - `<p>:job:<id>`   job record, a hash of JSON-encoded fields so a status change is one atomic HSET;
+ * - `<p>:cache:<k>`  processing id of a completed job with that result, expiring with the result.
+ */
+import type { Redis } from 'ioredis';
+import type { FileRecord, JobRecord, ListCursor } from '../domain/jobs.js';
+import type { FilePage, JobStore } from '../ports.js';
+import { guarded } from './redis-connection.js';
+
+/** HSET only if the job still exists (a sweep or expiry may have removed it), then return the record. */
+const UPDATE_IF_EXISTS = `
+if redis.call('exists', KEYS[1]) == 1 then
+  redis.call('hset', KEYS[1], unpack(ARGV))
+  return redis.call('hgetall', KEYS[1])
+end
+return false`;
+
+type ScriptedRedis = Redis & { updateJobIfExists(key: string, ...fieldsAndValues: string[]): Promise<string[] | null> };
+
+export class RedisJobStore implements JobStore {
+  private readonly redis: ScriptedRedis;
+
+  constructor(redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number) {
+    redis.defineCommand('updateJobIfExists', { numberOfKeys: 1, lua: UPDATE_IF_EXISTS });
+    this.redis = redis as ScriptedRedis;
+  }
+
+  private key(...parts: string[]): string {
+    return [this.prefix, ...parts].join(':');
+  }
+
+  putFile(file: FileRecord): Promise<void> {
+    return guarded(async () => {
+      await this.redis
+        .multi()
+        .set(this.key('file', file.file_id), JSON.stringify(file), 'EX', this.ttlSeconds)
+        .zadd(this.key('files'), Date.parse(file.uploaded_at), file.file_id)
+        .exec();
+    });
+  }
+
+  getFile(fileId: string): Promise<FileRecord | undefined> {
+    return guarded(async () => {
+      const text = await this.redis.get(this.key('file', fileId));
+      return text ? (JSON.parse(text) as FileRecord) : undefined;
+    });
+  }
+
+  listFiles(limit: number, after?: ListCursor): Promise<FilePage> {
+    return guarded(async () => {
+      const ids = await this.idsAfter(limit + 1, after);
+      const page = ids.slice(0, limit);
+      const texts = page.length ? await this.redis.mget(page.map((id) => this.key('file', id))) : [];
+      const items = texts.filter((text): text is string => text !== null).map((text) => JSON.parse(text) as FileRecord);
+      return { items, total: await this.redis.zcard(this.key('files')), hasMore: ids.length > limit };
+    });
+  }
+
+  /** Up to `count` ids, newest first, strictly after the cursor (ties at one millisecond ordered by id). */
+  private async idsAfter(count: number, after?: ListCursor): Promise<string[]> {
+    const afterMs = after ? Date.parse(after.uploaded_at) : undefined;
+    if (afterMs !== undefined && Number.isNaN(afterMs)) return [];
+    const ids: string[] = [];
+    for (let offset = 0; ids.length < count; ) {
+      const batch = await this.redis.zrevrangebyscore(this.key('files'), afterMs ?? '+inf', '-inf', 'WITHSCORES', 'LIMIT', offset, count + 16);
+      if (batch.length === 0) break;
+      for (let i = 0; i < batch.length; i += 2) {
+        const id = batch[i]!;
+        const newerOrSame = afterMs !== undefined && Number(batch[i + 1]) === afterMs && id >= after!.file_id;
+        if (!newerOrSame && ids.length < count) ids.push(id);
+      }
+      offset += batch.length / 2;
+    }
+    return ids;
+  }
+
+  putJob(job: JobRecord): Promise<void> {
+    return guarded(async () => {
+      await this.redis.multi().hset(this.key('job', job.processing_id), encode(job)).expire(this.key('job', job.processing_id), this.ttlSeconds).exec();
+    });
+  }
+
+  getJob(processingId: string): Promise<JobRecord | undefined> {
+    return guarded(async () => decode(await this.redis.hgetall(this.key('job', processingId))));
+  }
+
+  updateJob(processingId: string, patch: Partial<JobRecord>): Promise<JobRecord | undefined> {
+    return guarded(async () => {
+      const fields = Object.entries(encode(patch)).flat();
+      if (fields.length === 0) return this.getJob(processingId);
+      const flat = await this.redis.updateJobIfExists(this.key('job', processingId), ...fields);
+      if (!flat) return undefined;
+      const record: Record<string, string> = {};
+      for (let i = 0; i < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
+      return decode(record);
+    });
+  }
+
+  findCompleted(cacheKey: string): Promise<string | undefined> {
+    return guarded(async () => (await this.redis.get(this.key('cache', cacheKey))) ?? undefined);
+  }
+
+  markCompleted(cacheKey: string, processingId: string): Promise<void> {
+    return guarded(async () => {
+      await this.redis.set(this.key('cache', cacheKey), processingId, 'EX', this.ttlSeconds);
+    });
+  }
+
+  sweep(cutoff: Date): Promise<string[]> {
+    return guarded(async () => {
+      const ids = await this.redis.zrangebyscore(this.key('files'), '-inf', `(${cutoff.getTime()}`);
+      if (ids.length === 0) return [];
+      // Job and cache keys expire by themselves; the index and any record not yet expired go now.
+      await this.redis.multi().zrem(this.key('files'), ...ids).del(...ids.map((id) => this.key('file', id))).exec();
+      return ids;
+    });
+  }
+}
+
+function encode(record: Partial<JobRecord>): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const [name, value] of Object.entries(record)) if (value !== undefined) fields[name] = JSON.stringify(value);
+  return fields;
+}
+
+function decode(fields: Record<string, string>): JobRecord | undefined {
+  if (Object.keys(fields).length === 0) return undefined;
+  const record: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(fields)) record[name] = JSON.parse(value);
+  return record as unknown as JobRecord;
+}

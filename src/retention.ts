@@ -1,0 +1,40 @@
+/**
+ * @module
+ * Retention: uploads, results and their records older than `RETENTION_SECONDS` are removed by a periodic
+ * sweep, in both modes. In Redis mode one process sweeps at a time (a lock with a TTL).
+ */
+import type { ImageStore, JobStore } from './ports.js';
+
+export interface SweepReport {
+  skipped: boolean;
+  uploads: number;
+  results: number;
+}
+
+export interface SweeperDeps {
+  jobs: JobStore;
+  store: ImageStore;
+  retentionSeconds: number;
+  /** Resolves true when this process may sweep now (Redis mode: a lock); default always. */
+  acquire?: () => Promise<boolean>;
+  now?: () => Date;
+}
+
+export function createSweeper({ jobs, store, retentionSeconds, acquire = async () => true, now = () => new Date() }: SweeperDeps) {
+  return async function sweep(): Promise<SweepReport> {
+    if (!(await acquire())) return { skipped: true, uploads: 0, results: 0 };
+    const cutoff = new Date(now().getTime() - retentionSeconds * 1000);
+    const fileIds = await jobs.sweep(cutoff);
+    return { skipped: false, ...(await store.sweep(cutoff, fileIds)) };
+  };
+}
+
+/** How often to sweep: a quarter of the retention period, between 1 s and 1 h. */
+export const sweepIntervalSeconds = (retentionSeconds: number) => Math.max(1, Math.min(3600, Math.floor(retentionSeconds / 4)));
+
+/** Runs `sweep` every `intervalSeconds` until the returned function is called. */
+export function scheduleSweeps(sweep: () => Promise<unknown>, intervalSeconds: number, onError: (error: unknown) => void): () => void {
+  const timer = setInterval(() => void sweep().catch(onError), intervalSeconds * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}
