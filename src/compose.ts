@@ -13,14 +13,14 @@ import { EmbeddedJobStore } from './adapters/embedded-job-store.js';
 import { EmbeddedQueue } from './adapters/embedded-queue.js';
 import { MemoryIdempotency } from './adapters/memory-idempotency.js';
 import { MultipartReceiver } from './adapters/multipart-receiver.js';
-import { connectRedis, redisProbe } from './adapters/redis-connection.js';
+import { connectRedis, redisProbe, whenReady } from './adapters/redis-connection.js';
 import { RedisIdempotency } from './adapters/redis-idempotency.js';
 import { RedisJobStore } from './adapters/redis-job-store.js';
 import { scalarAssets } from './adapters/scalar-assets.js';
 import { SharpProcessor } from './adapters/sharp-processor.js';
 import type { Config } from './config.js';
 import { createJobRunner } from './job-runner.js';
-import { throttledErrorLog } from './log.js';
+import { log, throttledErrorLog } from './log.js';
 import type { AppDeps, IdempotencyStore, JobQueue, JobStore, RedisProbe } from './ports.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds, type SweepReport } from './retention.js';
 
@@ -100,6 +100,7 @@ async function composeRedis(config: Config, url: string): Promise<Service> {
   const prefix = config.REDIS_KEY_PREFIX;
   const { store, processor } = await openFiles(config);
   const api = connectRedis(url, 'api', throttledErrorLog('redis'));
+  if (!(await whenReady(api, 5000))) log('warn', 'Redis is not reachable yet; starting anyway, unhealthy until it is');
   const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS);
   const queue = new BullQueue(api, prefix, throttledErrorLog('queue'));
   const runJob = createJobRunner({ jobs, store, processor, timeoutSeconds: config.JOB_TIMEOUT_SECONDS });

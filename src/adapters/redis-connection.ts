@@ -27,6 +27,24 @@ export function connectRedis(url: string, kind: ConnectionKind, onError: (error:
   return client;
 }
 
+/**
+ * Waits until the connection is ready, at most `timeoutMs`. A service still starts when Redis is down (it
+ * reports itself unhealthy and resumes when Redis is back), but one whose Redis is up is ready at once.
+ */
+export function whenReady(client: Redis, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    const onReady = () => finish(true);
+    function finish(ready: boolean) {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      resolve(ready);
+    }
+    client.on('ready', onReady);
+  });
+}
+
 /** Runs a Redis call; any failure of the connection becomes a 503 problem with Retry-After. */
 export async function guarded<T>(call: () => Promise<T>): Promise<T> {
   try {

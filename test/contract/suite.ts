@@ -258,6 +258,61 @@ export function contractSuite(name: string, makeHarness: HarnessFactory): void {
       });
     });
 
+    describe('Idempotency-Key', () => {
+      it('replays the first answer to a retried upload, and refuses the key for another upload (422)', async () => {
+        const key = `upload-${Math.random()}`;
+        const headers = { 'idempotency-key': key };
+        const before = ((await (await send('/list?limit=1')).json()) as { total: number }).total;
+        const first = await send('/upload', { method: 'POST', headers, body: multipart(photo, 'idem.jpg') });
+        const second = await send('/upload', { method: 'POST', headers, body: multipart(photo, 'idem.jpg') });
+        expect([first.status, second.status]).toEqual([200, 200]);
+        expect(second.headers.get('idempotent-replayed')).toBe('true');
+        expect(((await second.json()) as { file_id: string }).file_id).toBe(((await first.json()) as { file_id: string }).file_id);
+        expect(((await (await send('/list?limit=1')).json()) as { total: number }).total).toBe(before + 1);
+        const other = await send('/upload', { method: 'POST', headers, body: multipart(await solid(5, 5, { r: 1, g: 1, b: 1 }), 'other.png') });
+        await expectProblem(other, 422, 'idempotency_key_reused');
+      });
+
+      it('replays a retried process request with the same processing_id', async () => {
+        const file = await upload(send, photo, 'idem-process.jpg');
+        const headers = { 'idempotency-key': `process-${Math.random()}` };
+        const path = `/process/${file.file_id}?operation=sepia&intensity=0.5`;
+        const first = (await (await send(path, { method: 'POST', headers })).json()) as { processing_id: string };
+        const retry = await send(path, { method: 'POST', headers });
+        expect(retry.status).toBe(200);
+        expect(((await retry.json()) as { processing_id: string }).processing_id).toBe(first.processing_id);
+        await expectProblem(await send(`/process/${file.file_id}?operation=sepia&intensity=0.6`, { method: 'POST', headers }), 422, 'idempotency_key_reused');
+        await expectProblem(await send(path, { method: 'POST', headers: { 'idempotency-key': 'x'.repeat(300) } }), 400, 'invalid_idempotency_key');
+      });
+    });
+
+    describe('retention', () => {
+      it('a sweep removes uploads, results and their records older than RETENTION_SECONDS', async () => {
+        const short = await makeHarness({ RETENTION_SECONDS: '1' });
+        try {
+          const file = await upload(short.request, photo, 'old.jpg');
+          const accepted = await submit(short.request, file.file_id, 'operation=grayscale');
+          await waitForJob(short.request, accepted.processing_id);
+          const { readdir } = await import('node:fs/promises');
+          const { join } = await import('node:path');
+          expect(await readdir(join(short.dir, 'uploads'))).toContain(file.file_id);
+          // The periodic sweep (every second here) or an explicit one removes them once they are older than 1 s.
+          const swept = async () => ((await (await short.request('/list')).json()) as { total: number }).total === 0 && (await readdir(join(short.dir, 'processed'))).length === 0;
+          for (let i = 0; i < 60 && !(await swept()); i++) {
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            await short.service.sweep();
+          }
+          expect(((await (await short.request('/list')).json()) as { total: number }).total).toBe(0);
+          expect(await readdir(join(short.dir, 'uploads'))).not.toContain(file.file_id);
+          expect((await readdir(join(short.dir, 'processed'))).length).toBe(0);
+          await expectProblem(await short.request(`/status/${accepted.processing_id}`), 404, 'job_not_found');
+          await expectProblem(await short.request(`/process/${file.file_id}?operation=grayscale`, { method: 'POST' }), 404, 'file_not_found');
+        } finally {
+          await short.close();
+        }
+      });
+    });
+
     describe('the result', () => {
       it('applies operations in the order given (contrast 0 then brightness 2 differs from the reverse)', async () => {
         const base = await solid(16, 16, { r: 40, g: 90, b: 160 });
