@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface ServerProcess {
+  /** Stops the process (SIGTERM unless told otherwise) and waits for it. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
   baseUrl: string;
   child: ChildProcess;
   dir: string;
@@ -28,10 +30,19 @@ export async function freePort(): Promise<number> {
 }
 
 /** Spawns `src/server.ts` (through tsx) with `env`; resolves once it listens, or when it exits early. */
-export async function startServer(env: Record<string, string> = {}, dir?: string): Promise<ServerProcess> {
+export function startServer(env: Record<string, string> = {}, dir?: string): Promise<ServerProcess> {
+  return startEntry('src/server.ts', '"listening"', env, dir);
+}
+
+/** Spawns `src/worker.ts` with `env` over the folders of `dir`; resolves once it has started. */
+export function startWorker(env: Record<string, string>, dir: string): Promise<ServerProcess> {
+  return startEntry('src/worker.ts', '"worker started"', env, dir);
+}
+
+async function startEntry(entry: string, readyMarker: string, env: Record<string, string>, dir?: string): Promise<ServerProcess> {
   const home = dir ?? (await mkdtemp(join(tmpdir(), 'image-service-e2e-')));
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: process.cwd(),
     env: {
       PATH: process.env.PATH,
@@ -50,11 +61,15 @@ export async function startServer(env: Record<string, string> = {}, dir?: string
   await new Promise<void>((resolve) => {
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('"listening"')) resolve();
+      if (output.includes(readyMarker)) resolve();
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
     void exited.then(() => resolve());
   });
-  return { baseUrl: `http://127.0.0.1:${port}`, child, dir: home, output: () => output, exited };
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  };
+  return { baseUrl: `http://127.0.0.1:${port}`, child, dir: home, output: () => output, exited, stop };
 }
