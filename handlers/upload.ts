@@ -53,8 +53,8 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
   return async function upload(c) {
     const key = idempotencyKeyOf(c);
     const staged = await uploads.receive(c.req.raw, { fieldName: 'file', maxBytes: settings.maxFileSize, checkFilename }).catch((error: unknown) => {
-      // The body may still be arriving: close the connection rather than drain it.
-      throw error instanceof AppError ? error.withHeaders({ Connection: 'close' }) : error;
+      // A body refused as too large may still be arriving (or never end): close rather than drain it.
+      throw error instanceof AppError && error.status === 413 ? error.withHeaders({ Connection: 'close' }) : error;
     });
     const filename = sanitizeFilename(staged.filename);
     try {

@@ -41,7 +41,7 @@ export function createApp(deps: AppDeps, { onUnexpectedError = () => {} }: AppOp
   // With Redis down, refuse work at once (before reading a 10 MB body) instead of hanging.
   for (const path of ['/upload', '/process/*']) {
     app.on('POST', path, async (c, next) => {
-      if (deps.redis && !deps.redis.ready()) throw unavailable('redis_unavailable', 'Redis is unreachable; retry shortly', 2).withHeaders({ Connection: 'close' });
+      if (deps.redis && !deps.redis.ready()) throw unavailable('redis_unavailable', 'Redis is unreachable; retry shortly', 2);
       await next();
     });
   }

@@ -14,6 +14,8 @@ import type { StagedUpload, UploadReceiver, UploadRules } from '../ports.js';
 import type { DiskStore } from './disk-store.js';
 
 const FORM_LIMITS = { fields: 20, fieldSize: 64 * 1024, parts: 40, headerPairs: 40 };
+/** Multipart framing and small fields around the file. */
+const DRAIN_SLACK_BYTES = 1024 * 1024;
 const usage = 'send multipart/form-data with one part named "file" holding the image';
 
 export class MultipartReceiver implements UploadReceiver {
@@ -47,16 +49,25 @@ export class MultipartReceiver implements UploadReceiver {
       let filename = '';
       let current: Readable | undefined;
 
+      // A refusal other than "too large" first reads (and discards) the rest of the body, bounded, so the client
+      // finishes sending and reads the answer on a live connection. "Too large" answers at once and the
+      // connection is closed (the body may never end).
       const fail = (error: unknown) => {
         if (settled) return;
         settled = true;
         source.unpipe(parser);
-        source.destroy();
         current?.destroy();
         parser.removeAllListeners('file');
         // The write stream may still be open; remove the partial file once it is closed.
         void (staged ?? Promise.resolve()).catch(() => undefined).finally(() => this.store.discardStaged(stagingKey));
-        rejectPromise(error);
+        if (error instanceof AppError && error.status === 413) {
+          source.destroy();
+          return rejectPromise(error);
+        }
+        drain(source, rules.maxBytes + DRAIN_SLACK_BYTES).then(
+          () => rejectPromise(error),
+          () => rejectPromise(tooLarge('file_too_large', `the request body is larger than the limit of ${rules.maxBytes} bytes (MAX_FILE_SIZE)`)),
+        );
       };
 
       parser.on('file', (field, fileStream, info) => {
@@ -99,6 +110,24 @@ export class MultipartReceiver implements UploadReceiver {
       source.pipe(parser);
     });
   }
+}
+
+/** Reads and discards the rest of `source`; rejects (and destroys it) past `limit` bytes. */
+function drain(source: Readable, limit: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (source.readableEnded || source.destroyed) return resolve();
+    let seen = 0;
+    source.on('data', (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > limit) {
+        source.destroy();
+        reject(new Error('body too large'));
+      }
+    });
+    source.once('end', () => resolve());
+    source.once('close', () => resolve());
+    source.resume();
+  });
 }
 
 /** Writes a stream to `path`, returning its size, SHA-256 and first bytes. */

@@ -92,7 +92,8 @@ describe.runIf(redis !== undefined)('Redis mode, several processes', () => {
 
     await server.stop();
     const form = new FormData();
-    form.append('file', new Blob([new Uint8Array(photo)]), 'during.jpg');
+    // A body big enough that the client is still sending when the 503 is decided.
+    form.append('file', new Blob([new Uint8Array(await noisyJpeg(1200, 900))]), 'during.jpg');
     const started = Date.now();
     const refused = await send('/upload', { method: 'POST', body: form });
     expect(refused.status).toBe(503);

@@ -66,6 +66,18 @@ describe('server process (embedded default)', () => {
     await upload(send, await noisyJpeg(50, 50), 'after.jpg');
   });
 
+  it('an early refusal other than 413 drains the body, so a fetch client reads the answer (no broken pipe)', async () => {
+    const big = new Uint8Array(1_500_000).fill(7);
+    for (let i = 0; i < 5; i++) {
+      const form = new FormData();
+      form.append('file', new Blob([big]), 'payload.exe');
+      const response = await send('/upload', { method: 'POST', body: form });
+      expect(response.status).toBe(415);
+      expect(response.headers.get('connection')).not.toBe('close');
+      expect(((await response.json()) as { code: string }).code).toBe('unsupported_extension');
+    }
+  });
+
   it('serves the docs script from the app', async () => {
     const response = await send('/docs/scalar.js');
     expect(response.status).toBe(200);
