@@ -7,7 +7,7 @@ import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { download, processToBytes, submit, upload, waitForJob } from '../helpers/client.js';
 import { look, noisyJpeg } from '../helpers/images.js';
-import { deleteKeys, ownedTestRedis, type TestRedis } from '../helpers/redis.js';
+import { deleteKeys, ownedTestRedis, tlsTestRedis, type TestRedis } from '../helpers/redis.js';
 import { startServer, startWorker, type ServerProcess } from '../helpers/server-process.js';
 
 const redis = await ownedTestRedis();
@@ -118,5 +118,25 @@ describe.runIf(redis !== undefined)('Redis mode, several processes', () => {
     expect(((await (await send('/list')).json()) as { items: Array<{ file_id: string }> }).items.map((item) => item.file_id)).toContain(before.file_id);
     const { bytes } = await processToBytes(send, photo, 'after.jpg', 'operation=resize&width=50');
     expect((await look(bytes)).width).toBe(50);
+  });
+});
+
+const tlsRedis = await tlsTestRedis();
+
+describe.runIf(tlsRedis !== undefined)('Redis mode over TLS (rediss://)', () => {
+  afterAll(() => tlsRedis?.dispose());
+
+  it('the API and its worker connect with TLS and run the seed flow', async () => {
+    const api = await startServer({ REDIS_URL: tlsRedis!.url, WORKER_CONCURRENCY: '1', NODE_EXTRA_CA_CERTS: tlsRedis!.caFile });
+    try {
+      const send = (path: string, init?: RequestInit) => fetch(`${api.baseUrl}${path}`, init);
+      const health = (await (await send('/health')).json()) as { services: { redis: { status: string } } };
+      expect(health.services.redis.status).toBe('connected');
+      const { bytes } = await processToBytes(send, await noisyJpeg(300, 200), 'tls.jpg', 'operation=resize&width=150');
+      expect((await look(bytes)).width).toBe(150);
+    } finally {
+      await api.stop('SIGKILL');
+      await rm(api.dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,7 +6,7 @@
  * is a failure.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,4 +97,56 @@ export async function deleteKeys(url: string, prefix: string): Promise<void> {
   } finally {
     client.disconnect();
   }
+}
+
+const hasOpenssl = () => spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
+
+export interface TlsTestRedis extends TestRedis {
+  /** The CA that signed the server's certificate (for NODE_EXTRA_CA_CERTS). */
+  caFile: string;
+}
+
+/**
+ * A `redis-server` that speaks only TLS, with a certificate for 127.0.0.1 signed by a CA made here with
+ * openssl: `rediss://` as ElastiCache in-transit encryption uses it.
+ */
+export async function tlsTestRedis(): Promise<TlsTestRedis | undefined> {
+  if (!hasRedisServer() || !hasOpenssl()) {
+    if (process.env.REQUIRE_REDIS === '1') throw new Error('REQUIRE_REDIS=1 but redis-server or openssl is missing (the TLS test needs both)');
+    console.warn('\n*** SKIPPED: the rediss:// test needs redis-server and openssl on the PATH. ***\n');
+    return undefined;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'test-redis-tls-'));
+  const run = (...args: string[]) => {
+    const result = spawnSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    if (result.status !== 0) throw new Error(`openssl ${args[0]} failed: ${result.stderr.toString()}`);
+  };
+  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=image-service test CA');
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf');
+  const port = await freePort();
+  const child = spawn('redis-server', [
+    '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+    '--tls-cert-file', 'server.pem', '--tls-key-file', 'server.key', '--tls-ca-cert-file', 'ca.pem', '--tls-auth-clients', 'no',
+  ], { cwd: dir, stdio: 'ignore' });
+  const url = `rediss://127.0.0.1:${port}`;
+  const caFile = join(dir, 'ca.pem');
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, tls: { ca: readFileSync(caFile) } });
+    client.on('error', () => undefined);
+    const up = await client.connect().then(() => client.ping()).then(() => true, () => false);
+    client.disconnect();
+    if (up) break;
+    if (Date.now() > deadline) throw new Error('the TLS redis-server did not answer');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  return { url, owned: true, caFile, start: async () => undefined, stop, dispose: async () => { await stop(); await rm(dir, { recursive: true, force: true }); } };
 }
