@@ -4,10 +4,10 @@
  * `completed` with `cached: true` when the same result (same content, same normalised request) exists.
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
-import { AppError, notFound, unavailable } from '../src/domain/errors.js';
-import { defaultOutputFormat, LOSSY_FORMATS } from '../src/domain/formats.js';
-import { publicJob, resultName, type JobRecord } from '../src/domain/jobs.js';
-import { normalisePipeline, parsePipelineQuery, PipelineRequest, type Pipeline } from '../src/domain/operations.js';
+import { AppError, invalidRequest, notFound, unavailable } from '../src/domain/errors.js';
+import { defaultOutputFormat, keepsAnimation, LOSSY_FORMATS, type OutputFormat } from '../src/domain/formats.js';
+import { publicJob, resultName, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
+import { normalisePipeline, outputSize, parsePipelineQuery, PipelineRequest, type Pipeline } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
 import { type AppEnv, FileIdParams, JobStatusSchema, problemResponse } from './schemas.js';
@@ -48,9 +48,9 @@ export const processRoute = createRoute({
   },
 });
 
-type ProcessDeps = Pick<AppDeps, 'jobs' | 'queue' | 'store' | 'idempotency'>;
+type ProcessDeps = Pick<AppDeps, 'settings' | 'jobs' | 'queue' | 'store' | 'idempotency'>;
 
-export function processHandler({ jobs, queue, store, idempotency }: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
+export function processHandler({ settings, jobs, queue, store, idempotency }: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
   return async function process(c) {
     const { file_id: fileId } = c.req.valid('param');
     const key = idempotencyKeyOf(c);
@@ -64,6 +64,7 @@ export function processHandler({ jobs, queue, store, idempotency }: ProcessDeps)
     const file = await jobs.getFile(fileId);
     if (!file) throw notFound('file_not_found', `no upload has file_id ${fileId}`);
     const output = { format: pipeline.format ?? defaultOutputFormat(file.format), quality: pipeline.quality };
+    checkOutputSize(file, pipeline, output.format);
     const now = new Date().toISOString();
     const job: JobRecord = {
       processing_id: crypto.randomUUID(),
@@ -87,6 +88,9 @@ export function processHandler({ jobs, queue, store, idempotency }: ProcessDeps)
       await store.touchResult(resultName(job));
       return accepted(answer);
     }
+    if ((await queue.depth()) >= settings.maxQueueDepth) {
+      throw unavailable('queue_full', `the queue holds ${settings.maxQueueDepth} waiting jobs (MAX_QUEUE_DEPTH); retry shortly`, 10);
+    }
     await jobs.putJob(job);
     try {
       await queue.enqueue(job.processing_id);
@@ -96,6 +100,19 @@ export function processHandler({ jobs, queue, store, idempotency }: ProcessDeps)
     }
     // The answer is the job as accepted: a worker may already have moved it on, which /status shows.
     return accepted(job);
+  }
+
+  /** The result is bounded like an input: width × height × frames within MAX_INPUT_PIXELS. */
+  function checkOutputSize(file: FileRecord, pipeline: Pipeline, format: OutputFormat): void {
+    const { width, height } = outputSize(file, pipeline.operations);
+    const frames = keepsAnimation(file.format, file.pages, format) ? file.pages : 1;
+    const pixels = width * height * frames;
+    if (pixels > settings.maxInputPixels) {
+      throw invalidRequest([{
+        path: 'operations',
+        message: `the result would be ${width}×${height}${frames > 1 ? `×${frames} frames` : ''} = ${pixels} pixels, over the limit of ${settings.maxInputPixels} (MAX_INPUT_PIXELS); ask for a smaller size`,
+      }], 'output_too_large');
+    }
   }
 
   async function cachedResult(job: JobRecord) {

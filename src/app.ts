@@ -4,6 +4,7 @@
  * runs in the Node server and in tests called with plain `Request`s.
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
@@ -16,6 +17,7 @@ import { rootHandler, rootRoute } from '../handlers/root.js';
 import type { AppEnv } from '../handlers/schemas.js';
 import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
+import { rateLimit, requireApiKey } from './access.js';
 import { AppError, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf } from './domain/operations.js';
 import { problem } from './problem.js';
@@ -27,9 +29,11 @@ const MAX_JSON_BYTES = 64 * 1024;
 export interface AppOptions {
   /** Called with errors that became a 500, for logging; the client sees no detail of them. */
   onUnexpectedError?: (error: unknown, requestId: string) => void;
+  /** The client's address, for per-address rate limits (the runtime knows it; a plain Request does not). */
+  clientAddress?: (c: Context) => string | undefined;
 }
 
-export function createApp(deps: AppDeps, { onUnexpectedError = () => {} }: AppOptions = {}) {
+export function createApp(deps: AppDeps, { onUnexpectedError = () => {}, clientAddress = () => undefined }: AppOptions = {}) {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) return problem(invalidRequest(fieldErrorsOf(result.error)), c.get('requestId'));
@@ -38,6 +42,8 @@ export function createApp(deps: AppDeps, { onUnexpectedError = () => {} }: AppOp
 
   // An incoming X-Request-Id is honoured only when short and plain ([A-Za-z0-9_=-]); otherwise a UUID.
   app.use(requestId({ limitLength: 128 }));
+  if (deps.settings.apiKeys.length) app.use(requireApiKey(deps.settings.apiKeys));
+  if (deps.rateLimiter) app.use(rateLimit(deps.rateLimiter, deps.settings.rateLimitPerMinute, clientAddress));
   // With Redis down, refuse work at once (before reading a 10 MB body) instead of hanging.
   for (const path of ['/upload', '/process/*']) {
     app.on('POST', path, async (c, next) => {

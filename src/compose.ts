@@ -14,6 +14,7 @@ import { EmbeddedQueue } from './adapters/embedded-queue.js';
 import { MemoryIdempotency } from './adapters/memory-idempotency.js';
 import { MultipartReceiver } from './adapters/multipart-receiver.js';
 import { connectRedis, redisProbe, whenReady } from './adapters/redis-connection.js';
+import { MemoryRateLimiter, RedisRateLimiter } from './adapters/rate-limiters.js';
 import { RedisIdempotency } from './adapters/redis-idempotency.js';
 import { RedisJobStore } from './adapters/redis-job-store.js';
 import { scalarAssets } from './adapters/scalar-assets.js';
@@ -21,7 +22,7 @@ import { SharpProcessor } from './adapters/sharp-processor.js';
 import type { Config } from './config.js';
 import { createJobRunner } from './job-runner.js';
 import { log, throttledErrorLog } from './log.js';
-import type { AppDeps, IdempotencyStore, JobQueue, JobStore, RedisProbe } from './ports.js';
+import type { AppDeps, IdempotencyStore, JobQueue, JobStore, RateLimiter, RedisProbe } from './ports.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds, type SweepReport } from './retention.js';
 
 const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
@@ -59,13 +60,18 @@ async function openFiles(config: Config) {
   return { store, processor: new SharpProcessor(store, config.MAX_INPUT_PIXELS) };
 }
 
-function appDeps(config: Config, parts: { store: DiskStore; processor: SharpProcessor; jobs: JobStore; queue: JobQueue; idempotency: IdempotencyStore; redis?: RedisProbe }): AppDeps {
+type Parts = { store: DiskStore; processor: SharpProcessor; jobs: JobStore; queue: JobQueue; idempotency: IdempotencyStore; rateLimiter?: RateLimiter; redis?: RedisProbe };
+
+function appDeps(config: Config, parts: Parts): AppDeps {
   return {
     settings: {
       version: packageVersion(),
       maxFileSize: config.MAX_FILE_SIZE,
       maxInputPixels: config.MAX_INPUT_PIXELS,
       allowedExtensions: config.ALLOWED_EXTENSIONS,
+      maxQueueDepth: config.MAX_QUEUE_DEPTH,
+      apiKeys: config.API_KEYS,
+      rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
       startedAt: new Date(),
     },
     uploads: new MultipartReceiver(parts.store),
@@ -85,7 +91,11 @@ async function composeEmbedded(config: Config): Promise<Service> {
   const stopSweeps = scheduleSweeps(sweep, sweepIntervalSeconds(config.RETENTION_SECONDS), throttledErrorLog('retention sweep'));
   return {
     mode: 'embedded',
-    deps: appDeps(config, { store, processor, jobs, queue, idempotency: new MemoryIdempotency(IDEMPOTENCY_TTL_SECONDS) }),
+    deps: appDeps(config, {
+      store, processor, jobs, queue,
+      idempotency: new MemoryIdempotency(IDEMPOTENCY_TTL_SECONDS),
+      rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new MemoryRateLimiter(config.RATE_LIMIT_PER_MINUTE) : undefined,
+    }),
     idle: (timeoutMs = 60_000) => within(queue.idle(), timeoutMs),
     sweep,
     async close(timeoutMs = 25_000) {
@@ -140,7 +150,12 @@ async function composeRedis(config: Config, url: string): Promise<Service> {
 
   return {
     mode: 'redis',
-    deps: appDeps(config, { store, processor, jobs, queue, idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY_TTL_SECONDS), redis: redisProbe(api) }),
+    deps: appDeps(config, {
+      store, processor, jobs, queue,
+      idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY_TTL_SECONDS),
+      rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new RedisRateLimiter(api, prefix, config.RATE_LIMIT_PER_MINUTE) : undefined,
+      redis: redisProbe(api),
+    }),
     idle,
     sweep,
     async close(timeoutMs = 25_000) {

@@ -66,6 +66,15 @@ const schema = z
       .refine((value) => /^[A-Za-z0-9_.-]{1,64}$/.test(value), { message: 'REDIS_KEY_PREFIX must be 1 to 64 letters, digits, dots, dashes or underscores' }),
     WORKER_LOCK_SECONDS: integer('WORKER_LOCK_SECONDS', 1, 30, 600),
     SHUTDOWN_TIMEOUT_SECONDS: integer('SHUTDOWN_TIMEOUT_SECONDS', 0, 25, 600),
+    MAX_QUEUE_DEPTH: integer('MAX_QUEUE_DEPTH', 1, 1000),
+    API_KEYS: z
+      .string()
+      .optional()
+      .transform((value) => (value ?? '').split(',').map((key) => key.trim()).filter(Boolean))
+      .refine((keys) => keys.every((key) => /^[\x21-\x7e]{16,256}$/.test(key)), {
+        message: 'API_KEYS must be a comma-separated list of keys of 16 to 256 visible ASCII characters',
+      }),
+    RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 0, 1_000_000),
   })
   .refine((config) => config.WORKER_CONCURRENCY > 0 || config.REDIS_URL !== undefined, {
     message: 'WORKER_CONCURRENCY=0 needs REDIS_URL: without Redis there is no separate worker to do the work',

@@ -113,6 +113,13 @@ export interface QueueCounts {
 export interface JobQueue {
   enqueue(processingId: string): Promise<void>;
   counts(): Promise<QueueCounts>;
+  /** Jobs waiting to start (cheaper than `counts`, asked on every `POST /process`). */
+  depth(): Promise<number>;
+}
+
+/** A fixed-window request counter per subject (an API key or a client address). */
+export interface RateLimiter {
+  hit(subject: string): Promise<{ allowed: boolean; retryAfterSeconds: number }>;
 }
 
 /** What a runner reports back to the queue that called it. */
@@ -147,6 +154,11 @@ export interface ServiceSettings {
   maxFileSize: number;
   maxInputPixels: number;
   allowedExtensions: readonly string[];
+  maxQueueDepth: number;
+  /** Bearer tokens accepted; empty = no authentication. */
+  apiKeys: readonly string[];
+  /** 0 = no limit. */
+  rateLimitPerMinute: number;
   startedAt: Date;
 }
 
@@ -166,5 +178,6 @@ export interface AppDeps {
   queue: JobQueue;
   docs: DocsAssets;
   idempotency: IdempotencyStore;
+  rateLimiter?: RateLimiter;
   redis?: RedisProbe;
 }

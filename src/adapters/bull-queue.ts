@@ -52,6 +52,11 @@ export class BullQueue implements JobQueue {
     };
   }
 
+  async depth(): Promise<number> {
+    const counts = await this.queue.getJobCounts('waiting', 'delayed', 'prioritized');
+    return Object.values(counts).reduce((sum, count) => sum + count, 0);
+  }
+
   close(): Promise<void> {
     return this.queue.close();
   }

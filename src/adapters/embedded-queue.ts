@@ -25,6 +25,10 @@ export class EmbeddedQueue implements JobQueue {
     return { waiting: this.waiting.length, active: this.active, completed: this.completed, failed: this.failed, workers: this.concurrency > 0 ? 1 : 0 };
   }
 
+  async depth(): Promise<number> {
+    return this.waiting.length;
+  }
+
   /** Resolves when nothing is waiting or running (for a clean stop and for tests). */
   idle(): Promise<void> {
     if (this.active === 0 && this.waiting.length === 0) return Promise.resolve();

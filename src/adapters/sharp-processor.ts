@@ -8,12 +8,11 @@ import * as bmp from 'bmp-ts';
 import { open, readFile } from 'node:fs/promises';
 import sharp, { type Matrix3x3, type Sharp } from 'sharp';
 import { AppError, unsupportedMedia } from '../domain/errors.js';
-import type { InputFormat } from '../domain/formats.js';
+import { keepsAnimation, type InputFormat } from '../domain/formats.js';
 import type { Operation } from '../domain/operations.js';
 import type { ImageInfo, ImageProcessor, ProcessedImage, ProcessTask } from '../ports.js';
 import type { DiskStore } from './disk-store.js';
 
-const ANIMATABLE = new Set(['gif', 'webp']);
 /** The classic sepia tone matrix; `sepia` blends it with the identity by its intensity. */
 const SEPIA = [
   [0.393, 0.769, 0.189],
@@ -58,7 +57,7 @@ export class SharpProcessor implements ImageProcessor {
 
   private async run(task: ProcessTask): Promise<ProcessedImage> {
     const deadline = Date.now() + task.timeoutSeconds * 1000;
-    const animated = task.pages > 1 && ANIMATABLE.has(task.inputFormat) && ANIMATABLE.has(task.output.format);
+    const animated = keepsAnimation(task.inputFormat, task.pages, task.output.format);
     let image = await this.open(task, animated);
     // sharp applies one pipeline's operations in its own fixed order; to honour the client's order, each
     // operation gets its own pipeline and the pixels are passed on raw (uncompressed, no re-encoding).
@@ -75,7 +74,7 @@ export class SharpProcessor implements ImageProcessor {
           ...(animated && info.pageHeight ? { pageHeight: info.pageHeight } : {}),
         },
         animated,
-        limitInputPixels: false,
+        limitInputPixels: this.maxInputPixels,
       });
     }
     encode(image, task);

@@ -27,6 +27,14 @@ export const FILE_EXTENSIONS: Readonly<Record<OutputFormat, string>> = {
 /** Output formats whose encoders use `quality`; the others ignore it. */
 export const LOSSY_FORMATS: ReadonlySet<OutputFormat> = new Set(['jpeg', 'webp', 'avif']);
 
+/** Formats that hold animation, as input and as output. */
+const ANIMATED_FORMATS: ReadonlySet<string> = new Set(['gif', 'webp']);
+
+/** True when the result keeps every frame: animated input, and an output that can hold frames. */
+export function keepsAnimation(input: InputFormat, pages: number, output: OutputFormat): boolean {
+  return pages > 1 && ANIMATED_FORMATS.has(input) && ANIMATED_FORMATS.has(output);
+}
+
 /** How many leading bytes `sniffFormat` needs. */
 export const SNIFF_BYTES = 32;
 

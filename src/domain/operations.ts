@@ -165,3 +165,34 @@ export function parsePipelineQuery(query: Record<string, string | undefined>): P
   if (!parsed.success) throw invalidRequest(fieldErrorsOf(parsed.error, 'operations.0.'));
   return normalisePipeline(parsed.data);
 }
+
+export interface Size {
+  width: number;
+  height: number;
+}
+
+type Resize = Extract<Operation, { operation: 'resize' }>;
+
+/** The size a resize gives (as sharp computes it, to the pixel or a little above: it is used as a bound). */
+function resized(from: Size, op: Resize): Size {
+  const { width: W, height: H } = from;
+  let width = op.width ?? Math.max(1, Math.round((W * op.height!) / H));
+  let height = op.height ?? Math.max(1, Math.round((H * op.width!) / W));
+  if (op.width !== undefined && op.height !== undefined && (op.fit === 'inside' || op.fit === 'outside')) {
+    const scale = (op.fit === 'inside' ? Math.min : Math.max)(op.width / W, op.height / H);
+    width = Math.max(1, Math.round(W * scale));
+    height = Math.max(1, Math.round(H * scale));
+  }
+  if (op.without_enlargement && (width > W || height > H)) return { width: Math.min(width, W), height: Math.min(height, H) };
+  return { width, height };
+}
+
+/**
+ * The size of the result of `operations` on an image of size `input`, known before any work is done, so a
+ * pipeline that would enlarge a tiny image past the pixel limit is refused up front.
+ * @example outputSize({ width: 1, height: 1000 }, [{ operation: 'resize', width: 8192, without_enlargement: false }])
+ * // { width: 8192, height: 8192000 }
+ */
+export function outputSize(input: Size, operations: Operation[]): Size {
+  return operations.reduce((size, op) => (op.operation === 'resize' ? resized(size, op) : size), input);
+}
