@@ -1,0 +1,74 @@
+/**
+ * Memory stays flat under hostile and heavy uploads: endless chunked bodies are cut off at MAX_FILE_SIZE,
+ * and large uploads stream to disk instead of being buffered. RSS is read from /proc (Linux).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type ServerProcess } from '../helpers/server-process.js';
+
+/** The bound this test holds the server to, in MiB: Node + sharp loaded idle is ~100 MiB here. */
+const RSS_BOUND_MIB = 250;
+
+const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+/** Sends an endless chunked multipart body until the server answers; resolves with the status. */
+function endlessUpload(baseUrl: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const boundary = 'endlessBOUNDARY';
+    const req = httpRequest(`${baseUrl}/upload`, { method: 'POST', agent: false, headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' } });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', (error) => (answered ? undefined : reject(error)));
+    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="endless.png"\r\n\r\n`);
+    const chunk = Buffer.alloc(256 * 1024, 0x42);
+    let sent = 0;
+    const pump = () => {
+      while (!answered && sent < 500 * 1024 * 1024) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', pump);
+      }
+    };
+    pump();
+  });
+}
+
+describe.runIf(existsSync('/proc/self/status'))('memory under upload load', () => {
+  let server: ServerProcess;
+  beforeAll(async () => {
+    server = await startServer({ WORKER_CONCURRENCY: '1' });
+  });
+  afterAll(async () => {
+    await server.stop('SIGKILL');
+    await rm(server.dir, { recursive: true, force: true });
+  });
+
+  it(`refuses 8 concurrent endless uploads and 16 concurrent 9 MB uploads with RSS under ${RSS_BOUND_MIB} MiB`, async () => {
+    const pid = server.child.pid!;
+    let peak = rssMiB(pid);
+    const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 10);
+    try {
+      const endless = await Promise.all(Array.from({ length: 8 }, () => endlessUpload(server.baseUrl)));
+      expect(endless).toEqual(Array(8).fill(413));
+      // 9 MB that pass the size limit and stream to disk (then fail the format check: random bytes).
+      const big = new Uint8Array(9 * 1024 * 1024).fill(0x33);
+      const statuses = await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          const form = new FormData();
+          form.append('file', new Blob([big]), 'big.png');
+          return (await fetch(`${server.baseUrl}/upload`, { method: 'POST', body: form })).status;
+        }),
+      );
+      expect(statuses).toEqual(Array(16).fill(415));
+    } finally {
+      clearInterval(sampler);
+    }
+    console.log(`memory test: peak RSS ${peak.toFixed(0)} MiB (bound ${RSS_BOUND_MIB} MiB)`);
+    expect(peak).toBeLessThan(RSS_BOUND_MIB);
+  });
+});
