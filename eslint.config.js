@@ -17,7 +17,7 @@ export default tseslint.config(
     files: ['handlers/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
-        patterns: [{ group: ['node:*', 'fs', 'path', 'sharp', 'ioredis', 'bullmq', 'busboy', '../src/adapters/*'],
+        patterns: [{ group: ['node:*', 'fs', 'path', 'sharp', 'ioredis', 'bullmq', 'busboy', '@fastify/busboy', '../src/adapters/*'],
           message: 'handlers depend on ports only; put Node, sharp and Redis code in src/adapters/' }],
       }],
     },

@@ -1,9 +1,11 @@
 /**
  * @module
- * Streams a `multipart/form-data` upload straight to a staging file with busboy: the size limit is
+ * Streams a `multipart/form-data` upload straight to a staging file with @fastify/busboy: the size limit is
  * enforced while the bytes arrive, the SHA-256 is computed on the way, and nothing is buffered whole.
+ * (@fastify/busboy rather than busboy: it accepts raw control bytes in a part's file name, which clients
+ * such as Python's urllib3 send unescaped; the name is then sanitised, instead of the whole upload refused.)
  */
-import busboy from 'busboy';
+import { Busboy, type BusboyInstance } from '@fastify/busboy';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
@@ -27,12 +29,11 @@ export class MultipartReceiver implements UploadReceiver {
       return Promise.reject(badRequest('not_multipart', `POST /upload takes multipart/form-data, got ${JSON.stringify(contentType || 'no Content-Type')}: ${usage}`));
     }
     if (!request.body) return Promise.reject(badRequest('missing_file', `the request has no body: ${usage}`));
-    let parser: busboy.Busboy;
+    let parser: BusboyInstance;
     try {
-      parser = busboy({
+      parser = new Busboy({
         headers: { 'content-type': contentType },
         limits: { ...FORM_LIMITS, files: 1, fileSize: rules.maxBytes },
-        defParamCharset: 'utf8',
       });
     } catch {
       return Promise.reject(badRequest('malformed_multipart', `the multipart Content-Type has no boundary: ${usage}`));
@@ -40,7 +41,7 @@ export class MultipartReceiver implements UploadReceiver {
     return this.stream(Readable.fromWeb(request.body as import('node:stream/web').ReadableStream), parser, rules);
   }
 
-  private stream(source: Readable, parser: busboy.Busboy, rules: UploadRules): Promise<StagedUpload> {
+  private stream(source: Readable, parser: BusboyInstance, rules: UploadRules): Promise<StagedUpload> {
     const stagingKey = this.store.newStagingKey();
     const path = this.store.stagingPath(stagingKey);
     return new Promise<StagedUpload>((resolvePromise, rejectPromise) => {
@@ -70,13 +71,13 @@ export class MultipartReceiver implements UploadReceiver {
         );
       };
 
-      parser.on('file', (field, fileStream, info) => {
+      parser.on('file', (field: string, fileStream: Readable, name: string) => {
         if (field !== rules.fieldName) {
           fileStream.resume();
           return fail(badRequest('unexpected_file_field', `the file must be in a part named "${rules.fieldName}", got a part named ${JSON.stringify(field)}`));
         }
         current = fileStream;
-        filename = info.filename ?? '';
+        filename = name ?? '';
         try {
           rules.checkFilename(filename);
         } catch (error) {
@@ -93,7 +94,7 @@ export class MultipartReceiver implements UploadReceiver {
       parser.on('partsLimit', () => fail(badRequest('too_many_parts', `a multipart upload may have at most ${FORM_LIMITS.parts} parts`)));
       parser.on('fieldsLimit', () => fail(badRequest('too_many_parts', `a multipart upload may have at most ${FORM_LIMITS.fields} fields`)));
       parser.on('error', () => fail(badRequest('malformed_multipart', `the multipart body could not be parsed: ${usage}`)));
-      parser.on('close', () => {
+      parser.on('finish', () => {
         if (settled) return;
         if (!staged) return fail(badRequest('missing_file', `no part named "${rules.fieldName}" with a file: ${usage}`));
         staged.then(

@@ -77,6 +77,28 @@ describe('hostile names and ids', () => {
     for (const entry of await readdir(join(h.dir, 'uploads'))) expect(entry).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it('accepts raw NUL and control bytes in a part header file name (as urllib3 sends them) and strips them', async () => {
+    const image = await solid(4, 4, { r: 1, g: 2, b: 3 });
+    for (const [raw, shown] of [['pa\u0000ss\u0001wd.png', 'passwd.png'], ['del\u007fete.png', 'delete.png'], ['\u0000\u0000.png', 'upload']]) {
+      const boundary = 'rawBOUNDARY';
+      const body = Buffer.concat([
+        Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="`),
+        Buffer.from(raw!, 'utf8'),
+        Buffer.from('"\r\nContent-Type: image/png\r\n\r\n'),
+        image,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
+      const response = await send('/upload', { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+      if (shown === 'upload') {
+        // Nothing but control characters and an extension: no usable name is left, so no extension either.
+        await expectProblem(response, 415, 'unsupported_extension');
+        continue;
+      }
+      expect(response.status, JSON.stringify(raw)).toBe(200);
+      expect(((await response.json()) as { filename: string }).filename).toBe(shown);
+    }
+  });
+
   it('gives a safe Content-Disposition for a non-ASCII name', async () => {
     const file = await upload(send, await solid(4, 4, { r: 1, g: 2, b: 3 }), 'café "menu".png');
     const accepted = await submit(send, file.file_id, 'operation=grayscale');
