@@ -61,6 +61,16 @@ describe('server process (embedded default)', () => {
     expect(answer.connection).toBe('close');
     expect(JSON.parse(answer.body)).toMatchObject({ code: 'file_too_large' });
     expect(answer.sentBytes).toBeLessThan(50_000_000);
+    // The partial file is gone (give the server a moment to close the write stream and delete it).
+    const { readdir } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    let partials: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      partials = (await readdir(join(server.dir, 'uploads'))).filter((name) => name.startsWith('.partial'));
+      if (partials.length === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(partials).toEqual([]);
     // The service is still healthy and a normal upload still works.
     expect((await send('/health')).status).toBe(200);
     await upload(send, await noisyJpeg(50, 50), 'after.jpg');
