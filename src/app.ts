@@ -8,6 +8,7 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
+import { routePath } from 'hono/route';
 import { docsPageHandler, docsScriptHandler, DOCS_SCRIPT_PATH } from '../handlers/docs.js';
 import { downloadHandler, downloadRoute } from '../handlers/download.js';
 import { healthHandler, healthRoute } from '../handlers/health.js';
@@ -21,19 +22,23 @@ import { rateLimit, requireApiKey } from './access.js';
 import { AppError, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf } from './domain/operations.js';
 import { problem } from './problem.js';
+import { silentLogger, type Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import type { AppDeps } from './ports.js';
 
 /** JSON bodies are small pipelines; anything larger is refused before it is parsed. */
 const MAX_JSON_BYTES = 64 * 1024;
 
 export interface AppOptions {
+  logger?: Logger;
+  metrics?: Metrics;
   /** Called with errors that became a 500, for logging; the client sees no detail of them. */
   onUnexpectedError?: (error: unknown, requestId: string) => void;
   /** The client's address, for per-address rate limits (the runtime knows it; a plain Request does not). */
   clientAddress?: (c: Context) => string | undefined;
 }
 
-export function createApp(deps: AppDeps, { onUnexpectedError = () => {}, clientAddress = () => undefined }: AppOptions = {}) {
+export function createApp(deps: AppDeps, { logger = silentLogger, metrics = createMetrics(), onUnexpectedError = () => {}, clientAddress = () => undefined }: AppOptions = {}) {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) return problem(invalidRequest(fieldErrorsOf(result.error)), c.get('requestId'));
@@ -42,6 +47,15 @@ export function createApp(deps: AppDeps, { onUnexpectedError = () => {}, clientA
 
   // An incoming X-Request-Id is honoured only when short and plain ([A-Za-z0-9_=-]); otherwise a UUID.
   app.use(requestId({ limitLength: 128 }));
+  app.use(async function observeRequest(c, next) {
+    const started = performance.now();
+    await next();
+    const seconds = (performance.now() - started) / 1000;
+    const matched = routePath(c, -1);
+    const route = matched.endsWith('*') ? 'unmatched' : matched;
+    metrics.observeRequest(c.req.method, route, c.res.status, seconds);
+    logger.info({ request_id: c.get('requestId'), method: c.req.method, route, path: c.req.path.slice(0, 200), status: c.res.status, duration_ms: Math.round(seconds * 10_000) / 10 }, 'request');
+  });
   if (deps.settings.apiKeys.length) app.use(requireApiKey(deps.settings.apiKeys));
   if (deps.rateLimiter) app.use(rateLimit(deps.rateLimiter, deps.settings.rateLimitPerMinute, clientAddress));
   // With Redis down, refuse work at once (before reading a 10 MB body) instead of hanging.
@@ -72,6 +86,7 @@ export function createApp(deps: AppDeps, { onUnexpectedError = () => {}, clientA
       description: 'Upload an image, ask for it to be processed, poll the job, download the result. Errors are application/problem+json (RFC 9457).',
     },
   });
+  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
   app.get('/docs', docsPageHandler);
   app.get(DOCS_SCRIPT_PATH, docsScriptHandler(deps));
 

@@ -21,7 +21,8 @@ import { scalarAssets } from './adapters/scalar-assets.js';
 import { SharpProcessor } from './adapters/sharp-processor.js';
 import type { Config } from './config.js';
 import { createJobRunner } from './job-runner.js';
-import { log, throttledErrorLog } from './log.js';
+import { silentLogger, throttledErrorLog, type Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import type { AppDeps, IdempotencyStore, JobQueue, JobStore, RateLimiter, RedisProbe } from './ports.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds, type SweepReport } from './retention.js';
 
@@ -51,8 +52,35 @@ export function packageVersion(): string {
   return '0.0.0';
 }
 
-export async function composeService(config: Config): Promise<Service> {
-  return config.REDIS_URL ? composeRedis(config, config.REDIS_URL) : composeEmbedded(config);
+export interface ComposeOptions {
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+interface Observability {
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export async function composeService(config: Config, { logger = silentLogger, metrics = createMetrics() }: ComposeOptions = {}): Promise<Service> {
+  const seen = { logger, metrics };
+  return config.REDIS_URL ? composeRedis(config, config.REDIS_URL, seen) : composeEmbedded(config, seen);
+}
+
+/** The queue as the handlers see it: every enqueue is logged (the job lifecycle starts here). */
+function loggedQueue(queue: JobQueue, logger: Logger): JobQueue {
+  return {
+    enqueue: async (processingId) => {
+      await queue.enqueue(processingId);
+      logger.info({ processing_id: processingId }, 'job queued');
+    },
+    counts: () => queue.counts(),
+    depth: () => queue.depth(),
+  };
+}
+
+function runner(config: Config, parts: Pick<Parts, 'jobs' | 'store' | 'processor'>, { logger, metrics }: Observability) {
+  return createJobRunner({ ...parts, timeoutSeconds: config.JOB_TIMEOUT_SECONDS, logger, observe: metrics.observeJob });
 }
 
 async function openFiles(config: Config) {
@@ -80,19 +108,20 @@ function appDeps(config: Config, parts: Parts): AppDeps {
   };
 }
 
-async function composeEmbedded(config: Config): Promise<Service> {
+async function composeEmbedded(config: Config, seen: Observability): Promise<Service> {
+  const { logger, metrics } = seen;
   const { store, processor } = await openFiles(config);
   const jobs = await EmbeddedJobStore.open(config.STATE_DIR);
-  const runJob = createJobRunner({ jobs, store, processor, timeoutSeconds: config.JOB_TIMEOUT_SECONDS });
-  const queue = new EmbeddedQueue(runJob, config.WORKER_CONCURRENCY);
+  const queue = new EmbeddedQueue(runner(config, { jobs, store, processor }, seen), config.WORKER_CONCURRENCY);
+  metrics.watchQueue(queue);
   // Jobs that were queued or running when the process last stopped are finished now.
   for (const processingId of await jobs.unfinishedJobs()) await queue.enqueue(processingId);
   const sweep = createSweeper({ jobs, store, retentionSeconds: config.RETENTION_SECONDS });
-  const stopSweeps = scheduleSweeps(sweep, sweepIntervalSeconds(config.RETENTION_SECONDS), throttledErrorLog('retention sweep'));
+  const stopSweeps = scheduleSweeps(sweep, sweepIntervalSeconds(config.RETENTION_SECONDS), throttledErrorLog(logger, 'retention sweep'));
   return {
     mode: 'embedded',
     deps: appDeps(config, {
-      store, processor, jobs, queue,
+      store, processor, jobs, queue: loggedQueue(queue, logger),
       idempotency: new MemoryIdempotency(IDEMPOTENCY_TTL_SECONDS),
       rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new MemoryRateLimiter(config.RATE_LIMIT_PER_MINUTE) : undefined,
     }),
@@ -106,26 +135,28 @@ async function composeEmbedded(config: Config): Promise<Service> {
   };
 }
 
-async function composeRedis(config: Config, url: string): Promise<Service> {
+async function composeRedis(config: Config, url: string, seen: Observability): Promise<Service> {
+  const { logger, metrics } = seen;
   const prefix = config.REDIS_KEY_PREFIX;
   const { store, processor } = await openFiles(config);
-  const api = connectRedis(url, 'api', throttledErrorLog('redis'));
-  if (!(await whenReady(api, 5000))) log('warn', 'Redis is not reachable yet; starting anyway, unhealthy until it is');
+  const api = connectRedis(url, 'api', throttledErrorLog(logger, 'redis'));
+  if (!(await whenReady(api, 5000))) logger.warn('Redis is not reachable yet; starting anyway, unhealthy until it is');
   const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS);
-  const queue = new BullQueue(api, prefix, throttledErrorLog('queue'));
-  const runJob = createJobRunner({ jobs, store, processor, timeoutSeconds: config.JOB_TIMEOUT_SECONDS });
+  const queue = new BullQueue(api, prefix, throttledErrorLog(logger, 'queue'));
+  metrics.watchQueue(queue);
+  const runJob = runner(config, { jobs, store, processor }, seen);
 
   let workerConnection: Redis | undefined;
   let worker: Worker | undefined;
   if (config.WORKER_CONCURRENCY > 0) {
-    workerConnection = connectRedis(url, 'worker', throttledErrorLog('redis (worker)'));
+    workerConnection = connectRedis(url, 'worker', throttledErrorLog(logger, 'redis (worker)'));
     worker = startBullWorker({
       connection: workerConnection,
       prefix,
       concurrency: config.WORKER_CONCURRENCY,
       lockSeconds: config.WORKER_LOCK_SECONDS,
       run: runJob,
-      onError: throttledErrorLog('worker'),
+      onError: throttledErrorLog(logger, 'worker'),
     });
   }
 
@@ -136,7 +167,7 @@ async function composeRedis(config: Config, url: string): Promise<Service> {
     retentionSeconds: config.RETENTION_SECONDS,
     acquire: async () => (await api.set(`${prefix}:sweep-lock`, String(process.pid), 'EX', interval, 'NX')) === 'OK',
   });
-  const stopSweeps = scheduleSweeps(sweep, interval, throttledErrorLog('retention sweep'));
+  const stopSweeps = scheduleSweeps(sweep, interval, throttledErrorLog(logger, 'retention sweep'));
 
   const idle = async (timeoutMs = 60_000) => {
     const deadline = Date.now() + timeoutMs;
@@ -151,7 +182,7 @@ async function composeRedis(config: Config, url: string): Promise<Service> {
   return {
     mode: 'redis',
     deps: appDeps(config, {
-      store, processor, jobs, queue,
+      store, processor, jobs, queue: loggedQueue(queue, logger),
       idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY_TTL_SECONDS),
       rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new RedisRateLimiter(api, prefix, config.RATE_LIMIT_PER_MINUTE) : undefined,
       redis: redisProbe(api),

@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { EXTENSION_FORMATS } from './domain/formats.js';
+import { LOG_LEVELS } from './log.js';
 
 const integer = (name: string, min: number, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -75,6 +76,11 @@ const schema = z
         message: 'API_KEYS must be a comma-separated list of keys of 16 to 256 visible ASCII characters',
       }),
     RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 0, 1_000_000),
+    LOG_LEVEL: z
+      .string()
+      .optional()
+      .transform((value) => value?.trim().toLowerCase() || 'info')
+      .refine((value) => (LOG_LEVELS as readonly string[]).includes(value), { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` }),
   })
   .refine((config) => config.WORKER_CONCURRENCY > 0 || config.REDIS_URL !== undefined, {
     message: 'WORKER_CONCURRENCY=0 needs REDIS_URL: without Redis there is no separate worker to do the work',

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { log } from './log.js';
+import type { Logger } from './log.js';
 
 export function readConfigOrExit(): Config {
   if (existsSync('.env')) process.loadEnvFile('.env');
@@ -21,15 +21,19 @@ export function readConfigOrExit(): Config {
 }
 
 /** Calls `stop` once on the first SIGTERM or SIGINT, then exits 0. */
-export function onStopSignal(stop: (signal: string) => Promise<void>): void {
+export function onStopSignal(logger: Logger, stop: (signal: string) => Promise<void>): void {
   let stopping = false;
   const handle = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log('info', 'stopping', { signal });
+    logger.info({ signal }, 'stopping');
     void stop(signal)
-      .catch((error: unknown) => log('error', 'error while stopping', { error: String(error) }))
-      .finally(() => process.exit(0));
+      .catch((error: unknown) => logger.error({ err: String(error) }, 'error while stopping'))
+      .finally(() => {
+        logger.info('stopped');
+        logger.flush();
+        process.exit(0);
+      });
   };
   process.on('SIGTERM', () => handle('SIGTERM'));
   process.on('SIGINT', () => handle('SIGINT'));

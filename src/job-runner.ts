@@ -6,6 +6,8 @@
  */
 import { AppError } from './domain/errors.js';
 import { resultName, type JobRecord, type JobResult } from './domain/jobs.js';
+import type { Operation } from './domain/operations.js';
+import { silentLogger, type Logger } from './log.js';
 import type { ImageProcessor, ImageStore, JobOutcome, JobStore } from './ports.js';
 
 export interface JobRunnerDeps {
@@ -14,6 +16,9 @@ export interface JobRunnerDeps {
   processor: ImageProcessor;
   timeoutSeconds: number;
   now?: () => Date;
+  logger?: Logger;
+  /** Told of every finished job (metrics). */
+  observe?: (outcome: 'completed' | 'failed', operations: Operation[], seconds: number) => void;
 }
 
 export interface RunOptions {
@@ -27,11 +32,13 @@ export interface RunOptions {
 
 export type JobRunner = (processingId: string, options?: RunOptions) => Promise<JobOutcome>;
 
-export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = () => new Date() }: JobRunnerDeps): JobRunner {
+export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = () => new Date(), logger = silentLogger, observe = () => {} }: JobRunnerDeps): JobRunner {
   return async function runJob(processingId, { finalAttempt = true } = {}) {
     const job = await jobs.getJob(processingId);
     if (!job || job.status === 'completed' || job.status === 'failed') return 'skipped';
     const startedAt = now();
+    const log = logger.child({ processing_id: processingId, file_id: job.file_id });
+    log.info({ operations: job.operations, output: job.output, queued_ms: startedAt.getTime() - Date.parse(job.created_at) }, 'job started');
     await jobs.updateJob(processingId, { status: 'processing', started_at: startedAt.toISOString() });
     try {
       const result = await produce(job);
@@ -43,9 +50,13 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
         duration_ms: completedAt.getTime() - startedAt.getTime(),
       });
       await jobs.markCompleted(job.cache_key, processingId);
+      const durationMs = completedAt.getTime() - startedAt.getTime();
+      log.info({ duration_ms: durationMs, result }, 'job completed');
+      observe('completed', job.operations, durationMs / 1000);
       return 'completed';
     } catch (error) {
       if (!(error instanceof AppError) && !finalAttempt) {
+        log.warn({ err: String(error) }, 'job hit a transient failure; it will be retried');
         await jobs.updateJob(processingId, { status: 'queued' }).catch(() => undefined);
         throw error;
       }
@@ -59,6 +70,8 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
         completed_at: completedAt.toISOString(),
         duration_ms: completedAt.getTime() - startedAt.getTime(),
       });
+      log.warn({ duration_ms: completedAt.getTime() - startedAt.getTime(), error: failure, ...(error instanceof AppError ? {} : { err: String(error) }) }, 'job failed');
+      observe('failed', job.operations, (completedAt.getTime() - startedAt.getTime()) / 1000);
       return 'failed';
     }
   };

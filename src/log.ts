@@ -1,17 +1,43 @@
 /**
  * @module
- * Minimal JSON-lines logging to stdout/stderr (one object per line, for CloudWatch and friends).
+ * Logging: pino JSON lines on stdout (CloudWatch reads one object per line), human-readable only when
+ * stdout is a terminal and pino-pretty is installed (development). `LOG_LEVEL` sets the level.
  */
-export type LogFields = Record<string, unknown>;
+import { createRequire } from 'node:module';
+import { pino, type Logger } from 'pino';
 
-export function log(level: 'info' | 'warn' | 'error', msg: string, fields: LogFields = {}): void {
-  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
-  if (level === 'info') console.log(line);
-  else console.error(line);
+export type { Logger };
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function prettyAvailable(): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
 }
 
+/**
+ * @example createLogger('info', 'api').info({ port: 8000 }, 'listening')
+ */
+export function createLogger(level: string, role: 'api' | 'worker' | 'test' = 'api'): Logger {
+  const pretty = process.stdout.isTTY && prettyAvailable();
+  return pino({
+    level,
+    base: { service: 'image-service', role, pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } } : {}),
+  });
+}
+
+/** A logger that writes nothing (tests, and callers that were given none). */
+export const silentLogger: Logger = pino({ level: 'silent' });
+
 /** Logs an error at most once per `windowMs` for one `source` (a down Redis reports every reconnect). */
-export function throttledErrorLog(source: string, windowMs = 10_000): (error: unknown) => void {
+export function throttledErrorLog(logger: Logger, source: string, windowMs = 10_000): (error: unknown) => void {
   let last = 0;
   let suppressed = 0;
   return (error) => {
@@ -20,7 +46,7 @@ export function throttledErrorLog(source: string, windowMs = 10_000): (error: un
       suppressed += 1;
       return;
     }
-    log('error', `${source} error`, { error: error instanceof Error ? error.message : String(error), suppressed });
+    logger.error({ source, err: error instanceof Error ? error.message : String(error), suppressed }, `${source} error`);
     last = now;
     suppressed = 0;
   };

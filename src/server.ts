@@ -1,29 +1,44 @@
 /**
  * @module
- * The API entry point: configuration → adapters → app → HTTP server. On SIGTERM: stop accepting
- * connections, finish in-flight requests, let running jobs finish (up to SHUTDOWN_TIMEOUT_SECONDS), exit 0.
+ * The API entry point: configuration → adapters → app → HTTP server. On SIGTERM (ECS sends it, then SIGKILL
+ * after stopTimeout): stop accepting connections, finish in-flight requests, let running jobs finish within
+ * SHUTDOWN_TIMEOUT_SECONDS (embedded: unfinished ones run at the next start; Redis: BullMQ hands them to
+ * another worker), close Redis, exit 0.
  */
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
+import type { Server } from 'node:http';
 import { createApp } from './app.js';
 import { composeService } from './compose.js';
 import { onStopSignal, readConfigOrExit } from './entry.js';
-import { log } from './log.js';
+import { createLogger } from './log.js';
+import { createMetrics } from './metrics.js';
 
 async function main(): Promise<void> {
   const config = readConfigOrExit();
-  const service = await composeService(config);
+  const logger = createLogger(config.LOG_LEVEL, 'api');
+  const metrics = createMetrics();
+  const service = await composeService(config, { logger, metrics });
   const app = createApp(service.deps, {
-    onUnexpectedError: (error, requestId) => log('error', 'unexpected error', { request_id: requestId, error: String(error), stack: (error as Error)?.stack }),
+    logger,
+    metrics,
+    onUnexpectedError: (error, requestId) => logger.error({ request_id: requestId, err: error instanceof Error ? error.stack : String(error) }, 'unexpected error'),
     clientAddress: (c) => getConnInfo(c).remote.address,
   });
   const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
-    log('info', 'listening', { port: info.port, mode: service.mode, worker_concurrency: config.WORKER_CONCURRENCY });
-  });
-  onStopSignal(async () => {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    await service.close(config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
-    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 1000))]);
+    logger.info({ port: info.port, mode: service.mode, worker_concurrency: config.WORKER_CONCURRENCY }, 'listening');
+  }) as Server;
+
+  onStopSignal(logger, async () => {
+    const deadline = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
+    // No new connections; idle keep-alive ones close now, busy ones once their request is answered.
+    const requestsDone = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await Promise.all([
+      Promise.race([requestsDone, new Promise((resolve) => setTimeout(resolve, deadline).unref())]),
+      service.close(deadline),
+    ]);
+    server.closeAllConnections();
   });
 }
 

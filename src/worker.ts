@@ -1,12 +1,17 @@
 /**
  * @module
  * The worker entry point (Redis mode): processes jobs from the queue, `WORKER_CONCURRENCY` at a time, and
- * serves no HTTP. On SIGTERM it stops taking jobs and lets running ones finish (up to
- * SHUTDOWN_TIMEOUT_SECONDS); one still running then is picked up by another worker when its lock expires.
+ * serves no HTTP. Every few seconds it logs the queue depth as a CloudWatch Embedded Metric Format line, the
+ * metric the ECS worker service scales on. On SIGTERM it stops taking jobs and lets running ones finish
+ * (up to SHUTDOWN_TIMEOUT_SECONDS); one still running then is run again by another worker when its lock
+ * expires.
  */
 import { composeService } from './compose.js';
 import { onStopSignal, readConfigOrExit } from './entry.js';
-import { log } from './log.js';
+import { createLogger } from './log.js';
+import { publishQueueMetrics } from './metrics.js';
+
+const METRIC_INTERVAL_MS = 10_000;
 
 async function main(): Promise<void> {
   const config = readConfigOrExit();
@@ -18,9 +23,14 @@ async function main(): Promise<void> {
     console.error('WORKER_CONCURRENCY must be at least 1 for a worker process');
     process.exit(1);
   }
-  const service = await composeService(config);
-  log('info', 'worker started', { mode: service.mode, worker_concurrency: config.WORKER_CONCURRENCY });
-  onStopSignal(() => service.close(config.SHUTDOWN_TIMEOUT_SECONDS * 1000));
+  const logger = createLogger(config.LOG_LEVEL, 'worker');
+  const service = await composeService(config, { logger });
+  logger.info({ mode: service.mode, worker_concurrency: config.WORKER_CONCURRENCY }, 'worker started');
+  const timer = setInterval(() => void publishQueueMetrics(service.deps.queue, logger, 'ImageService').catch(() => undefined), METRIC_INTERVAL_MS);
+  onStopSignal(logger, async () => {
+    clearInterval(timer);
+    await service.close(config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+  });
 }
 
 void main();

@@ -18,7 +18,8 @@ export class EmbeddedQueue implements JobQueue {
 
   async enqueue(processingId: string): Promise<void> {
     this.waiting.push(processingId);
-    this.pump();
+    // Start on the next turn of the event loop: the caller answers (and logs) "queued" first.
+    setImmediate(() => this.pump());
   }
 
   async counts(): Promise<QueueCounts> {

@@ -63,7 +63,8 @@ describe('embedded default', () => {
     }, 2);
     const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
     for (const id of ids) await queue.enqueue(id);
-    expect((await queue.counts()).active).toBe(2);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect((await queue.counts())).toMatchObject({ active: 2, waiting: 4 });
     await queue.idle();
     expect(peak).toBe(2);
     expect(order).toEqual(ids);

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createApp } from '../../src/app.js';
-import { composeService, type Service } from '../../src/compose.js';
+import { composeService, type ComposeOptions, type Service } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
 import { deleteKeys } from './redis.js';
 
@@ -23,22 +23,22 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export type HarnessFactory = (env?: Record<string, string>) => Promise<Harness>;
+export type HarnessFactory = (env?: Record<string, string>, seen?: ComposeOptions) => Promise<Harness>;
 
 /** The embedded default over a fresh temporary folder. */
-export const embeddedHarness: HarnessFactory = async (env = {}) => open(await mkdtemp(join(tmpdir(), 'image-service-')), env);
+export const embeddedHarness: HarnessFactory = async (env = {}, seen = {}) => open(await mkdtemp(join(tmpdir(), 'image-service-')), env, seen);
 
 /** Redis mode against `url`, under a key prefix of its own, with a worker in the same process. */
 export function redisHarness(url: string): HarnessFactory {
-  return async (env = {}) => {
+  return async (env = {}, seen = {}) => {
     const prefix = `test-${randomUUID().slice(0, 8)}`;
-    const harness = await open(await mkdtemp(join(tmpdir(), 'image-service-redis-')), { REDIS_URL: url, REDIS_KEY_PREFIX: prefix, ...env });
+    const harness = await open(await mkdtemp(join(tmpdir(), 'image-service-redis-')), { REDIS_URL: url, REDIS_KEY_PREFIX: prefix, ...env }, seen);
     const close = harness.close;
     return { ...harness, close: async () => { await close(); await deleteKeys(url, prefix); } };
   };
 }
 
-async function open(dir: string, env: Record<string, string>): Promise<Harness> {
+async function open(dir: string, env: Record<string, string>, seen: ComposeOptions): Promise<Harness> {
   const config = loadConfig({
     UPLOAD_DIR: join(dir, 'uploads'),
     PROCESSED_DIR: join(dir, 'processed'),
@@ -46,8 +46,8 @@ async function open(dir: string, env: Record<string, string>): Promise<Harness> 
     WORKER_CONCURRENCY: '2',
     ...env,
   });
-  const service = await composeService(config);
-  const app = createApp(service.deps);
+  const service = await composeService(config, seen);
+  const app = createApp(service.deps, seen);
   return {
     request: async (path, init) => app.request(path, init),
     service,
@@ -56,7 +56,7 @@ async function open(dir: string, env: Record<string, string>): Promise<Harness> 
     restart: async () => {
       await service.idle();
       await service.close();
-      return open(dir, env);
+      return open(dir, env, seen);
     },
     close: async () => {
       await service.idle();

@@ -1,0 +1,88 @@
+/**
+ * @module
+ * Prometheus metrics (`GET /metrics`): request durations by route and status, job outcomes and processing
+ * durations by operation, queue depth gauges read at scrape time, and the process defaults.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Operation } from './domain/operations.js';
+import type { Logger } from './log.js';
+import type { JobQueue } from './ports.js';
+
+export interface Metrics {
+  registry: Registry;
+  observeRequest(method: string, route: string, status: number, seconds: number): void;
+  observeJob(outcome: 'completed' | 'failed', operations: Operation[], seconds: number): void;
+  /** Makes the queue gauges read `queue` at each scrape. */
+  watchQueue(queue: JobQueue): void;
+}
+
+/** One label value per job: the operation, or `pipeline` for several (bounded cardinality). */
+const operationLabel = (operations: Operation[]) => (operations.length === 1 ? operations[0]!.operation : 'pipeline');
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const requests = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by method, route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const jobs = new Counter({ name: 'jobs_total', help: 'Jobs finished by this process, by outcome', labelNames: ['outcome'], registers: [registry] });
+  const durations = new Histogram({
+    name: 'job_processing_duration_seconds',
+    help: 'Processing time of finished jobs by operation (pipeline = several)',
+    labelNames: ['operation', 'outcome'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  let queue: JobQueue | undefined;
+  const depth = new Gauge({
+    name: 'queue_jobs',
+    help: 'Jobs in the queue by state (read at scrape time)',
+    labelNames: ['state'],
+    registers: [registry],
+    async collect() {
+      const counts = await queue?.counts().catch(() => undefined);
+      if (!counts) return;
+      for (const state of ['waiting', 'active', 'completed', 'failed'] as const) this.set({ state }, counts[state]);
+    },
+  });
+  const workers = new Gauge({
+    name: 'queue_workers',
+    help: 'Workers connected to the queue',
+    registers: [registry],
+    async collect() {
+      const counts = await queue?.counts().catch(() => undefined);
+      if (counts) this.set(counts.workers);
+    },
+  });
+  void depth;
+  void workers;
+  return {
+    registry,
+    observeRequest: (method, route, status, seconds) => requests.observe({ method, route, status: String(status) }, seconds),
+    observeJob: (outcome, operations, seconds) => {
+      jobs.inc({ outcome });
+      durations.observe({ operation: operationLabel(operations), outcome }, seconds);
+    },
+    watchQueue: (watched) => {
+      queue = watched;
+    },
+  };
+}
+
+/** Logs one EMF line: CloudWatch turns it into the metrics QueueWaiting and QueueActive. */
+export async function publishQueueMetrics(queue: JobQueue, logger: Logger, namespace: string): Promise<void> {
+  const counts = await queue.counts();
+  logger.info({
+    _aws: {
+      Timestamp: Date.now(),
+      CloudWatchMetrics: [{ Namespace: namespace, Dimensions: [['Queue']], Metrics: [{ Name: 'QueueWaiting', Unit: 'Count' }, { Name: 'QueueActive', Unit: 'Count' }] }],
+    },
+    Queue: 'images',
+    QueueWaiting: counts.waiting,
+    QueueActive: counts.active,
+  }, 'queue depth');
+}
