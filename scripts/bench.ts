@@ -1,0 +1,333 @@
+/**
+ * `npm run bench [-- --quick]`: the service against the limit, side by side in one run.
+ *
+ * - Makes realistic photos (gradients with noise, so JPEG has real entropy) at ~20 MP and ~2 MP.
+ * - The limit: sharp alone doing the same operation (fit 800×800, JPEG q85) on the same bytes, C at a time,
+ *   in one process (scripts/bench-baseline.ts), with the same allocator.
+ * - The service: the built server (embedded default; with REDIS_URL also Redis mode with a separate worker
+ *   process) and C concurrent clients running the seed's flow: upload → POST /process → poll /status →
+ *   download. Each upload differs by a JPEG comment so the result cache cannot answer.
+ * - Also: p50/p95/p99 per endpoint, the server's peak RSS, event-loop delay p99, GET /status p99 while the
+ *   CPU is saturated, the time of a result-cache hit, and peak RSS during 16 concurrent ~10 MB uploads.
+ * Prints a table and writes bench/results/<time>.json.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+
+const repo = resolve(import.meta.dirname, '..');
+const quick = process.argv.includes('--quick');
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 2 * cpus().length);
+/** Jobs the service processes at once: its default (the number of CPUs) unless BENCH_WORKERS says otherwise. */
+const workers = Number(process.env.BENCH_WORKERS ?? cpus().length);
+const work = mkdtempSync(join(tmpdir(), 'bench-'));
+const jemalloc = spawnSync('bash', ['-c', 'find /usr/lib /usr/local/lib -name libjemalloc.so.2 2>/dev/null | head -n 1']).stdout.toString().trim();
+const runtimeEnv: Record<string, string> = { PATH: process.env.PATH ?? '', ...(jemalloc ? { LD_PRELOAD: jemalloc } : {}) };
+
+const workloads = [
+  { label: '20 MP', width: 5472, height: 3648, jobs: quick ? 6 : 30 },
+  { label: '2 MP', width: 1732, height: 1155, jobs: quick ? 30 : 150 },
+];
+
+// ---------- inputs ----------
+
+/** A noisy diagonal gradient: smooth structure plus grain, like a photo, so JPEG has real entropy. */
+async function photo(width: number, height: number): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * 3);
+  let seed = 12345;
+  const noise = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 41) - 20;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      const base = ((x / width) * 180 + (y / height) * 60) | 0;
+      raw[i] = Math.max(0, Math.min(255, base + noise()));
+      raw[i + 1] = Math.max(0, Math.min(255, 255 - base + noise()));
+      raw[i + 2] = Math.max(0, Math.min(255, ((x + y) % 256) / 2 + 64 + noise()));
+    }
+  }
+  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+}
+
+/** The same JPEG with a comment segment after SOI: other bytes (another cache key), the same pixels. */
+function variant(jpeg: Buffer, n: number): Buffer {
+  const text = Buffer.from(`bench-${n}-${Math.random()}`);
+  const segment = Buffer.from([0xff, 0xfe, 0, 0]);
+  segment.writeUInt16BE(text.length + 2, 2);
+  return Buffer.concat([jpeg.subarray(0, 2), segment, text, jpeg.subarray(2)]);
+}
+
+// ---------- measuring ----------
+
+const percentile = (values: number[], p: number) => {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+};
+const summary = (values: number[]) => ({ n: values.length, p50: percentile(values, 50), p95: percentile(values, 95), p99: percentile(values, 99) });
+
+function rssSampler(pid: number) {
+  let peak = 0;
+  const read = () => {
+    try {
+      peak = Math.max(peak, Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
+    } catch {
+      // the process is gone
+    }
+  };
+  const timer = setInterval(read, 20);
+  return { reset: () => (peak = 0), peak: () => (read(), peak), stop: () => clearInterval(timer) };
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+async function timed<T>(bucket: number[], call: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  const value = await call();
+  bucket.push(performance.now() - started);
+  return value;
+}
+
+// ---------- processes ----------
+
+interface Proc {
+  child: ChildProcess;
+  base: string;
+}
+
+async function startProcess(entry: string, env: Record<string, string>, port: number, waitForHttp: boolean): Promise<Proc> {
+  const nodeFlags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : [];
+  const child = spawn(process.execPath, [...nodeFlags, join(repo, 'dist/src', entry)], { cwd: work, env: { ...runtimeEnv, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    if (output.length < 10_000) output += chunk.toString();
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${entry} exited: ${output}`);
+    if (waitForHttp ? await fetch(`${base}/health`).then((r) => r.ok, () => false) : output.includes('worker started')) break;
+    if (Date.now() > deadline) throw new Error(`${entry} did not start`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { child, base };
+}
+
+async function stop(proc: Proc): Promise<void> {
+  if (proc.child.exitCode !== null) return;
+  const exited = new Promise((r) => proc.child.once('exit', r));
+  proc.child.kill('SIGTERM');
+  await exited;
+}
+
+function baseline(file: string, jobs: number): { jobsPerSecond: number; sharpConcurrency: number; cpuMsPerJob: number } {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'scripts/bench-baseline.ts'), JSON.stringify({ files: [file], jobs, concurrency })], {
+    cwd: repo,
+    env: runtimeEnv,
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`baseline failed: ${result.stderr}`);
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as { jobsPerSecond: number; sharpConcurrency: number; cpuMsPerJob: number };
+}
+
+// ---------- the seed's workload ----------
+
+/** How often a client polls /status (the seed's client loops on it). */
+const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 10);
+
+interface Latencies {
+  upload: number[];
+  process: number[];
+  status: number[];
+  download: number[];
+}
+
+const BOUNDARY = 'bench-boundary-7d1a0c';
+const PREAMBLE = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
+const EPILOGUE = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
+
+/** A multipart body built once, as curl sends it: the bench client should cost the shared CPU little. */
+const multipartBody = (bytes: Buffer) => Buffer.concat([PREAMBLE, bytes, EPILOGUE]);
+
+async function seedFlow(base: string, bytes: Buffer, lat: Latencies): Promise<{ fileId: string; processingId: string }> {
+  const body = multipartBody(bytes);
+  const headers = { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` };
+  const uploaded = (await timed(lat.upload, async () => (await fetch(`${base}/upload`, { method: 'POST', headers, body })).json())) as { file_id: string };
+  if (!uploaded.file_id) throw new Error(`upload failed: ${JSON.stringify(uploaded)}`);
+  const accepted = (await timed(lat.process, async () =>
+    (await fetch(`${base}/process/${uploaded.file_id}?operation=resize&width=800&height=800&fit=inside&format=jpeg&quality=85`, { method: 'POST' })).json(),
+  )) as { processing_id: string };
+  for (;;) {
+    const job = (await timed(lat.status, async () => (await fetch(`${base}/status/${accepted.processing_id}`)).json())) as { status: string };
+    if (job.status === 'completed') break;
+    if (job.status === 'failed') throw new Error(`job failed: ${JSON.stringify(job)}`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  await timed(lat.download, async () => (await fetch(`${base}/download/${accepted.processing_id}`)).arrayBuffer());
+  return { fileId: uploaded.file_id, processingId: accepted.processing_id };
+}
+
+async function serviceRun(base: string, jpeg: Buffer, jobs: number) {
+  const lat: Latencies = { upload: [], process: [], status: [], download: [] };
+  let next = 0;
+  let last = { fileId: '', processingId: '' };
+  // A prober asks /status of a finished job every 25 ms while the CPU is saturated by the workload.
+  const warm = await seedFlow(base, variant(jpeg, -1), { upload: [], process: [], status: [], download: [] });
+  const prober = spawn(process.execPath, ['--import', 'tsx', join(repo, 'scripts/bench-prober.ts'), `${base}/status/${warm.processingId}`], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
+  let probeOutput = '';
+  prober.stdout!.on('data', (chunk: Buffer) => (probeOutput += chunk.toString()));
+  const proberDone = new Promise((r) => prober.once('exit', r));
+  await new Promise((r) => setTimeout(r, 1500)); // let it start (tsx) before the load begins
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < jobs) {
+        const n = next++;
+        last = await seedFlow(base, variant(jpeg, n), lat);
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  prober.kill('SIGTERM');
+  await proberDone;
+  const probe = JSON.parse(probeOutput.trim() || '[]') as number[];
+  return { seconds, jobsPerSecond: jobs / seconds, lat, statusUnderLoad: summary(probe), last };
+}
+
+async function eventLoopP99(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text)?.[1] ?? NaN) * 1000;
+}
+
+async function cacheHit(base: string, fileId: string): Promise<ReturnType<typeof summary>> {
+  const times: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const body = (await timed(times, async () =>
+      (await fetch(`${base}/process/${fileId}?operation=resize&width=800&height=800&fit=inside&format=jpeg&quality=85`, { method: 'POST' })).json(),
+    )) as { cached: boolean };
+    if (!body.cached) throw new Error('expected a cache hit');
+  }
+  return summary(times);
+}
+
+async function uploadStorm(base: string, jpeg: Buffer, rss: ReturnType<typeof rssSampler>) {
+  rss.reset();
+  const bytes = jpeg.length > 10_000_000 ? jpeg.subarray(0, 10_000_000) : jpeg;
+  const statuses = await Promise.all(
+    Array.from({ length: 16 }, async (_, n) => {
+      const headers = { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` };
+      return (await fetch(`${base}/upload`, { method: 'POST', headers, body: multipartBody(variant(bytes, 1000 + n)) })).status;
+    }),
+  );
+  return { uploads: statuses.length, sizeBytes: bytes.length, statuses: [...new Set(statuses)], peakRssMiB: rss.peak() };
+}
+
+// ---------- main ----------
+
+const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '—');
+
+async function runMode(mode: 'embedded' | 'redis', photos: Array<{ label: string; jobs: number; file: string; bytes: Buffer }>) {
+  const port = 18000 + Math.floor(Math.random() * 2000);
+  const dirs = { UPLOAD_DIR: join(work, mode, 'uploads'), PROCESSED_DIR: join(work, mode, 'processed'), STATE_DIR: join(work, mode, 'state') };
+  const common = { ...dirs, PORT: String(port), HOST: '127.0.0.1', MAX_FILE_SIZE: String(32 * 1024 * 1024), LOG_LEVEL: 'info' };
+  const prefix = `bench-${Date.now()}`;
+  const procs: Proc[] = [];
+  if (mode === 'redis') {
+    const redisEnv = { ...common, REDIS_URL: process.env.REDIS_URL!, REDIS_KEY_PREFIX: prefix };
+    procs.push(await startProcess('server.js', { ...redisEnv, WORKER_CONCURRENCY: '0' }, port, true));
+    procs.push(await startProcess('worker.js', { ...redisEnv, WORKER_CONCURRENCY: String(workers) }, port, false));
+  } else {
+    procs.push(await startProcess('server.js', { ...common, WORKER_CONCURRENCY: String(workers) }, port, true));
+  }
+  const api = procs[0]!;
+  const rss = rssSampler(api.child.pid!);
+  const results = [];
+  try {
+    for (const item of photos) {
+      await eventLoopP99(api.base); // resets the event-loop histogram window
+      rss.reset();
+      const limit = baseline(item.file, item.jobs);
+      const serverCpu = procs.map((proc) => cpuSeconds(proc.child.pid!));
+      const clientCpu = process.cpuUsage();
+      const service = await serviceRun(api.base, item.bytes, item.jobs);
+      const clientSpent = process.cpuUsage(clientCpu);
+      const cpuMsPerJob = {
+        service: procs.reduce((sum, proc, i) => sum + cpuSeconds(proc.child.pid!) - serverCpu[i]!, 0) * 1000 / (item.jobs + 1),
+        client: (clientSpent.user + clientSpent.system) / 1000 / (item.jobs + 1),
+      };
+      results.push({
+        workload: item.label,
+        jobs: item.jobs,
+        sharpJobsPerSecond: limit.jobsPerSecond,
+        serviceJobsPerSecond: service.jobsPerSecond,
+        ratio: service.jobsPerSecond / limit.jobsPerSecond,
+        latencyMs: { upload: summary(service.lat.upload), process: summary(service.lat.process), status: summary(service.lat.status), download: summary(service.lat.download) },
+        statusUnderLoadMs: service.statusUnderLoad,
+        eventLoopP99Ms: await eventLoopP99(api.base),
+        peakRssMiB: rss.peak(),
+        cacheHitMs: await cacheHit(api.base, service.last.fileId),
+        sharpConcurrency: limit.sharpConcurrency,
+        cpuMsPerJob,
+        sharpCpuMsPerJob: limit.cpuMsPerJob,
+      });
+    }
+    const storm = await uploadStorm(api.base, photos[0]!.bytes, rss);
+    return { mode, results, storm };
+  } finally {
+    rss.stop();
+    for (const proc of procs.reverse()) await stop(proc);
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`bench: ${quick ? 'quick' : 'full'} run, ${concurrency} clients and sharp at concurrency ${concurrency}, service WORKER_CONCURRENCY ${workers}, ${cpus().length} cores, jemalloc ${jemalloc ? 'preloaded' : 'not found'}`);
+  const photos = [];
+  for (const workload of workloads) {
+    const bytes = await photo(workload.width, workload.height);
+    const file = join(work, `${workload.label.replace(' ', '')}.jpg`);
+    writeFileSync(file, bytes);
+    photos.push({ ...workload, file, bytes });
+    console.log(`  input ${workload.label}: ${workload.width}×${workload.height} JPEG, ${(bytes.length / 1e6).toFixed(1)} MB`);
+  }
+  const modes: Array<'embedded' | 'redis'> = process.env.REDIS_URL ? ['embedded', 'redis'] : ['embedded'];
+  const runs = [];
+  for (const mode of modes) runs.push(await runMode(mode, photos));
+
+  for (const run of runs) {
+    console.log(`\n${run.mode} mode (service) vs sharp alone, same bytes, concurrency ${concurrency}`);
+    console.log('workload  sharp jobs/s  service jobs/s  ratio   upload p50/p99  process p99  status p50/p99  download p99  status p99 under load  event loop p99  peak RSS  cache hit p50');
+    for (const r of run.results) {
+      console.log(
+        `${r.workload.padEnd(8)}  ${fmt(r.sharpJobsPerSecond, 2).padStart(12)}  ${fmt(r.serviceJobsPerSecond, 2).padStart(14)}  ${fmt(r.ratio, 2).padStart(5)}   ` +
+          `${fmt(r.latencyMs.upload.p50)}/${fmt(r.latencyMs.upload.p99)} ms`.padEnd(16) +
+          `${fmt(r.latencyMs.process.p99)} ms`.padStart(11) + `  ${fmt(r.latencyMs.status.p50)}/${fmt(r.latencyMs.status.p99)} ms`.padStart(16) +
+          `${fmt(r.latencyMs.download.p99)} ms`.padStart(14) + `${fmt(r.statusUnderLoadMs.p99)} ms`.padStart(23) + `${fmt(r.eventLoopP99Ms)} ms`.padStart(16) +
+          `${fmt(r.peakRssMiB, 0)} MiB`.padStart(10) + `${fmt(r.cacheHitMs.p50, 2)} ms`.padStart(15),
+      );
+    }
+    for (const r of run.results) console.log(`${r.workload}: CPU per job: sharp alone ${fmt(r.sharpCpuMsPerJob)} ms; service processes ${fmt(r.cpuMsPerJob.service)} ms; bench client ${fmt(r.cpuMsPerJob.client)} ms`);
+    console.log(`16 concurrent uploads of ${(run.storm.sizeBytes / 1e6).toFixed(1)} MB: statuses ${run.storm.statuses.join(',')}, peak RSS ${fmt(run.storm.peakRssMiB, 0)} MiB`);
+  }
+  const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, vips: sharp.versions.vips, sharp: sharp.versions.sharp, jemalloc: Boolean(jemalloc) };
+  const outDir = join(repo, 'bench/results');
+  mkdirSync(outDir, { recursive: true });
+  const outFile = join(outDir, `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
+  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), quick, concurrency, workers, machine, runs }, null, 2));
+  console.log(`\nwrote ${outFile}`);
+}
+
+main()
+  .catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  })
+  .finally(() => rmSync(work, { recursive: true, force: true }));
