@@ -15,6 +15,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
 import sharp from 'sharp';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -285,7 +286,20 @@ async function runMode(mode: 'embedded' | 'redis', photos: Array<{ label: string
   } finally {
     rss.stop();
     for (const proc of procs.reverse()) await stop(proc);
+    if (mode === 'redis') await deleteKeys(process.env.REDIS_URL!, prefix);
   }
+}
+
+/** Removes the run's keys from Redis (the bench leaves nothing behind). */
+async function deleteKeys(url: string, prefix: string): Promise<void> {
+  const client = new Redis(url);
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await client.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  client.disconnect();
 }
 
 async function main(): Promise<void> {
