@@ -1,31 +1,65 @@
 /**
  * @module
- * `GET /status/{processing_id}`: where a job stands.
+ * `GET /status/{processing_id}`: where a job stands. With `?wait=N` (seconds, 0–30) the answer waits until
+ * the job is completed or failed, or N seconds have passed: a client learns of completion at once without
+ * polling many times (each poll costs both sides a request).
  */
-import { createRoute, type RouteHandler } from '@hono/zod-openapi';
-import { notFound } from '../src/domain/errors.js';
-import { publicJob } from '../src/domain/jobs.js';
-import type { AppDeps } from '../src/ports.js';
-import { type AppEnv, JobStatusSchema, problemResponse, ProcessingIdParams } from './schemas.js';
+import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
+import { badRequest, notFound } from '../src/domain/errors.js';
+import { publicJob, type JobRecord } from '../src/domain/jobs.js';
+import type { AppDeps, JobStore } from '../src/ports.js';
+import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse } from './schemas.js';
+
+const MAX_WAIT_SECONDS = 30;
+/** How often a waiting request looks at the job again (a store read, far cheaper than a client's request). */
+const RECHECK_MS = 20;
 
 export const statusRoute = createRoute({
   method: 'get',
   path: '/status/{processing_id}',
   summary: 'Job status',
   tags: ['images'],
-  request: { params: ProcessingIdParams },
+  request: {
+    params: ProcessingIdParams,
+    query: z.object({
+      wait: z.string().optional().openapi({ description: `seconds to wait for the job to finish before answering, 0–${MAX_WAIT_SECONDS} (default 0)` }),
+    }),
+  },
   responses: {
     200: { description: 'The job', content: { 'application/json': { schema: JobStatusSchema } } },
-    400: problemResponse('Malformed processing_id'),
+    400: problemResponse('Malformed processing_id or wait'),
     404: problemResponse('Unknown processing_id'),
   },
 });
 
+const finished = (job: JobRecord) => job.status === 'completed' || job.status === 'failed';
+
+function parseWait(text: string | undefined): number {
+  if (text === undefined) return 0;
+  const value = /^\d{1,2}$/.test(text) ? Number(text) : NaN;
+  if (!(value >= 0 && value <= MAX_WAIT_SECONDS)) {
+    throw badRequest('invalid_wait', `wait must be an integer from 0 to ${MAX_WAIT_SECONDS} (seconds), got ${JSON.stringify(text.slice(0, 40))}`);
+  }
+  return value;
+}
+
+/** The job once it is finished, or as it stands when `waitMs` is up or the client has gone. */
+async function settled(jobs: JobStore, processingId: string, first: JobRecord, waitMs: number, signal: AbortSignal): Promise<JobRecord> {
+  const deadline = Date.now() + waitMs;
+  let job = first;
+  while (!finished(job) && Date.now() < deadline && !signal.aborted) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(RECHECK_MS, deadline - Date.now())));
+    job = (await jobs.getJob(processingId)) ?? job;
+  }
+  return job;
+}
+
 export function statusHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typeof statusRoute, AppEnv> {
   return async function status(c) {
     const { processing_id: processingId } = c.req.valid('param');
+    const waitSeconds = parseWait(c.req.valid('query').wait);
     const job = await jobs.getJob(processingId);
     if (!job) throw notFound('job_not_found', `no job has processing_id ${processingId}`);
-    return c.json(publicJob(job), 200);
+    return c.json(publicJob(await settled(jobs, processingId, job, waitSeconds * 1000, c.req.raw.signal)), 200);
   };
 }

@@ -374,6 +374,25 @@ export function contractSuite(name: string, makeHarness: HarnessFactory): void {
         expect(body).toMatchObject({ job_status: 'failed', error: { code: 'decode_failed' } });
       });
 
+      it('GET /status?wait= answers once the job is finished, or when the wait is up', async () => {
+        const file = await upload(send, await noisyJpeg(800, 600), 'wait.jpg');
+        const accepted = await submit(send, file.file_id, { operations: [{ operation: 'blur', intensity: 8 }], format: 'png' });
+        const job = (await (await send(`/status/${accepted.processing_id}?wait=20`)).json()) as { status: string };
+        expect(job.status).toBe('completed');
+        // A job that never finishes: the answer comes when the wait is up, with the job as it stands.
+        const now = new Date().toISOString();
+        const stuckId = '9a0c1f6e-2b3d-4e5f-8a9b-0c1d2e3f4a5b';
+        await h.service.deps.jobs.putJob({
+          processing_id: stuckId, file_id: file.file_id, status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
+          output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: 'wait-test', created_at: now,
+        });
+        const started = Date.now();
+        const stuck = (await (await send(`/status/${stuckId}?wait=1`)).json()) as { status: string };
+        expect(stuck.status).toBe('queued');
+        expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+        for (const wait of ['31', '-1', 'abc', '1.5']) await expectProblem(await send(`/status/${stuckId}?wait=${wait}`), 400, 'invalid_wait');
+      });
+
       it('download of a job not completed yet is a 409 carrying job_status', async () => {
         const file = await upload(send, photo, 'pending.jpg');
         const now = new Date().toISOString();
