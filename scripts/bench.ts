@@ -17,6 +17,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import sharp from 'sharp';
+import { deleteKeysUnder } from '../src/adapters/redis-connection.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const quick = process.argv.includes('--quick');
@@ -298,12 +299,7 @@ async function runMode(mode: 'embedded' | 'redis', photos: Array<{ label: string
 /** Removes the run's keys from Redis (the bench leaves nothing behind). */
 async function deleteKeys(url: string, prefix: string): Promise<void> {
   const client = new Redis(url);
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    if (keys.length) await client.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+  await deleteKeysUnder(client, prefix);
   client.disconnect();
 }
 

@@ -45,6 +45,16 @@ export function whenReady(client: Redis, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/** Deletes every key under `prefix:` (a deployment's, a test's or a benchmark's), a batch at a time. */
+export async function deleteKeysUnder(client: Redis, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    if (keys.length) await client.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
 /** Runs a Redis call; any failure of the connection becomes a 503 problem with Retry-After. */
 export async function guarded<T>(call: () => Promise<T>): Promise<T> {
   try {
