@@ -4,6 +4,7 @@
  * `completed` with `cached: true` when the same result (same content, same normalised request) exists.
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
+import { sha256Hex } from '../src/domain/digest.js';
 import { AppError, invalidRequest, notFound, unavailable } from '../src/domain/errors.js';
 import { defaultOutputFormat, keepsAnimation, LOSSY_FORMATS, type OutputFormat } from '../src/domain/formats.js';
 import { publicJob, resultName, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
@@ -124,9 +125,4 @@ export function processHandler({ settings, jobs, queue, store, idempotency }: Pr
 
 function accepted(job: JobRecord) {
   return { ...publicJob(job), status_url: `/status/${job.processing_id}`, download_url: `/download/${job.processing_id}` };
-}
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
 }

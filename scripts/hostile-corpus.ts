@@ -89,8 +89,9 @@ export function bmpDeclaring(width: number, height: number): Buffer {
 }
 
 export async function hostileCorpus(): Promise<HostileCase[]> {
-  const photo = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
-  const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).png().toBuffer();
+  const noisy = sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } });
+  const photo = await noisy.clone().jpeg().toBuffer();
+  const png = await noisy.clone().png().toBuffer();
   const corruptPng = Buffer.from(png);
   corruptPng.fill(0x5a, 60, corruptPng.length - 20);
   const text = (value: string) => new TextEncoder().encode(value);

@@ -6,6 +6,7 @@
  */
 import type { Context, MiddlewareHandler } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
+import { sha256Hex } from './domain/digest.js';
 import { AppError } from './domain/errors.js';
 import type { RateLimiter } from './ports.js';
 
@@ -13,11 +14,6 @@ import type { RateLimiter } from './ports.js';
 export const OPEN_PATHS: ReadonlySet<string> = new Set(['/', '/health', '/docs', '/docs/scalar.js', '/openapi.json']);
 
 const BEARER = /^Bearer[ \t]+([\x21-\x7e]{1,256})[ \t]*$/i;
-
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
-}
 
 /** Who is calling: a hash of the API key (never the key itself), or the client's address. */
 async function subjectOf(c: Context, clientAddress: (c: Context) => string | undefined): Promise<string> {

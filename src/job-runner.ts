@@ -43,14 +43,9 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
     try {
       const result = await produce(job);
       const completedAt = now();
-      await jobs.updateJob(processingId, {
-        status: 'completed',
-        result,
-        completed_at: completedAt.toISOString(),
-        duration_ms: completedAt.getTime() - startedAt.getTime(),
-      });
-      await jobs.markCompleted(job.cache_key, processingId);
       const durationMs = completedAt.getTime() - startedAt.getTime();
+      await jobs.updateJob(processingId, { status: 'completed', result, completed_at: completedAt.toISOString(), duration_ms: durationMs });
+      await jobs.markCompleted(job.cache_key, processingId);
       log.info({ duration_ms: durationMs, result }, 'job completed');
       observe('completed', job.operations, durationMs / 1000);
       return 'completed';
@@ -61,6 +56,7 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
         throw error;
       }
       const completedAt = now();
+      const durationMs = completedAt.getTime() - startedAt.getTime();
       const failure = error instanceof AppError
         ? { code: error.code, message: error.detail }
         : { code: 'internal_error', message: 'processing failed unexpectedly' };
@@ -68,10 +64,10 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
         status: 'failed',
         error: failure,
         completed_at: completedAt.toISOString(),
-        duration_ms: completedAt.getTime() - startedAt.getTime(),
+        duration_ms: durationMs,
       });
-      log.warn({ duration_ms: completedAt.getTime() - startedAt.getTime(), error: failure, ...(error instanceof AppError ? {} : { err: String(error) }) }, 'job failed');
-      observe('failed', job.operations, (completedAt.getTime() - startedAt.getTime()) / 1000);
+      log.warn({ duration_ms: durationMs, error: failure, ...(error instanceof AppError ? {} : { err: String(error) }) }, 'job failed');
+      observe('failed', job.operations, durationMs / 1000);
       return 'failed';
     }
   };

@@ -6,7 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Operation } from './domain/operations.js';
 import type { Logger } from './log.js';
-import type { JobQueue } from './ports.js';
+import type { JobQueue, QueueCounts } from './ports.js';
 
 export interface Metrics {
   registry: Registry;
@@ -38,28 +38,32 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   let queue: JobQueue | undefined;
-  const depth = new Gauge({
+  // Both queue gauges read one `counts()` per scrape (in Redis mode that is several commands, CLIENT LIST among them).
+  let recent: { at: number; counts: Promise<QueueCounts | undefined> } | undefined;
+  const queueCounts = () => {
+    if (!recent || Date.now() - recent.at > 1000) recent = { at: Date.now(), counts: queue ? queue.counts().catch(() => undefined) : Promise.resolve(undefined) };
+    return recent.counts;
+  };
+  new Gauge({
     name: 'queue_jobs',
     help: 'Jobs in the queue by state (read at scrape time)',
     labelNames: ['state'],
     registers: [registry],
     async collect() {
-      const counts = await queue?.counts().catch(() => undefined);
+      const counts = await queueCounts();
       if (!counts) return;
       for (const state of ['waiting', 'active', 'completed', 'failed'] as const) this.set({ state }, counts[state]);
     },
   });
-  const workers = new Gauge({
+  new Gauge({
     name: 'queue_workers',
     help: 'Workers connected to the queue',
     registers: [registry],
     async collect() {
-      const counts = await queue?.counts().catch(() => undefined);
+      const counts = await queueCounts();
       if (counts) this.set(counts.workers);
     },
   });
-  void depth;
-  void workers;
   return {
     registry,
     observeRequest: (method, route, status, seconds) => requests.observe({ method, route, status: String(status) }, seconds),

@@ -97,7 +97,6 @@ export class EmbeddedJobStore implements JobStore {
     this.completedByKey.set(cacheKey, processingId);
   }
 
-
   async sweep(cutoff: Date): Promise<string[]> {
     const limit = cutoff.toISOString();
     const oldFiles = this.fileOrder.filter((file) => file.uploaded_at < limit);

@@ -1,0 +1,13 @@
+/**
+ * @module
+ * Hashing with Web Crypto, so handlers and middleware stay portable (no `node:crypto`).
+ */
+
+/**
+ * The SHA-256 of a string, as lower-case hex.
+ * @example await sha256Hex('abc') // 'ba7816bf…'
+ */
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
