@@ -44,14 +44,47 @@ async function waitForPing(url: string, timeoutMs = 10_000): Promise<void> {
   }
 }
 
+/**
+ * Starts `redis-server` with `args` on `port`; resolves once it says it is ready, so a PING answered by
+ * another test's server on the same port is never mistaken for it. Resolves `undefined` if it lost the
+ * port (another test bound it between `freePort()` and now).
+ */
+function spawnRedisServer(args: string[], port: number, cwd: string): Promise<ChildProcess | undefined> {
+  const child = spawn('redis-server', [...args, '--bind', '127.0.0.1', '--dir', cwd, '--logfile', ''], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ready to accept connections')) resolve(child);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', () => (/already in use/i.test(output) ? resolve(undefined) : reject(new Error(`redis-server on port ${port} exited: ${output.slice(-500)}`))));
+  });
+}
+
+/** A redis-server on a free port (trying other ports if one is lost to a parallel test). */
+async function spawnOnFreePort(args: (port: number) => string[], cwd: string): Promise<{ child: ChildProcess; port: number }> {
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    const port = await freePort();
+    const child = await spawnRedisServer(args(port), port, cwd);
+    if (child) return { child, port };
+  }
+  throw new Error('could not find a free port for redis-server in 5 tries');
+}
+
 async function ownRedis(): Promise<TestRedis> {
-  const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'test-redis-'));
+  const args = (port: number) => ['--port', String(port), '--save', '', '--appendonly', 'yes', '--maxmemory-policy', 'noeviction'];
+  const first = await spawnOnFreePort(args, dir);
+  const port = first.port;
+  let child = first.child;
   const url = `redis://127.0.0.1:${port}`;
-  let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', dir, '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
-    await waitForPing(url);
+    // A restart keeps the port (and the append-only file) of the first start.
+    const restarted = await spawnRedisServer(args(port), port, dir);
+    if (!restarted) throw new Error(`port ${port} was taken while this test's redis-server was stopped`);
+    child = restarted;
   };
   const stop = async () => {
     if (!child || child.exitCode !== null) return;
@@ -59,7 +92,6 @@ async function ownRedis(): Promise<TestRedis> {
     child.kill('SIGTERM');
     await exited;
   };
-  await start();
   return { url, owned: true, start, stop, dispose: async () => { await stop(); await rm(dir, { recursive: true, force: true }); } };
 }
 
@@ -121,11 +153,10 @@ export async function tlsTestRedis(): Promise<TlsTestRedis | undefined> {
   run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf');
-  const port = await freePort();
-  const child = spawn('redis-server', [
-    '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+  const { child, port } = await spawnOnFreePort((tlsPort) => [
+    '--port', '0', '--tls-port', String(tlsPort), '--save', '', '--appendonly', 'no',
     '--tls-cert-file', 'server.pem', '--tls-key-file', 'server.key', '--tls-ca-cert-file', 'ca.pem', '--tls-auth-clients', 'no',
-  ], { cwd: dir, stdio: 'ignore' });
+  ], dir);
   const url = `rediss://127.0.0.1:${port}`;
   const caFile = join(dir, 'ca.pem');
   const deadline = Date.now() + 10_000;

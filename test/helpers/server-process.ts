@@ -39,9 +39,21 @@ export function startWorker(env: Record<string, string>, dir: string): Promise<S
   return startEntry('src/worker.ts', '"worker started"', env, dir);
 }
 
+/**
+ * Spawns `entry` on a free port. Another test may bind the same "free" port between `freePort()` and the
+ * child's listen (test files run in parallel); the child then exits with EADDRINUSE, and it is started
+ * again on another port.
+ */
 async function startEntry(entry: string, readyMarker: string, env: Record<string, string>, dir?: string): Promise<ServerProcess> {
   const home = dir ?? (await mkdtemp(join(tmpdir(), 'image-service-e2e-')));
-  const port = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    const started = await startOnce(entry, readyMarker, env, home, await freePort());
+    const lostThePort = started.child.exitCode !== null && started.output().includes('EADDRINUSE');
+    if (!lostThePort || attempt === 5) return started;
+  }
+}
+
+async function startOnce(entry: string, readyMarker: string, env: Record<string, string>, home: string, port: number): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: process.cwd(),
     env: {
