@@ -12,6 +12,7 @@
  * Prints a table and writes bench/results/<time>.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Agent, request as httpRequest } from 'node:http';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -52,12 +53,16 @@ async function photo(width: number, height: number): Promise<Buffer> {
   return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
 }
 
-/** The same JPEG with a comment segment after SOI: other bytes (another cache key), the same pixels. */
-function variant(jpeg: Buffer, n: number): Buffer {
+/**
+ * The same JPEG with a comment segment after SOI: other bytes (another cache key), the same pixels. As pieces
+ * sent one after another, not one new buffer: copying 6.8 MB into fresh memory costs the client ~10 ms of page
+ * faults on these VMs.
+ */
+function variant(jpeg: Buffer, n: number): Buffer[] {
   const text = Buffer.from(`bench-${n}-${Math.random()}`);
   const segment = Buffer.from([0xff, 0xfe, 0, 0]);
   segment.writeUInt16BE(text.length + 2, 2);
-  return Buffer.concat([jpeg.subarray(0, 2), segment, text, jpeg.subarray(2)]);
+  return [jpeg.subarray(0, 2), segment, text, jpeg.subarray(2)];
 }
 
 // ---------- measuring ----------
@@ -82,14 +87,22 @@ function rssSampler(pid: number) {
   return { reset: () => (peak = 0), peak: () => (read(), peak), stop: () => clearInterval(timer) };
 }
 
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
+/** CPU seconds (user + system) a process (or, with `tid`, one of its threads) has used so far. */
+function cpuSeconds(pid: number, tid?: number): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return NaN;
   }
+}
+
+/** Jiffies the whole machine has spent busy and in all, from /proc/stat: how saturated the CPUs were. */
+function machineJiffies(): { busy: number; total: number } {
+  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const numbers = values.map(Number);
+  const total = numbers.reduce((a, b) => a + b, 0);
+  return { busy: total - numbers[3]! - numbers[4]!, total };
 }
 
 async function timed<T>(bucket: number[], call: () => Promise<T>): Promise<T> {
@@ -158,32 +171,81 @@ interface Latencies {
   download: number[];
 }
 
+/**
+ * The bench's HTTP client: node:http on kept-alive connections, as lean as curl. fetch (undici) cost the shared
+ * CPU 12–30 ms per 6.8 MB upload against 3–4 ms for node:http (measured side by side), time the service then
+ * lacked; the bench measures the service, so its client should take as little as it can.
+ */
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+function call(url: string, method = 'GET', body?: Buffer[], headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolvePromise, reject) => {
+    const length = body?.reduce((sum, piece) => sum + piece.length, 0);
+    const req = httpRequest(url, { method, agent, headers: body ? { ...headers, 'content-length': String(length) } : headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    for (const piece of body ?? []) req.write(piece);
+    req.end();
+  });
+}
+
+const callJson = async <T>(url: string, method = 'GET', body?: Buffer[], headers?: Record<string, string>): Promise<T> =>
+  JSON.parse((await call(url, method, body, headers)).body.toString()) as T;
+
 const BOUNDARY = 'bench-boundary-7d1a0c';
 const PREAMBLE = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
 const EPILOGUE = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
 
-/** A multipart body built once, as curl sends it: the bench client should cost the shared CPU little. */
-const multipartBody = (bytes: Buffer) => Buffer.concat([PREAMBLE, bytes, EPILOGUE]);
+/** The seed's workload: fit within 800×800, JPEG quality 85. */
+const OPERATION = 'operation=resize&width=800&height=800&fit=inside&format=jpeg&quality=85';
 
-async function seedFlow(base: string, bytes: Buffer, lat: Latencies): Promise<{ fileId: string; processingId: string }> {
+/** A multipart body built once, as curl sends it: the bench client should cost the shared CPU little. */
+const multipartBody = (pieces: Buffer[]) => [PREAMBLE, ...pieces, EPILOGUE];
+
+async function seedFlow(base: string, bytes: Buffer[], lat: Latencies): Promise<{ fileId: string; processingId: string }> {
   const body = multipartBody(bytes);
   const headers = { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` };
-  const uploaded = (await timed(lat.upload, async () => (await fetch(`${base}/upload`, { method: 'POST', headers, body })).json())) as { file_id: string };
+  const uploaded = await timed(lat.upload, () => callJson<{ file_id: string }>(`${base}/upload`, 'POST', body, headers));
   if (!uploaded.file_id) throw new Error(`upload failed: ${JSON.stringify(uploaded)}`);
-  const accepted = (await timed(lat.process, async () =>
-    (await fetch(`${base}/process/${uploaded.file_id}?operation=resize&width=800&height=800&fit=inside&format=jpeg&quality=85`, { method: 'POST' })).json(),
-  )) as { processing_id: string };
+  const accepted = await timed(lat.process, () => callJson<{ processing_id: string }>(`${base}/process/${uploaded.file_id}?${OPERATION}`, 'POST'));
   for (;;) {
-    const job = (await timed(lat.status, async () => (await fetch(`${base}/status/${accepted.processing_id}${LONG_POLL ? '?wait=30' : ''}`)).json())) as { status: string };
+    const job = await timed(lat.status, () => callJson<{ status: string }>(`${base}/status/${accepted.processing_id}${LONG_POLL ? '?wait=30' : ''}`));
     if (job.status === 'completed') break;
     if (job.status === 'failed') throw new Error(`job failed: ${JSON.stringify(job)}`);
     if (!LONG_POLL) await new Promise((r) => setTimeout(r, POLL_MS));
   }
-  await timed(lat.download, async () => (await fetch(`${base}/download/${accepted.processing_id}`)).arrayBuffer());
+  const result = await timed(lat.download, () => call(`${base}/download/${accepted.processing_id}`));
+  if (result.status !== 200 || result.body.length === 0) throw new Error(`download failed: ${result.status}`);
   return { fileId: uploaded.file_id, processingId: accepted.processing_id };
 }
 
-async function serviceRun(base: string, jpeg: Buffer, jobs: number) {
+/** CPU used from `start()` to `stop()`: the service's processes (and their main threads), this client, the machine. */
+function cpuWindow(pids: number[]) {
+  const server = pids.map((pid) => cpuSeconds(pid));
+  const main = pids.map((pid) => cpuSeconds(pid, pid));
+  const client = process.cpuUsage();
+  const machine = machineJiffies();
+  return (jobs: number) => {
+    const clientSpent = process.cpuUsage(client);
+    const machineAfter = machineJiffies();
+    return {
+      cpuMsPerJob: {
+        service: pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - server[i]!, 0) * 1000 / jobs,
+        /** Of which the JavaScript threads (HTTP, multipart, queue, state); the rest is libvips, GC and I/O threads. */
+        serviceMainThreads: pids.reduce((sum, pid, i) => sum + cpuSeconds(pid, pid) - main[i]!, 0) * 1000 / jobs,
+        client: (clientSpent.user + clientSpent.system) / 1000 / jobs,
+      },
+      /** Share of all CPUs busy (any process) during the run: well below 100%, the service leaves CPU idle. */
+      machineBusy: (machineAfter.busy - machine.busy) / (machineAfter.total - machine.total),
+    };
+  };
+}
+
+async function serviceRun(base: string, jpeg: Buffer, jobs: number, pids: number[]) {
   const lat: Latencies = { upload: [], process: [], status: [], download: [] };
   let next = 0;
   let last = { fileId: '', processingId: '' };
@@ -195,6 +257,7 @@ async function serviceRun(base: string, jpeg: Buffer, jobs: number) {
   const proberDone = new Promise((r) => prober.once('exit', r));
   await new Promise((r) => setTimeout(r, 1500)); // let it start (tsx) before the load begins
   const started = performance.now();
+  const cpu = cpuWindow(pids);
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < jobs) {
@@ -203,24 +266,23 @@ async function serviceRun(base: string, jpeg: Buffer, jobs: number) {
       }
     }),
   );
+  const used = cpu(jobs);
   const seconds = (performance.now() - started) / 1000;
   prober.kill('SIGTERM');
   await proberDone;
   const probe = JSON.parse(probeOutput.trim() || '[]') as number[];
-  return { seconds, jobsPerSecond: jobs / seconds, lat, statusUnderLoad: summary(probe), last };
+  return { seconds, jobsPerSecond: jobs / seconds, lat, statusUnderLoad: summary(probe), last, ...used };
 }
 
 async function eventLoopP99(base: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
+  const text = (await call(`${base}/metrics`)).body.toString();
   return Number(/^nodejs_eventloop_lag_p99_seconds (\S+)$/m.exec(text)?.[1] ?? NaN) * 1000;
 }
 
 async function cacheHit(base: string, fileId: string): Promise<ReturnType<typeof summary>> {
   const times: number[] = [];
   for (let i = 0; i < 50; i++) {
-    const body = (await timed(times, async () =>
-      (await fetch(`${base}/process/${fileId}?operation=resize&width=800&height=800&fit=inside&format=jpeg&quality=85`, { method: 'POST' })).json(),
-    )) as { cached: boolean };
+    const body = await timed(times, () => callJson<{ cached: boolean }>(`${base}/process/${fileId}?${OPERATION}`, 'POST'));
     if (!body.cached) throw new Error('expected a cache hit');
   }
   return summary(times);
@@ -232,7 +294,7 @@ async function uploadStorm(base: string, jpeg: Buffer, rss: ReturnType<typeof rs
   const statuses = await Promise.all(
     Array.from({ length: 16 }, async (_, n) => {
       const headers = { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` };
-      return (await fetch(`${base}/upload`, { method: 'POST', headers, body: multipartBody(variant(bytes, 1000 + n)) })).status;
+      return (await call(`${base}/upload`, 'POST', multipartBody(variant(bytes, 1000 + n)), headers)).status;
     }),
   );
   return { uploads: statuses.length, sizeBytes: bytes.length, statuses: [...new Set(statuses)], peakRssMiB: rss.peak() };
@@ -263,14 +325,7 @@ async function runMode(mode: 'embedded' | 'redis', photos: Array<{ label: string
       await eventLoopP99(api.base); // resets the event-loop histogram window
       rss.reset();
       const limit = baseline(item.file, item.jobs);
-      const serverCpu = procs.map((proc) => cpuSeconds(proc.child.pid!));
-      const clientCpu = process.cpuUsage();
-      const service = await serviceRun(api.base, item.bytes, item.jobs);
-      const clientSpent = process.cpuUsage(clientCpu);
-      const cpuMsPerJob = {
-        service: procs.reduce((sum, proc, i) => sum + cpuSeconds(proc.child.pid!) - serverCpu[i]!, 0) * 1000 / (item.jobs + 1),
-        client: (clientSpent.user + clientSpent.system) / 1000 / (item.jobs + 1),
-      };
+      const service = await serviceRun(api.base, item.bytes, item.jobs, procs.map((proc) => proc.child.pid!));
       results.push({
         workload: item.label,
         jobs: item.jobs,
@@ -283,8 +338,9 @@ async function runMode(mode: 'embedded' | 'redis', photos: Array<{ label: string
         peakRssMiB: rss.peak(),
         cacheHitMs: await cacheHit(api.base, service.last.fileId),
         sharpConcurrency: limit.sharpConcurrency,
-        cpuMsPerJob,
+        cpuMsPerJob: service.cpuMsPerJob,
         sharpCpuMsPerJob: limit.cpuMsPerJob,
+        machineBusy: service.machineBusy,
       });
     }
     const storm = await uploadStorm(api.base, photos[0]!.bytes, rss);
@@ -329,7 +385,7 @@ async function main(): Promise<void> {
           `${fmt(r.peakRssMiB, 0)} MiB`.padStart(10) + `${fmt(r.cacheHitMs.p50, 2)} ms`.padStart(15),
       );
     }
-    for (const r of run.results) console.log(`${r.workload}: CPU per job: sharp alone ${fmt(r.sharpCpuMsPerJob)} ms; service processes ${fmt(r.cpuMsPerJob.service)} ms; bench client ${fmt(r.cpuMsPerJob.client)} ms`);
+    for (const r of run.results) console.log(`${r.workload}: CPU per job: sharp alone ${fmt(r.sharpCpuMsPerJob)} ms; service processes ${fmt(r.cpuMsPerJob.service)} ms (main threads ${fmt(r.cpuMsPerJob.serviceMainThreads)} ms); bench client ${fmt(r.cpuMsPerJob.client)} ms; CPUs busy ${fmt(r.machineBusy * 100, 0)}%`);
     console.log(`16 concurrent uploads of ${(run.storm.sizeBytes / 1e6).toFixed(1)} MB: statuses ${run.storm.statuses.join(',')}, peak RSS ${fmt(run.storm.peakRssMiB, 0)} MiB`);
   }
   const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, vips: sharp.versions.vips, sharp: sharp.versions.sharp, jemalloc: Boolean(jemalloc) };
