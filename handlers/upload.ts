@@ -52,7 +52,8 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
 
   return async function upload(c) {
     const key = idempotencyKeyOf(c);
-    const staged = await uploads.receive(c.req.raw, { fieldName: 'file', maxBytes: settings.maxFileSize, checkFilename }).catch((error: unknown) => {
+    const rules = { fieldName: 'file', maxBytes: settings.maxFileSize, checkFilename };
+    const staged = await uploads.receive(c.req.raw, rules, c.env?.incoming).catch((error: unknown) => {
       // A body refused as too large may still be arriving (or never end): close rather than drain it.
       throw error instanceof AppError && error.status === 413 ? error.withHeaders({ Connection: 'close' }) : error;
     });

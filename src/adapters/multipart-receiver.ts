@@ -12,7 +12,7 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError, badRequest, tooLarge } from '../domain/errors.js';
 import { SNIFF_BYTES } from '../domain/formats.js';
-import type { StagedUpload, UploadReceiver, UploadRules } from '../ports.js';
+import type { NodeBody, StagedUpload, UploadReceiver, UploadRules } from '../ports.js';
 import type { DiskStore } from './disk-store.js';
 
 const FORM_LIMITS = { fields: 20, fieldSize: 64 * 1024, parts: 40, headerPairs: 40 };
@@ -24,12 +24,14 @@ const usage = 'send multipart/form-data with one part named "file" holding the i
 export class MultipartReceiver implements UploadReceiver {
   constructor(private readonly store: DiskStore) {}
 
-  receive(request: Request, rules: UploadRules): Promise<StagedUpload> {
+  receive(request: Request, rules: UploadRules, nodeBody?: NodeBody): Promise<StagedUpload> {
     const contentType = request.headers.get('content-type') ?? '';
     if (!/^multipart\/form-data/i.test(contentType)) {
       return Promise.reject(badRequest('not_multipart', `POST /upload takes multipart/form-data, got ${JSON.stringify(contentType || 'no Content-Type')}: ${usage}`));
     }
-    if (!request.body) return Promise.reject(badRequest('missing_file', `the request has no body: ${usage}`));
+    // The Node stream only while nobody has read from it: once `request.body` was touched, it owns the bytes.
+    const direct = nodeBody && !nodeBody.readableDidRead ? nodeBody : undefined;
+    if (!direct && !request.body) return Promise.reject(badRequest('missing_file', `the request has no body: ${usage}`));
     let parser: BusboyInstance;
     try {
       parser = new Busboy({
@@ -39,10 +41,11 @@ export class MultipartReceiver implements UploadReceiver {
     } catch {
       return Promise.reject(badRequest('malformed_multipart', `the multipart Content-Type has no boundary: ${usage}`));
     }
-    return this.stream(Readable.fromWeb(request.body as import('node:stream/web').ReadableStream), parser, rules);
+    return this.stream(direct ?? Readable.fromWeb(request.body as import('node:stream/web').ReadableStream), parser, rules, Boolean(direct));
   }
 
-  private stream(source: Readable, parser: BusboyInstance, rules: UploadRules): Promise<StagedUpload> {
+  /** `serverOwned`: `source` is the server's own request stream, which must stay open for the answer. */
+  private stream(source: Readable, parser: BusboyInstance, rules: UploadRules, serverOwned: boolean): Promise<StagedUpload> {
     const stagingKey = this.store.newStagingKey();
     const path = this.store.stagingPath(stagingKey);
     return new Promise<StagedUpload>((resolvePromise, rejectPromise) => {
@@ -63,7 +66,10 @@ export class MultipartReceiver implements UploadReceiver {
         // The write stream may still be open; remove the partial file once it is closed.
         void (staged ?? Promise.resolve()).catch(() => undefined).finally(() => this.store.discardStaged(stagingKey));
         if (error instanceof AppError && error.status === 413) {
-          source.destroy();
+          // Destroying the server's own stream would reset the socket before the 413 is written: stop reading
+          // instead; the answer's `Connection: close` then ends the connection.
+          if (serverOwned) source.pause();
+          else source.destroy();
           return rejectPromise(error);
         }
         drain(source, rules.maxBytes + DRAIN_SLACK_BYTES).then(

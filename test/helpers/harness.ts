@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { createApp } from '../../src/app.js';
 import { composeService, type ComposeOptions, type Service } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
@@ -14,6 +15,11 @@ import { deleteKeys } from './redis.js';
 export interface Harness {
   /** Sends a request to the app, as `app.request` does. */
   request(path: string, init?: RequestInit): Promise<Response>;
+  /**
+   * The same, with the body also handed over as a Node stream, as @hono/node-server does (`c.env.incoming`):
+   * exercises the uploads' direct-stream path without a socket.
+   */
+  requestAsNode(path: string, init?: RequestInit): Promise<Response>;
   service: Service;
   dir: string;
   /** Waits until no job is waiting or running. */
@@ -50,6 +56,13 @@ async function open(dir: string, env: Record<string, string>, seen: ComposeOptio
   const app = createApp(service.deps, seen);
   return {
     request: async (path, init) => app.request(path, init),
+    requestAsNode: async (path, init) => {
+      const request = new Request(new URL(path, 'http://localhost'), init);
+      // The server's stream and the Request share one body; reading it through the Request is what the
+      // receiver must avoid while it holds the Node stream, so it is cloned for the stream.
+      const incoming = request.body ? Readable.fromWeb(request.clone().body as import('node:stream/web').ReadableStream) : undefined;
+      return app.request(request, undefined, { incoming });
+    },
     service,
     dir,
     idle: () => service.idle(),

@@ -33,10 +33,12 @@ async function noPartialFiles(): Promise<void> {
 }
 
 describe('hostile uploads', () => {
-  it.each([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])('corpus case %i', async (index) => {
+  const cases = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13].flatMap((index) => [[index, 'Request body'], [index, 'Node stream']] as const);
+  it.each(cases)('corpus case %i through the %s', async (index, path) => {
     const item = corpus[index]!;
     const filesBefore = (await readdir(join(h.dir, 'uploads'))).length;
-    const response = await send('/upload', { method: 'POST', body: multipart(item.bytes, item.filename) });
+    const deliver = path === 'Node stream' ? h.requestAsNode : send;
+    const response = await deliver('/upload', { method: 'POST', body: multipart(item.bytes, item.filename) });
     if (item.expect === 'accept-then-fail') {
       expect(response.status, item.name).toBe(200);
       const { file_id: fileId } = (await response.json()) as { file_id: string };
