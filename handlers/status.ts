@@ -1,8 +1,8 @@
 /**
  * @module
  * `GET /status/{processing_id}`: where a job stands. With `?wait=N` (seconds, 0–30) the answer waits until
- * the job is completed or failed, or N seconds have passed: a client learns of completion at once without
- * polling many times (each poll costs both sides a request).
+ * the job is completed or failed, or N seconds have passed: a client learns of completion at once (the job
+ * store's notice wakes the request) without polling many times (each poll costs both sides a request).
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { badRequest, notFound } from '../src/domain/errors.js';
@@ -11,8 +11,11 @@ import type { AppDeps, JobStore } from '../src/ports.js';
 import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse } from './schemas.js';
 
 const MAX_WAIT_SECONDS = 30;
-/** How often a waiting request looks at the job again (a store read, far cheaper than a client's request). */
-const RECHECK_MS = 20;
+/**
+ * A waiting request is woken by the store's notice that the job ended; it also reads the job again this
+ * often on its own, in case a notice was lost (a dropped Redis connection).
+ */
+const SAFETY_RECHECK_MS = 1000;
 
 export const statusRoute = createRoute({
   method: 'get',
@@ -46,12 +49,38 @@ function parseWait(text: string | undefined): number {
 /** The job once it is finished, or as it stands when `waitMs` is up or the client has gone. */
 async function settled(jobs: JobStore, processingId: string, first: JobRecord, waitMs: number, signal: AbortSignal): Promise<JobRecord> {
   const deadline = Date.now() + waitMs;
-  let job = first;
-  while (!finished(job) && Date.now() < deadline && !signal.aborted) {
-    await new Promise((resolve) => setTimeout(resolve, Math.min(RECHECK_MS, deadline - Date.now())));
-    job = (await jobs.getJob(processingId)) ?? job;
+  // A notice that comes while no one sleeps is remembered, so the loop reads again at once.
+  let noticed = false;
+  let wake = () => {
+    noticed = true;
+  };
+  const stopListening = jobs.onFinished(processingId, () => wake());
+  const onAbort = () => wake();
+  signal.addEventListener('abort', onAbort);
+  try {
+    // Read again once listening: the job may have ended just before.
+    let job = (await jobs.getJob(processingId)) ?? first;
+    while (!finished(job) && Date.now() < deadline && !signal.aborted) {
+      if (!noticed) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, Math.min(SAFETY_RECHECK_MS, deadline - Date.now()));
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+      noticed = false;
+      wake = () => {
+        noticed = true;
+      };
+      job = (await jobs.getJob(processingId)) ?? job;
+    }
+    return job;
+  } finally {
+    stopListening();
+    signal.removeEventListener('abort', onAbort);
   }
-  return job;
 }
 
 export function statusHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typeof statusRoute, AppEnv> {

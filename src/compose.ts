@@ -141,7 +141,7 @@ async function composeRedis(config: Config, url: string, seen: Observability): P
   const { store, processor } = await openFiles(config);
   const api = connectRedis(url, 'api', throttledErrorLog(logger, 'redis'));
   if (!(await whenReady(api, 5000))) logger.warn('Redis is not reachable yet; starting anyway, unhealthy until it is');
-  const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS);
+  const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS, () => connectRedis(url, 'events', throttledErrorLog(logger, 'redis (events)')));
   const queue = new BullQueue(api, prefix, throttledErrorLog(logger, 'queue'));
   metrics.watchQueue(queue);
   const runJob = runner(config, { jobs, store, processor }, seen);
@@ -194,6 +194,7 @@ async function composeRedis(config: Config, url: string, seen: Observability): P
       // A job still running when the time is up is left to BullMQ: its lock expires and another worker runs it.
       if (worker) await within(worker.close(), timeoutMs);
       await queue.close().catch(() => undefined);
+      jobs.disconnect();
       for (const client of [api, workerConnection]) client?.disconnect();
     },
   };

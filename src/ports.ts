@@ -108,6 +108,11 @@ export interface JobStore {
   markCompleted(cacheKey: string, processingId: string): Promise<void>;
   /** Forgets uploads older than `cutoff` (and, where records do not expire by themselves, their jobs); returns their ids. */
   sweep(cutoff: Date): Promise<string[]>;
+  /**
+   * Calls `listener` as soon as the store learns that the job ended (completed or failed), whichever process
+   * ended it; returns the unsubscribe. A notice can be lost (a dropped connection): waiters read again on their own too.
+   */
+  onFinished(processingId: string, listener: () => void): () => void;
 }
 
 export interface QueueCounts {

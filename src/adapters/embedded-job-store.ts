@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isOlder, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
+import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobStore } from '../ports.js';
 
 const PARTIAL = '.partial-';
@@ -20,6 +21,7 @@ export class EmbeddedJobStore implements JobStore {
   private readonly completedByKey = new Map<string, string>();
   /** Writes of one record are serialised, so an older state never overwrites a newer one. */
   private readonly writes = new Map<string, Promise<void>>();
+  private readonly finishListeners = new FinishListeners();
 
   private constructor(private readonly dir: string) {}
 
@@ -85,8 +87,14 @@ export class EmbeddedJobStore implements JobStore {
     if (!current) return undefined;
     const next = { ...current, ...patch };
     this.indexJob(next);
+    // Readers see the new state in memory at once; waiters are told before the disk write completes.
+    if (next.status === 'completed' || next.status === 'failed') this.finishListeners.notify(processingId);
     await this.persist('jobs', processingId, next);
     return next;
+  }
+
+  onFinished(processingId: string, listener: () => void): () => void {
+    return this.finishListeners.add(processingId, listener);
   }
 
   async findCompleted(cacheKey: string): Promise<string | undefined> {

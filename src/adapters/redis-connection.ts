@@ -5,6 +5,8 @@
  *   it gets a 503 at once.
  * - `worker`: BullMQ's requirement for workers, `maxRetriesPerRequest: null`, so blocking commands wait out
  *   a reconnection instead of throwing.
+ * - `events`: a pub/sub subscriber (job-finished notices); like `worker`, it waits out a reconnection and
+ *   subscribes again after one.
  * Both reconnect forever with a capped backoff, so the service resumes by itself when Redis is back.
  * `rediss://` URLs get TLS (ElastiCache in-transit encryption).
  */
@@ -12,7 +14,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { unavailable } from '../domain/errors.js';
 import type { RedisProbe } from '../ports.js';
 
-export type ConnectionKind = 'api' | 'worker';
+export type ConnectionKind = 'api' | 'worker' | 'events';
 
 const reconnect = (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000);
 

@@ -5,9 +5,12 @@
  * - `<p>:files`      sorted set of upload ids by upload time (ms), the `/list` index;
  * - `<p>:job:<id>`   job record, a hash of JSON-encoded fields so a status change is one atomic HSET;
  * - `<p>:cache:<k>`  processing id of a completed job with that result, expiring with the result.
+ * - `<p>:finished`   pub/sub channel: the processing id of each job that has just ended, for `?wait=` waiters
+ *   in any API process.
  */
 import type { Redis } from 'ioredis';
 import type { FileRecord, JobRecord, ListCursor } from '../domain/jobs.js';
+import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobStore } from '../ports.js';
 import { guarded } from './redis-connection.js';
 
@@ -23,10 +26,32 @@ type ScriptedRedis = Redis & { updateJobIfExists(key: string, ...fieldsAndValues
 
 export class RedisJobStore implements JobStore {
   private readonly redis: ScriptedRedis;
+  private readonly finishListeners = new FinishListeners();
+  /** Opened at the first `onFinished` (a worker process never needs one). */
+  private subscriber: Redis | undefined;
 
-  constructor(redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number) {
+  /** `openSubscriber` gives a connection for pub/sub (see `connectRedis(url, 'events')`). */
+  constructor(redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number, private readonly openSubscriber?: () => Redis) {
     redis.defineCommand('updateJobIfExists', { numberOfKeys: 1, lua: UPDATE_IF_EXISTS });
     this.redis = redis as ScriptedRedis;
+  }
+
+  onFinished(processingId: string, listener: () => void): () => void {
+    if (!this.subscriber && this.openSubscriber) {
+      const subscriber = (this.subscriber = this.openSubscriber());
+      const channel = this.key('finished');
+      subscriber.on('message', (from: string, id: string) => {
+        if (from === channel) this.finishListeners.notify(id);
+      });
+      // A failure is the connection's, reported by its 'error' listener; it subscribes again on reconnecting.
+      subscriber.subscribe(channel).catch(() => undefined);
+    }
+    return this.finishListeners.add(processingId, listener);
+  }
+
+  /** Closes the subscriber, if one was opened. */
+  disconnect(): void {
+    this.subscriber?.disconnect();
   }
 
   private key(...parts: string[]): string {
@@ -96,6 +121,10 @@ export class RedisJobStore implements JobStore {
       if (!flat) return undefined;
       const record: Record<string, string> = {};
       for (let i = 0; i < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
+      if (patch.status === 'completed' || patch.status === 'failed') {
+        // Best effort: a waiter that misses the notice finds the state at its next read.
+        await this.redis.publish(this.key('finished'), processingId).catch(() => undefined);
+      }
       return decode(record);
     });
   }

@@ -393,6 +393,24 @@ export function contractSuite(name: string, makeHarness: HarnessFactory): void {
         for (const wait of ['31', '-1', 'abc', '1.5']) await expectProblem(await send(`/status/${stuckId}?wait=${wait}`), 400, 'invalid_wait');
       });
 
+      it('GET /status?wait= is woken by the job store when the job ends, not by its once-a-second recheck', async () => {
+        const file = await upload(send, await solid(8, 8, { r: 1, g: 2, b: 3 }), 'woken.png');
+        const waitingId = '5c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
+        await h.service.deps.jobs.putJob({
+          processing_id: waitingId, file_id: file.file_id, status: 'processing', cached: false, operations: [{ operation: 'grayscale' }],
+          output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: 'woken-test', created_at: new Date().toISOString(),
+        });
+        const answer = send(`/status/${waitingId}?wait=10`).then(async (response) => ({ at: Date.now(), job: (await response.json()) as { status: string } }));
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        // Another party (a worker) ends the job; the waiting request must hear of it.
+        const endedAt = Date.now();
+        await h.service.deps.jobs.updateJob(waitingId, { status: 'failed', error: { code: 'test', message: 'ended by the test' }, completed_at: new Date().toISOString() });
+        const { at, job } = await answer;
+        expect(job.status).toBe('failed');
+        // A recheck alone would answer ~850 ms after the end (1 s after the request started).
+        expect(at - endedAt).toBeLessThan(500);
+      });
+
       it('download of a job not completed yet is a 409 carrying job_status', async () => {
         const file = await upload(send, photo, 'pending.jpg');
         const now = new Date().toISOString();
