@@ -13,12 +13,14 @@ import { composeService } from './compose.js';
 import { onStopSignal, readConfigOrExit } from './entry.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { keepEventLoopFirst } from './thread-priority.js';
 
 async function main(): Promise<void> {
   const config = readConfigOrExit();
   const logger = createLogger(config.LOG_LEVEL, 'api');
   const metrics = createMetrics();
   const service = await composeService(config, { logger, metrics });
+  keepEventLoopFirst();
   const app = createApp(service.deps, {
     logger,
     metrics,

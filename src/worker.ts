@@ -9,6 +9,7 @@
 import { composeService } from './compose.js';
 import { onStopSignal, readConfigOrExit } from './entry.js';
 import { createLogger } from './log.js';
+import { keepEventLoopFirst } from './thread-priority.js';
 import { publishQueueMetrics } from './metrics.js';
 
 const METRIC_INTERVAL_MS = 10_000;
@@ -25,6 +26,8 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.LOG_LEVEL, 'worker');
   const service = await composeService(config, { logger });
+  // BullMQ renews its job locks from the event loop: it must not wait behind libvips for a core.
+  keepEventLoopFirst();
   logger.info({ mode: service.mode, worker_concurrency: config.WORKER_CONCURRENCY }, 'worker started');
   const timer = setInterval(() => void publishQueueMetrics(service.deps.queue, logger, 'ImageService').catch(() => undefined), METRIC_INTERVAL_MS);
   onStopSignal(logger, async () => {
