@@ -144,8 +144,9 @@ async function stop(proc: Proc): Promise<void> {
   await exited;
 }
 
-function baseline(file: string, jobs: number): { jobsPerSecond: number; sharpConcurrency: number; cpuMsPerJob: number } {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'scripts/bench-baseline.ts'), JSON.stringify({ files: [file], jobs, concurrency })], {
+/** sharp alone on the same bytes; with `store`, plus writing the input and the result to synced files and hashing the input. */
+function baseline(file: string, jobs: number, store = false): { jobsPerSecond: number; sharpConcurrency: number; cpuMsPerJob: number } {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'scripts/bench-baseline.ts'), JSON.stringify({ files: [file], jobs, concurrency, store })], {
     cwd: repo,
     env: runtimeEnv,
     encoding: 'utf8',
@@ -325,6 +326,7 @@ async function runMode(mode: 'embedded' | 'redis', photos: Array<{ label: string
       await eventLoopP99(api.base); // resets the event-loop histogram window
       rss.reset();
       const limit = baseline(item.file, item.jobs);
+      const storing = baseline(item.file, item.jobs, true);
       const service = await serviceRun(api.base, item.bytes, item.jobs, procs.map((proc) => proc.child.pid!));
       results.push({
         workload: item.label,
@@ -340,6 +342,10 @@ async function runMode(mode: 'embedded' | 'redis', photos: Array<{ label: string
         sharpConcurrency: limit.sharpConcurrency,
         cpuMsPerJob: service.cpuMsPerJob,
         sharpCpuMsPerJob: limit.cpuMsPerJob,
+        /** sharp plus storing input and result (synced) and hashing the input: the floor for a service that keeps uploads. */
+        sharpStoringJobsPerSecond: storing.jobsPerSecond,
+        sharpStoringCpuMsPerJob: storing.cpuMsPerJob,
+        ratioToStoring: service.jobsPerSecond / storing.jobsPerSecond,
         machineBusy: service.machineBusy,
       });
     }
@@ -384,6 +390,9 @@ async function main(): Promise<void> {
           `${fmt(r.latencyMs.download.p99)} ms`.padStart(14) + `${fmt(r.statusUnderLoadMs.p99)} ms`.padStart(23) + `${fmt(r.eventLoopP99Ms)} ms`.padStart(16) +
           `${fmt(r.peakRssMiB, 0)} MiB`.padStart(10) + `${fmt(r.cacheHitMs.p50, 2)} ms`.padStart(15),
       );
+    }
+    for (const r of run.results) {
+      console.log(`${r.workload}: sharp + storing input and result + SHA-256 (no HTTP): ${fmt(r.sharpStoringJobsPerSecond, 2)} jobs/s, ${fmt(r.sharpStoringCpuMsPerJob)} ms CPU per job; service / that = ${fmt(r.ratioToStoring, 2)}`);
     }
     for (const r of run.results) console.log(`${r.workload}: CPU per job: sharp alone ${fmt(r.sharpCpuMsPerJob)} ms; service processes ${fmt(r.cpuMsPerJob.service)} ms (main threads ${fmt(r.cpuMsPerJob.serviceMainThreads)} ms); bench client ${fmt(r.cpuMsPerJob.client)} ms; CPUs busy ${fmt(r.machineBusy * 100, 0)}%`);
     console.log(`16 concurrent uploads of ${(run.storm.sizeBytes / 1e6).toFixed(1)} MB: statuses ${run.storm.statuses.join(',')}, peak RSS ${fmt(run.storm.peakRssMiB, 0)} MiB`);
