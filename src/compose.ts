@@ -4,19 +4,13 @@
  * (state in this process and on disk, an in-process queue). With it: state, cache, idempotency keys and
  * the queue in Redis, and a BullMQ worker in this process when `WORKER_CONCURRENCY` > 0.
  */
-import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { readFileSync } from 'node:fs';
-import { BullQueue, startBullWorker } from './adapters/bull-queue.js';
 import { DiskStore } from './adapters/disk-store.js';
 import { EmbeddedJobStore } from './adapters/embedded-job-store.js';
 import { EmbeddedQueue } from './adapters/embedded-queue.js';
 import { MemoryIdempotency } from './adapters/memory-idempotency.js';
 import { MultipartReceiver } from './adapters/multipart-receiver.js';
-import { connectRedis, redisProbe, whenReady } from './adapters/redis-connection.js';
-import { MemoryRateLimiter, RedisRateLimiter } from './adapters/rate-limiters.js';
-import { RedisIdempotency } from './adapters/redis-idempotency.js';
-import { RedisJobStore } from './adapters/redis-job-store.js';
+import { MemoryRateLimiter } from './adapters/rate-limiters.js';
 import { scalarAssets } from './adapters/scalar-assets.js';
 import { SharpProcessor } from './adapters/sharp-processor.js';
 import type { Config } from './config.js';
@@ -26,7 +20,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import type { AppDeps, IdempotencyStore, JobQueue, JobStore, RateLimiter, RedisProbe } from './ports.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds, type SweepReport } from './retention.js';
 
-const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
 
 export interface Service {
   mode: 'embedded' | 'redis';
@@ -57,18 +51,22 @@ export interface ComposeOptions {
   metrics?: Metrics;
 }
 
-interface Observability {
+export interface Observability {
   logger: Logger;
   metrics: Metrics;
 }
 
 export async function composeService(config: Config, { logger = silentLogger, metrics = createMetrics() }: ComposeOptions = {}): Promise<Service> {
   const seen = { logger, metrics };
-  return config.REDIS_URL ? composeRedis(config, config.REDIS_URL, seen) : composeEmbedded(config, seen);
+  if (!config.REDIS_URL) return composeEmbedded(config, seen);
+  // Loaded only for Redis mode: ioredis and BullMQ are a third of the heap the embedded default would
+  // otherwise carry (and V8 marks all of it at every major collection).
+  const { composeRedis } = await import('./compose-redis.js');
+  return composeRedis(config, config.REDIS_URL, seen);
 }
 
 /** The queue as the handlers see it: every enqueue is logged (the job lifecycle starts here). */
-function loggedQueue(queue: JobQueue, logger: Logger): JobQueue {
+export function loggedQueue(queue: JobQueue, logger: Logger): JobQueue {
   return {
     enqueue: async (processingId) => {
       await queue.enqueue(processingId);
@@ -79,18 +77,18 @@ function loggedQueue(queue: JobQueue, logger: Logger): JobQueue {
   };
 }
 
-function runner(config: Config, parts: Pick<Parts, 'jobs' | 'store' | 'processor'>, { logger, metrics }: Observability) {
+export function runner(config: Config, parts: Pick<Parts, 'jobs' | 'store' | 'processor'>, { logger, metrics }: Observability) {
   return createJobRunner({ ...parts, timeoutSeconds: config.JOB_TIMEOUT_SECONDS, logger, observe: metrics.observeJob });
 }
 
-async function openFiles(config: Config) {
+export async function openFiles(config: Config) {
   const store = await DiskStore.open({ uploadDir: config.UPLOAD_DIR, processedDir: config.PROCESSED_DIR });
   return { store, processor: new SharpProcessor(store, config.MAX_INPUT_PIXELS) };
 }
 
-type Parts = { store: DiskStore; processor: SharpProcessor; jobs: JobStore; queue: JobQueue; idempotency: IdempotencyStore; rateLimiter?: RateLimiter; redis?: RedisProbe };
+export type Parts = { store: DiskStore; processor: SharpProcessor; jobs: JobStore; queue: JobQueue; idempotency: IdempotencyStore; rateLimiter?: RateLimiter; redis?: RedisProbe };
 
-function appDeps(config: Config, parts: Parts): AppDeps {
+export function appDeps(config: Config, parts: Parts): AppDeps {
   return {
     settings: {
       version: packageVersion(),
@@ -135,73 +133,8 @@ async function composeEmbedded(config: Config, seen: Observability): Promise<Ser
   };
 }
 
-async function composeRedis(config: Config, url: string, seen: Observability): Promise<Service> {
-  const { logger, metrics } = seen;
-  const prefix = config.REDIS_KEY_PREFIX;
-  const { store, processor } = await openFiles(config);
-  const api = connectRedis(url, 'api', throttledErrorLog(logger, 'redis'));
-  if (!(await whenReady(api, 5000))) logger.warn('Redis is not reachable yet; starting anyway, unhealthy until it is');
-  const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS, () => connectRedis(url, 'events', throttledErrorLog(logger, 'redis (events)')));
-  const queue = new BullQueue(api, prefix, throttledErrorLog(logger, 'queue'));
-  metrics.watchQueue(queue);
-  const runJob = runner(config, { jobs, store, processor }, seen);
-
-  let workerConnection: Redis | undefined;
-  let worker: Worker | undefined;
-  if (config.WORKER_CONCURRENCY > 0) {
-    workerConnection = connectRedis(url, 'worker', throttledErrorLog(logger, 'redis (worker)'));
-    worker = startBullWorker({
-      connection: workerConnection,
-      prefix,
-      concurrency: config.WORKER_CONCURRENCY,
-      lockSeconds: config.WORKER_LOCK_SECONDS,
-      run: runJob,
-      onError: throttledErrorLog(logger, 'worker'),
-    });
-  }
-
-  const interval = sweepIntervalSeconds(config.RETENTION_SECONDS);
-  const sweep = createSweeper({
-    jobs,
-    store,
-    retentionSeconds: config.RETENTION_SECONDS,
-    acquire: async () => (await api.set(`${prefix}:sweep-lock`, String(process.pid), 'EX', interval, 'NX')) === 'OK',
-  });
-  const stopSweeps = scheduleSweeps(sweep, interval, throttledErrorLog(logger, 'retention sweep'));
-
-  const idle = async (timeoutMs = 60_000) => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const counts = await queue.counts().catch(() => undefined);
-      if (counts && counts.waiting + counts.active === 0) return;
-      if (Date.now() > deadline) return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
-
-  return {
-    mode: 'redis',
-    deps: appDeps(config, {
-      store, processor, jobs, queue: loggedQueue(queue, logger),
-      idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY_TTL_SECONDS),
-      rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new RedisRateLimiter(api, prefix, config.RATE_LIMIT_PER_MINUTE) : undefined,
-      redis: redisProbe(api),
-    }),
-    idle,
-    sweep,
-    async close(timeoutMs = 25_000) {
-      stopSweeps();
-      // A job still running when the time is up is left to BullMQ: its lock expires and another worker runs it.
-      if (worker) await within(worker.close(), timeoutMs);
-      await queue.close().catch(() => undefined);
-      jobs.disconnect();
-      for (const client of [api, workerConnection]) client?.disconnect();
-    },
-  };
-}
-
 /** Waits for `promise`, but no longer than `timeoutMs`. */
-function within(promise: Promise<unknown>, timeoutMs: number): Promise<void> {
+export function within(promise: Promise<unknown>, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, timeoutMs);
     timer.unref();

@@ -1,0 +1,82 @@
+/**
+ * @module
+ * Redis mode's adapters: state, cache, idempotency keys and rate-limit counters in Redis, the queue on
+ * BullMQ, and a BullMQ worker in this process when `WORKER_CONCURRENCY` > 0. Imported by `composeService`
+ * only when `REDIS_URL` is set, so the embedded default never loads ioredis or BullMQ.
+ */
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { BullQueue, startBullWorker } from './adapters/bull-queue.js';
+import { RedisRateLimiter } from './adapters/rate-limiters.js';
+import { connectRedis, redisProbe, whenReady } from './adapters/redis-connection.js';
+import { RedisIdempotency } from './adapters/redis-idempotency.js';
+import { RedisJobStore } from './adapters/redis-job-store.js';
+import { appDeps, IDEMPOTENCY_TTL_SECONDS, loggedQueue, openFiles, runner, within, type Observability, type Service } from './compose.js';
+import type { Config } from './config.js';
+import { throttledErrorLog } from './log.js';
+import { createSweeper, scheduleSweeps, sweepIntervalSeconds } from './retention.js';
+
+export async function composeRedis(config: Config, url: string, seen: Observability): Promise<Service> {
+  const { logger, metrics } = seen;
+  const prefix = config.REDIS_KEY_PREFIX;
+  const { store, processor } = await openFiles(config);
+  const api = connectRedis(url, 'api', throttledErrorLog(logger, 'redis'));
+  if (!(await whenReady(api, 5000))) logger.warn('Redis is not reachable yet; starting anyway, unhealthy until it is');
+  const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS, () => connectRedis(url, 'events', throttledErrorLog(logger, 'redis (events)')));
+  const queue = new BullQueue(api, prefix, throttledErrorLog(logger, 'queue'));
+  metrics.watchQueue(queue);
+  const runJob = runner(config, { jobs, store, processor }, seen);
+
+  let workerConnection: Redis | undefined;
+  let worker: Worker | undefined;
+  if (config.WORKER_CONCURRENCY > 0) {
+    workerConnection = connectRedis(url, 'worker', throttledErrorLog(logger, 'redis (worker)'));
+    worker = startBullWorker({
+      connection: workerConnection,
+      prefix,
+      concurrency: config.WORKER_CONCURRENCY,
+      lockSeconds: config.WORKER_LOCK_SECONDS,
+      run: runJob,
+      onError: throttledErrorLog(logger, 'worker'),
+    });
+  }
+
+  const interval = sweepIntervalSeconds(config.RETENTION_SECONDS);
+  const sweep = createSweeper({
+    jobs,
+    store,
+    retentionSeconds: config.RETENTION_SECONDS,
+    acquire: async () => (await api.set(`${prefix}:sweep-lock`, String(process.pid), 'EX', interval, 'NX')) === 'OK',
+  });
+  const stopSweeps = scheduleSweeps(sweep, interval, throttledErrorLog(logger, 'retention sweep'));
+
+  const idle = async (timeoutMs = 60_000) => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const counts = await queue.counts().catch(() => undefined);
+      if (counts && counts.waiting + counts.active === 0) return;
+      if (Date.now() > deadline) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  return {
+    mode: 'redis',
+    deps: appDeps(config, {
+      store, processor, jobs, queue: loggedQueue(queue, logger),
+      idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY_TTL_SECONDS),
+      rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new RedisRateLimiter(api, prefix, config.RATE_LIMIT_PER_MINUTE) : undefined,
+      redis: redisProbe(api),
+    }),
+    idle,
+    sweep,
+    async close(timeoutMs = 25_000) {
+      stopSweeps();
+      // A job still running when the time is up is left to BullMQ: its lock expires and another worker runs it.
+      if (worker) await within(worker.close(), timeoutMs);
+      await queue.close().catch(() => undefined);
+      jobs.disconnect();
+      for (const client of [api, workerConnection]) client?.disconnect();
+    },
+  };
+}
