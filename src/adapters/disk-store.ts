@@ -10,8 +10,8 @@ import { mkdir, open, readdir, rename, rm, stat, statfs, utimes } from 'node:fs/
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import type { ImageStore, StoredFile } from '../ports.js';
+import { PARTIAL, writeFileAtomically } from './atomic-file.js';
 
-const PARTIAL = '.partial-';
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
 
 /** A file name made by this service, never by a client; anything else is a bug, not a path. */
@@ -65,19 +65,7 @@ export class DiskStore implements ImageStore {
   }
 
   async writeResult(name: string, bytes: Uint8Array): Promise<{ sizeBytes: number; sha256: string }> {
-    const target = this.resultPath(name);
-    const partial = join(this.processedDir, `${PARTIAL}${randomUUID()}`);
-    const handle = await open(partial, 'wx');
-    try {
-      await handle.writeFile(bytes);
-      await handle.sync();
-    } catch (error) {
-      await handle.close();
-      await rm(partial, { force: true });
-      throw error;
-    }
-    await handle.close();
-    await rename(partial, target);
+    await writeFileAtomically(this.processedDir, assertSafe(name), bytes);
     return { sizeBytes: bytes.byteLength, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
 

@@ -4,14 +4,13 @@
  * `stateDir/files/` and `stateDir/jobs/` (written to a partial name, synced, renamed), so a restart loses
  * nothing and a crash never leaves a torn record.
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isOlder, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
 import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobStore } from '../ports.js';
+import { PARTIAL, writeFileAtomically } from './atomic-file.js';
 
-const PARTIAL = '.partial-';
 
 export class EmbeddedJobStore implements JobStore {
   private readonly files = new Map<string, FileRecord>();
@@ -145,23 +144,11 @@ export class EmbeddedJobStore implements JobStore {
   private persist(kind: 'files' | 'jobs', id: string, record: object): Promise<void> {
     const key = `${kind}/${id}`;
     const previous = this.writes.get(key) ?? Promise.resolve();
-    const write = previous.catch(() => undefined).then(() => writeAtomically(join(this.dir, kind), `${id}.json`, JSON.stringify(record)));
+    const write = previous.catch(() => undefined).then(() => writeFileAtomically(join(this.dir, kind), `${id}.json`, JSON.stringify(record)));
     this.writes.set(key, write);
     void write.finally(() => {
       if (this.writes.get(key) === write) this.writes.delete(key);
     }).catch(() => undefined);
     return write;
   }
-}
-
-async function writeAtomically(dir: string, name: string, text: string): Promise<void> {
-  const partial = join(dir, `${PARTIAL}${randomUUID()}`);
-  const handle = await open(partial, 'wx');
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(partial, join(dir, name));
 }
