@@ -16,7 +16,9 @@ export const PARTIAL = '.partial-';
  * Up to this size the open, write, close and rename are synchronous calls (tens of microseconds each here)
  * and only the fsync goes to the thread pool: 0.21 instead of 0.48 ms of CPU and half the wall time per
  * 1 KB record, measured with 400 writes each way, because each thread-pool call costs two thread wake-ups.
- * Larger payloads go to the thread pool whole, so the event loop never copies much itself.
+ * Larger payloads go to the thread pool whole, so the event loop never copies much itself. On a network file
+ * system (EFS) each synchronous call is a round trip of about a millisecond: a few ms of one process's event
+ * loop per write, which only the embedded default (records) and workers (results) do.
  */
 const SYNC_CALLS_MAX_BYTES = 256 * 1024;
 const fsyncAsync = promisify(fsync);
