@@ -8,6 +8,7 @@
 import { Busboy, type BusboyInstance } from '@fastify/busboy';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
+import type { Socket } from 'node:net';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AppError, badRequest, tooLarge } from '../domain/errors.js';
@@ -67,9 +68,13 @@ export class MultipartReceiver implements UploadReceiver {
         void (staged ?? Promise.resolve()).catch(() => undefined).finally(() => this.store.discardStaged(stagingKey));
         if (error instanceof AppError && error.status === 413) {
           // Destroying the server's own stream would reset the socket before the 413 is written: stop reading
-          // instead; the answer's `Connection: close` then ends the connection.
-          if (serverOwned) source.pause();
-          else source.destroy();
+          // instead; the answer's `Connection: close` then ends the connection, a moment later (see lingerBeforeClose).
+          if (serverOwned) {
+            source.pause();
+            lingerBeforeClose(source);
+          } else {
+            source.destroy();
+          }
           return rejectPromise(error);
         }
         drain(source, rules.maxBytes + DRAIN_SLACK_BYTES).then(
@@ -118,6 +123,27 @@ export class MultipartReceiver implements UploadReceiver {
       source.pipe(parser);
     });
   }
+}
+
+/**
+ * How long a connection refused with 413 stays half-open after the answer. Closing a socket whose peer is still
+ * sending, with unread bytes queued, makes the kernel send a reset at once, and a reset can reach the client
+ * before it has read the answer (it then sees ECONNRESET or EPIPE instead of the 413). So, as web servers do
+ * with a "lingering close", the answer is followed by a half-close (FIN) at once and the full close only after
+ * this delay, by when the client has read the answer. Nothing more is read meanwhile: the stream stays paused.
+ */
+const LINGER_MS = 2000;
+
+/** Defers Node's close of the request's socket after a `Connection: close` answer by LINGER_MS. */
+function lingerBeforeClose(source: Readable): void {
+  const socket = (source as Readable & { socket?: Socket }).socket;
+  if (!socket) return;
+  socket.destroySoon = function lingeringClose(this: Socket) {
+    this.end();
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+  };
 }
 
 /** Reads and discards the rest of `source`; rejects (and destroys it) past `limit` bytes. */

@@ -4,39 +4,14 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { endlessUpload } from '../helpers/endless-upload.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
 /** The bound this test holds the server to, in MiB: Node + sharp loaded idle is ~100 MiB here. */
 const RSS_BOUND_MIB = 250;
 
 const rssMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-
-/** Sends an endless chunked multipart body until the server answers; resolves with the status. */
-function endlessUpload(baseUrl: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const boundary = 'endlessBOUNDARY';
-    const req = httpRequest(`${baseUrl}/upload`, { method: 'POST', agent: false, headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' } });
-    let answered = false;
-    req.on('response', (res) => {
-      answered = true;
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', (error) => (answered ? undefined : reject(error)));
-    req.write(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="endless.png"\r\n\r\n`);
-    const chunk = Buffer.alloc(256 * 1024, 0x42);
-    let sent = 0;
-    const pump = () => {
-      while (!answered && sent < 500 * 1024 * 1024) {
-        sent += chunk.length;
-        if (!req.write(chunk)) return void req.once('drain', pump);
-      }
-    };
-    pump();
-  });
-}
 
 describe.runIf(existsSync('/proc/self/status'))('memory under upload load', () => {
   let server: ServerProcess;

@@ -6,6 +6,7 @@ import { rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processToBytes, upload } from '../helpers/client.js';
+import { endlessUpload } from '../helpers/endless-upload.js';
 import { look, noisyJpeg } from '../helpers/images.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
@@ -74,6 +75,13 @@ describe('server process (embedded default)', () => {
     // The service is still healthy and a normal upload still works.
     expect((await send('/health')).status).toBe(200);
     await upload(send, await noisyJpeg(50, 50), 'after.jpg');
+  });
+
+  it('64 endless uploads, 8 at a time, all read their 413: the close lingers, so no reset overtakes the answer', async () => {
+    // Closing at once, about one endless upload in a hundred saw EPIPE or ECONNRESET instead of the answer.
+    const outcomes: Array<number | string> = [];
+    for (let batch = 0; batch < 8; batch++) outcomes.push(...(await Promise.all(Array.from({ length: 8 }, () => endlessUpload(server.baseUrl)))));
+    expect(outcomes).toEqual(Array(64).fill(413));
   });
 
   it('an early refusal other than 413 drains the body, so a fetch client reads the answer (no broken pipe)', async () => {
