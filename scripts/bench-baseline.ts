@@ -5,15 +5,15 @@
  *
  * With `store: true` it also does what any service that keeps uploads must do, and nothing else: each job
  * first writes the input to a new file (synced) while hashing it with SHA-256, has sharp read that file, and
- * writes the result to a new file (synced). No HTTP, no multipart, no queue, no records: the floor for a
+ * writes the result to a new file (synced), with the service's own atomic write (partial name, fsync, rename). No HTTP, no multipart, no queue, no records: the floor for a
  * service that stores what it receives.
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { writeFileAtomically } from '../src/adapters/atomic-file.js';
 
 interface Input {
   files: string[];
@@ -26,16 +26,6 @@ const input = JSON.parse(process.argv[2]!) as Input;
 const images = input.files.map((file) => readFileSync(file));
 const dir = mkdtempSync(join(tmpdir(), 'bench-store-'));
 
-async function writeSynced(path: string, bytes: Uint8Array): Promise<void> {
-  const handle = await open(path, 'wx');
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 const operation = (source: Buffer | string) =>
   sharp(source, { autoOrient: true, sequentialRead: true, failOn: 'error' })
     .resize({ width: 800, height: 800, fit: 'inside', kernel: 'lanczos3' })
@@ -44,11 +34,10 @@ const operation = (source: Buffer | string) =>
 
 async function one(bytes: Buffer, n: number): Promise<number> {
   if (!input.store) return (await operation(bytes)).length;
-  const path = join(dir, `in-${n}`);
   createHash('sha256').update(bytes).digest('hex');
-  await writeSynced(path, bytes);
-  const out = await operation(path);
-  await writeSynced(join(dir, `out-${n}`), out);
+  await writeFileAtomically(dir, `in-${n}`, bytes);
+  const out = await operation(join(dir, `in-${n}`));
+  await writeFileAtomically(dir, `out-${n}`, out);
   return out.length;
 }
 
