@@ -6,7 +6,7 @@
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { badRequest, notFound } from '../src/domain/errors.js';
-import { publicJob, type JobRecord } from '../src/domain/jobs.js';
+import { isFinished, publicJob, type JobRecord } from '../src/domain/jobs.js';
 import type { AppDeps, JobStore } from '../src/ports.js';
 import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse } from './schemas.js';
 
@@ -35,8 +35,6 @@ export const statusRoute = createRoute({
   },
 });
 
-const finished = (job: JobRecord) => job.status === 'completed' || job.status === 'failed';
-
 function parseWait(text: string | undefined): number {
   if (text === undefined) return 0;
   const value = /^\d{1,2}$/.test(text) ? Number(text) : NaN;
@@ -60,7 +58,7 @@ async function settled(jobs: JobStore, processingId: string, first: JobRecord, w
   try {
     // Read again once listening: the job may have ended just before.
     let job = (await jobs.getJob(processingId)) ?? first;
-    while (!finished(job) && Date.now() < deadline && !signal.aborted) {
+    while (!isFinished(job.status) && Date.now() < deadline && !signal.aborted) {
       if (!noticed) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, Math.min(SAFETY_RECHECK_MS, deadline - Date.now()));
@@ -90,7 +88,7 @@ export function statusHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typ
     const job = await jobs.getJob(processingId);
     if (!job) throw notFound('job_not_found', `no job has processing_id ${processingId}`);
     // The signal only when there is waiting to do: on Node, asking for it builds the full Request (~0.1 ms).
-    const answer = waitSeconds > 0 && !finished(job) ? await settled(jobs, processingId, job, waitSeconds * 1000, c.req.raw.signal) : job;
+    const answer = waitSeconds > 0 && !isFinished(job.status) ? await settled(jobs, processingId, job, waitSeconds * 1000, c.req.raw.signal) : job;
     return c.json(publicJob(answer), 200);
   };
 }

@@ -145,14 +145,16 @@ async function stop(proc: Proc): Promise<void> {
 }
 
 /** sharp alone on the same bytes; with `store`, plus writing the input and the result to synced files and hashing the input. */
-function baseline(file: string, jobs: number, store = false): { jobsPerSecond: number; sharpConcurrency: number; cpuMsPerJob: number } {
+type Limit = { jobsPerSecond: number; sharpConcurrency: number; cpuMsPerJob: number };
+
+function baseline(file: string, jobs: number, store = false): Limit {
   const result = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'scripts/bench-baseline.ts'), JSON.stringify({ files: [file], jobs, concurrency, store })], {
     cwd: repo,
     env: runtimeEnv,
     encoding: 'utf8',
   });
   if (result.status !== 0) throw new Error(`baseline failed: ${result.stderr}`);
-  return JSON.parse(result.stdout.trim().split('\n').pop()!) as { jobsPerSecond: number; sharpConcurrency: number; cpuMsPerJob: number };
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as Limit;
 }
 
 // ---------- the seed's workload ----------

@@ -15,16 +15,19 @@ export const OPEN_PATHS: ReadonlySet<string> = new Set(['/', '/health', '/docs',
 
 const BEARER = /^Bearer[ \t]+([\x21-\x7e]{1,256})[ \t]*$/i;
 
+/** The bearer token of the request, if it sends a well-formed one. */
+const bearerToken = (c: Context): string | undefined => BEARER.exec(c.req.header('authorization') ?? '')?.[1];
+
 /** Who is calling: a hash of the API key (never the key itself), or the client's address. */
 async function subjectOf(c: Context, clientAddress: (c: Context) => string | undefined): Promise<string> {
-  const token = BEARER.exec(c.req.header('authorization') ?? '')?.[1];
+  const token = bearerToken(c);
   return token ? `key:${(await sha256Hex(token)).slice(0, 32)}` : `ip:${clientAddress(c) ?? 'unknown'}`;
 }
 
 export function requireApiKey(keys: readonly string[]): MiddlewareHandler {
   return async function apiKeyAuth(c, next) {
     if (OPEN_PATHS.has(c.req.path)) return next();
-    const token = BEARER.exec(c.req.header('authorization') ?? '')?.[1];
+    const token = bearerToken(c);
     let valid = false;
     // Every key is compared (no early exit), each in constant time.
     for (const key of keys) if (token !== undefined && (await timingSafeEqual(key, token))) valid = true;

@@ -5,7 +5,7 @@
  * `failed` with a code and a message; nothing escapes to crash the worker.
  */
 import { AppError } from './domain/errors.js';
-import { resultName, type JobRecord, type JobResult } from './domain/jobs.js';
+import { isFinished, resultName, type JobRecord, type JobResult } from './domain/jobs.js';
 import type { Operation } from './domain/operations.js';
 import { silentLogger, type Logger } from './log.js';
 import type { ImageProcessor, ImageStore, JobOutcome, JobStore } from './ports.js';
@@ -35,7 +35,7 @@ export type JobRunner = (processingId: string, options?: RunOptions) => Promise<
 export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = () => new Date(), logger = silentLogger, observe = () => {} }: JobRunnerDeps): JobRunner {
   return async function runJob(processingId, { finalAttempt = true } = {}) {
     const job = await jobs.getJob(processingId);
-    if (!job || job.status === 'completed' || job.status === 'failed') return 'skipped';
+    if (!job || isFinished(job.status)) return 'skipped';
     const startedAt = now();
     const log = logger.child({ processing_id: processingId, file_id: job.file_id });
     log.info({ operations: job.operations, output: job.output, queued_ms: startedAt.getTime() - Date.parse(job.created_at) }, 'job started');

@@ -9,7 +9,7 @@
  *   in any API process.
  */
 import type { Redis } from 'ioredis';
-import type { FileRecord, JobRecord, ListCursor } from '../domain/jobs.js';
+import { isFinished, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
 import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobStore } from '../ports.js';
 import { guarded } from './redis-connection.js';
@@ -121,7 +121,7 @@ export class RedisJobStore implements JobStore {
       if (!flat) return undefined;
       const record: Record<string, string> = {};
       for (let i = 0; i < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
-      if (patch.status === 'completed' || patch.status === 'failed') {
+      if (isFinished(patch.status)) {
         // Best effort: a waiter that misses the notice finds the state at its next read.
         await this.redis.publish(this.key('finished'), processingId).catch(() => undefined);
       }

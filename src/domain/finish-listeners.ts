@@ -21,8 +21,4 @@ export class FinishListeners {
   notify(processingId: string): void {
     for (const listener of this.byJob.get(processingId) ?? []) listener();
   }
-
-  get size(): number {
-    return this.byJob.size;
-  }
 }

@@ -47,6 +47,9 @@ export interface JobRecord {
   error?: { code: string; message: string };
 }
 
+/** True for the statuses a job ends in: it will not change again. */
+export const isFinished = (status: JobStatus | undefined): boolean => status === 'completed' || status === 'failed';
+
 /** The part of a job a client sees on `/status` (internal keys left out). */
 export function publicJob(job: JobRecord) {
   const { cache_key: _key, keep_metadata: _keep, ...visible } = job;
