@@ -38,9 +38,10 @@ export function downloadHandler({ jobs, store }: Pick<AppDeps, 'jobs' | 'store'>
     }
     const etag = `"${job.result.sha256}"`;
     if (matches(c.req.header('if-none-match'), etag)) return c.body(null, 304, { ETag: etag });
+    // Every lookup that can fail comes before the result is opened, so nothing is left open on a refusal.
+    const upload = await jobs.getFile(job.file_id);
     const file = await store.openResult(resultName(job));
     if (!file) throw notFound('result_missing', 'the result is no longer in storage; ask for it again with POST /process');
-    const upload = await jobs.getFile(job.file_id);
     const name = `${stemOf(upload?.filename ?? 'image')}-${processingId}.${FILE_EXTENSIONS[job.result.format]}`;
     const headers = {
       'Content-Type': MIME_TYPES[job.result.format],

@@ -37,10 +37,11 @@ export function healthHandler({ settings, store, queue, redis }: Pick<AppDeps, '
   return async function health(c) {
     const [redisState, freeBytes, counts] = await Promise.all([
       redis ? redis.ping() : Promise.resolve({ status: 'not_configured' as const }),
-      store.freeBytes().catch(() => undefined),
+      // `undefined`: the store has no such figure (S3); `null`: the store did not answer.
+      store.freeBytes().catch(() => null),
       queue.counts().catch(() => undefined),
     ]);
-    const storage = freeBytes === undefined ? { status: 'error' as const } : { status: 'ok' as const, free_bytes: freeBytes };
+    const storage = freeBytes === null ? { status: 'error' as const } : { status: 'ok' as const, ...(freeBytes === undefined ? {} : { free_bytes: freeBytes }) };
     const unhealthy = redisState.status === 'disconnected' || counts === undefined;
     const status = unhealthy ? 'unhealthy' : storage.status === 'error' ? 'degraded' : 'healthy';
     const body = {

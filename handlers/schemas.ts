@@ -6,11 +6,9 @@ import { z } from '@hono/zod-openapi';
 import type { RequestIdVariables } from 'hono/request-id';
 import { INPUT_FORMATS, OUTPUT_FORMATS } from '../src/domain/formats.js';
 import { Operation } from '../src/domain/operations.js';
-import type { NodeBody } from '../src/ports.js';
 
-/** The Hono environment every route shares. */
-/** On Node (@hono/node-server), `incoming` is the request's own stream; elsewhere (tests, other runtimes) there is none. */
-export type AppEnv = { Variables: RequestIdVariables; Bindings: { incoming?: NodeBody } | undefined };
+/** The Hono environment every route shares: no runtime bindings, so any Fetch runtime can serve the app. */
+export type AppEnv = { Variables: RequestIdVariables };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -53,7 +53,7 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
   return async function upload(c) {
     const key = idempotencyKeyOf(c);
     const rules = { fieldName: 'file', maxBytes: settings.maxFileSize, checkFilename };
-    const staged = await uploads.receive(c.req.raw, rules, c.env?.incoming).catch((error: unknown) => {
+    const staged = await uploads.receive(c.req.raw, rules).catch((error: unknown) => {
       // A body refused as too large may still be arriving (or never end): close rather than drain it.
       throw error instanceof AppError && error.status === 413 ? error.withHeaders({ Connection: 'close' }) : error;
     });
@@ -73,7 +73,7 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
     if (!format || !allowedFormats.has(format)) {
       throw unsupportedMedia('unsupported_format', `the file's content is not an image of an allowed format (${[...allowedFormats].join(', ')})`);
     }
-    const info = await processor.probe(staged.stagingKey, format);
+    const info = await processor.probe(staged, format);
     const pixels = info.width * info.height * info.pages;
     if (pixels > settings.maxInputPixels) {
       throw tooLarge('too_many_pixels', `the image is ${info.width}×${info.height}${info.pages > 1 ? `×${info.pages} frames` : ''} = ${pixels} pixels; the limit is ${settings.maxInputPixels} (MAX_INPUT_PIXELS)`);
@@ -91,7 +91,13 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       sha256: staged.sha256,
     };
     await store.commitUpload(staged.stagingKey, record.file_id);
-    await jobs.putFile(record);
+    try {
+      await jobs.putFile(record);
+    } catch (error) {
+      // No record, no upload: a file nobody can name would never be swept.
+      await store.deleteUpload(record.file_id).catch(() => undefined);
+      throw error;
+    }
     const { pages: _pages, ...visible } = record;
     return visible;
   }

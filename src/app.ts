@@ -22,23 +22,33 @@ import { rateLimit, requireApiKey } from './access.js';
 import { AppError, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf } from './domain/operations.js';
 import { problem } from './problem.js';
-import { silentLogger, type Logger } from './log.js';
-import { createMetrics, type Metrics } from './metrics.js';
 import type { AppDeps } from './ports.js';
 
 /** JSON bodies are small pipelines; anything larger is refused before it is parsed. */
 const MAX_JSON_BYTES = 64 * 1024;
 
+/** Where the app writes its request log (pino's `Logger` fits). */
+export interface RequestLog {
+  info(fields: Record<string, unknown>, message: string): void;
+}
+
+/** What the app counts, and how `GET /metrics` shows it (`createMetrics()` fits). */
+export interface RequestMetrics {
+  observeRequest(method: string, route: string, status: number, seconds: number): void;
+  exposition(): Promise<{ contentType: string; text: string }>;
+}
+
+/** What the runtime gives the app: nothing here is Node-bound, so any Fetch runtime can host it. */
 export interface AppOptions {
-  logger?: Logger;
-  metrics?: Metrics;
+  logger: RequestLog;
+  metrics: RequestMetrics;
   /** Called with errors that became a 500, for logging; the client sees no detail of them. */
   onUnexpectedError?: (error: unknown, requestId: string) => void;
   /** The client's address, for per-address rate limits (the runtime knows it; a plain Request does not). */
   clientAddress?: (c: Context) => string | undefined;
 }
 
-export function createApp(deps: AppDeps, { logger = silentLogger, metrics = createMetrics(), onUnexpectedError = () => {}, clientAddress = () => undefined }: AppOptions = {}) {
+export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = () => {}, clientAddress = () => undefined }: AppOptions) {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
       if (!result.success) return problem(invalidRequest(fieldErrorsOf(result.error)), c.get('requestId'));
@@ -86,7 +96,10 @@ export function createApp(deps: AppDeps, { logger = silentLogger, metrics = crea
       description: 'Upload an image, ask for it to be processed, poll the job, download the result. Errors are application/problem+json (RFC 9457).',
     },
   });
-  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }));
+  app.get('/metrics', async (c) => {
+    const { contentType, text } = await metrics.exposition();
+    return c.body(text, 200, { 'Content-Type': contentType });
+  });
   app.get('/docs', docsPageHandler);
   app.get(DOCS_SCRIPT_PATH, docsScriptHandler(deps));
 

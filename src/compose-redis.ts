@@ -1,8 +1,8 @@
 /**
  * @module
  * Redis mode's adapters: state, cache, idempotency keys and rate-limit counters in Redis, the queue on
- * BullMQ, and a BullMQ worker in this process when `WORKER_CONCURRENCY` > 0. Imported by `composeService`
- * only when `REDIS_URL` is set, so the embedded default never loads ioredis or BullMQ.
+ * BullMQ, and a BullMQ worker in this process when `WORKER_CONCURRENCY` > 0; files in the configured store.
+ * Imported by `composeService` only when `REDIS_URL` is set, so the embedded default never loads ioredis or BullMQ.
  */
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -11,21 +11,21 @@ import { RedisRateLimiter } from './adapters/rate-limiters.js';
 import { connectRedis, redisProbe, whenReady } from './adapters/redis-connection.js';
 import { RedisIdempotency } from './adapters/redis-idempotency.js';
 import { RedisJobStore } from './adapters/redis-job-store.js';
-import { appDeps, IDEMPOTENCY_TTL_SECONDS, loggedQueue, openFiles, runner, within, type Observability, type Service } from './compose.js';
+import { appDeps, IDEMPOTENCY_TTL_SECONDS, loggedQueue, openStorage, runner, within, type Edge, type Service } from './compose-shared.js';
 import type { Config } from './config.js';
 import { throttledErrorLog } from './log.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds } from './retention.js';
 
-export async function composeRedis(config: Config, url: string, seen: Observability): Promise<Service> {
-  const { logger, metrics } = seen;
+export async function composeRedis(config: Config, url: string, edge: Edge): Promise<Service> {
+  const { logger, metrics } = edge;
   const prefix = config.REDIS_KEY_PREFIX;
-  const { store, processor } = await openFiles(config);
+  const { store, processor } = await openStorage(config, edge);
   const api = connectRedis(url, 'api', throttledErrorLog(logger, 'redis'));
   if (!(await whenReady(api, 5000))) logger.warn('Redis is not reachable yet; starting anyway, unhealthy until it is');
   const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS, () => connectRedis(url, 'events', throttledErrorLog(logger, 'redis (events)')));
   const queue = new BullQueue(api, prefix, throttledErrorLog(logger, 'queue'));
   metrics.watchQueue(queue);
-  const runJob = runner(config, { jobs, store, processor }, seen);
+  const runJob = runner(config, { jobs, store, processor }, edge);
 
   let workerConnection: Redis | undefined;
   let worker: Worker | undefined;
@@ -67,7 +67,7 @@ export async function composeRedis(config: Config, url: string, seen: Observabil
       idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY_TTL_SECONDS),
       rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new RedisRateLimiter(api, prefix, config.RATE_LIMIT_PER_MINUTE) : undefined,
       redis: redisProbe(api),
-    }),
+    }, edge.nodeBodyOf),
     idle,
     sweep,
     async close(timeoutMs = 25_000) {
@@ -77,6 +77,7 @@ export async function composeRedis(config: Config, url: string, seen: Observabil
       await queue.close().catch(() => undefined);
       jobs.disconnect();
       for (const client of [api, workerConnection]) client?.disconnect();
+      await store.close();
     },
   };
 }

@@ -34,6 +34,40 @@ const schema = z
       .refine((value) => value === undefined || /^rediss?:\/\/.+/.test(value), {
         message: 'REDIS_URL must be a redis:// or rediss:// URL',
       }),
+    STORAGE_URL: z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const url = value?.trim();
+        if (!url) return undefined;
+        const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+        const prefix = (match?.[2] ?? '').replace(/^\/+|\/+$/g, '');
+        if (!match || !/^[A-Za-z0-9!_.*'()/-]{0,512}$/.test(prefix) || prefix.split('/').some((part) => part === '.' || part === '..')) {
+          ctx.addIssue({ code: 'custom', message: `STORAGE_URL must be s3://bucket or s3://bucket/prefix (a bucket name of 3 to 63 lowercase letters, digits, dots and dashes), got ${JSON.stringify(url.slice(0, 100))}` });
+          return z.NEVER;
+        }
+        return { kind: 's3' as const, bucket: match[1]!, prefix: prefix ? `${prefix}/` : '' };
+      }),
+    S3_ENDPOINT: z
+      .string()
+      .optional()
+      .transform((value) => value?.trim() || undefined)
+      .refine((value) => value === undefined || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(value), { message: 'S3_ENDPOINT must be an http:// or https:// URL' }),
+    S3_FORCE_PATH_STYLE: z
+      .string()
+      .optional()
+      .transform((value) => value?.trim().toLowerCase() || 'false')
+      .refine((value) => value === 'true' || value === 'false', { message: 'S3_FORCE_PATH_STYLE must be true or false' })
+      .transform((value) => value === 'true'),
+    AWS_REGION: z.string().optional().transform((value) => value?.trim() || undefined),
+    AWS_DEFAULT_REGION: z.string().optional().transform((value) => value?.trim() || undefined),
+    INSTANCE_ID: z
+      .string()
+      .optional()
+      .transform((value) => value?.trim() || undefined)
+      .refine((value) => value === undefined || /^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/.test(value), {
+        message: 'INSTANCE_ID must be 1 to 101 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+      }),
     UPLOAD_DIR: text('uploads'),
     PROCESSED_DIR: text('processed'),
     STATE_DIR: text('state'),
@@ -84,6 +118,9 @@ const schema = z
   })
   .refine((config) => config.WORKER_CONCURRENCY > 0 || config.REDIS_URL !== undefined, {
     message: 'WORKER_CONCURRENCY=0 needs REDIS_URL: without Redis there is no separate worker to do the work',
+  })
+  .refine((config) => !config.STORAGE_URL || config.S3_ENDPOINT || config.AWS_REGION || config.AWS_DEFAULT_REGION, {
+    message: 'STORAGE_URL=s3://... needs AWS_REGION (or S3_ENDPOINT for an S3-compatible server)',
   });
 
 export type Config = z.output<typeof schema>;

@@ -23,9 +23,10 @@ export interface JobRunnerDeps {
 
 export interface RunOptions {
   /**
-   * False when the queue will try again: an unexpected failure (storage, Redis) then puts the job back to
-   * `queued` and is rethrown for the retry, instead of ending the job `failed`. Failures of the image itself
-   * (`AppError`) never change on a retry and end the job at once.
+   * False when the queue will try again: an unexpected failure or a fault of a dependency (a storage or
+   * Redis error, or an `AppError` of status 5xx) then puts the job back to `queued` and is rethrown for the
+   * retry, instead of ending the job `failed`. Failures of the image itself (a 4xx `AppError`) never change
+   * on a retry and end the job at once.
    */
   finalAttempt?: boolean;
 }
@@ -50,7 +51,8 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
       observe('completed', job.operations, durationMs / 1000);
       return 'completed';
     } catch (error) {
-      if (!(error instanceof AppError) && !finalAttempt) {
+      const permanent = error instanceof AppError && error.status < 500;
+      if (!permanent && !finalAttempt) {
         log.warn({ err: String(error) }, 'job hit a transient failure; it will be retried');
         await jobs.updateJob(processingId, { status: 'queued' }).catch(() => undefined);
         throw error;

@@ -14,6 +14,8 @@ export interface Metrics {
   observeJob(outcome: 'completed' | 'failed', operations: Operation[], seconds: number): void;
   /** Makes the queue gauges read `queue` at each scrape. */
   watchQueue(queue: JobQueue): void;
+  /** Everything, in Prometheus text format. */
+  exposition(): Promise<{ contentType: string; text: string }>;
 }
 
 /** One label value per job: the operation, or `pipeline` for several (bounded cardinality). */
@@ -74,6 +76,7 @@ export function createMetrics(): Metrics {
     watchQueue: (watched) => {
       queue = watched;
     },
+    exposition: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
   };
 }
 

@@ -7,15 +7,29 @@ import type { InputFormat, OutputFormat } from './domain/formats.js';
 import type { FileRecord, JobRecord, JobStatus, ListCursor } from './domain/jobs.js';
 import type { Operation } from './domain/operations.js';
 
-/** An upload written to a staging area, not yet visible anywhere. */
-export interface StagedUpload {
+/** Bytes arriving in pieces: a Node stream, a Web `ReadableStream`, or any (async) iterable of chunks. */
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+
+/** An upload written to the store's staging area, not yet visible anywhere. */
+export interface StagedBytes {
   stagingKey: string;
-  /** As the client sent it (sanitise before storing). */
-  filename: string;
   sizeBytes: number;
   sha256: string;
-  /** The first bytes, to tell the format. */
+  /** The first bytes (up to `headBytes`), to tell the format and read most headers without opening the file. */
   head: Uint8Array;
+}
+
+/** A staged upload with the file name the client gave it. */
+export interface StagedUpload extends StagedBytes {
+  /** As the client sent it (sanitise before storing). */
+  filename: string;
+}
+
+export interface StageOptions {
+  /** More than this many bytes rejects with a 413 `file_too_large`; nothing is left behind. */
+  maxBytes: number;
+  /** How many leading bytes to keep in `head`. */
+  headBytes: number;
 }
 
 export interface UploadRules {
@@ -26,36 +40,52 @@ export interface UploadRules {
   checkFilename(filename: string): void;
 }
 
-/** Streams a multipart upload to staging, enforcing the size limit while the bytes arrive. */
+/** Reads a multipart upload and hands the file's bytes to the store, enforcing the size limit while they arrive. */
 export interface UploadReceiver {
-  /**
-   * Streams the upload in `request` to staging. On Node, `nodeBody` is the same body as the server's own
-   * stream (`IncomingMessage`): read directly, it skips the Web-stream adapters in between (a third less
-   * CPU per large upload, measured); without it, `request.body` is read.
-   */
-  receive(request: Request, rules: UploadRules, nodeBody?: NodeBody): Promise<StagedUpload>;
+  receive(request: Request, rules: UploadRules): Promise<StagedUpload>;
 }
 
-/** A request body as Node's HTTP server gives it; `readableDidRead` tells whether anything read it already. */
-export type NodeBody = import('node:stream').Readable;
-
+/** Stored bytes opened for reading. */
 export interface StoredFile {
-  body: ReadableStream<Uint8Array>;
   sizeBytes: number;
+  /** Read it to the end or cancel it: either releases what the store holds open. */
+  body: ReadableStream<Uint8Array>;
 }
 
-/** Original uploads and results. Every write is atomic: a reader sees all of a file or nothing. */
+/**
+ * Where every byte of an upload or a result lives: the only code that knows paths, keys or buckets.
+ * Staging belongs to one process (its own namespace); every other write is atomic: a reader sees all of an
+ * upload or a result, or nothing. Faults of the store itself reject with a 503 or 507 `AppError`.
+ */
 export interface ImageStore {
+  /** Streams `source` into this process's staging area, hashing and counting on the way. */
+  stage(source: ByteSource, options: StageOptions): Promise<StagedBytes>;
+  /** Makes a staged upload the upload `fileId`. */
   commitUpload(stagingKey: string, fileId: string): Promise<void>;
   discardStaged(stagingKey: string): Promise<void>;
+  openStaged(stagingKey: string): Promise<StoredFile | undefined>;
+  openUpload(fileId: string): Promise<StoredFile | undefined>;
+  deleteUpload(fileId: string): Promise<void>;
   hasResult(name: string): Promise<boolean>;
   writeResult(name: string, bytes: Uint8Array): Promise<{ sizeBytes: number; sha256: string }>;
   openResult(name: string): Promise<StoredFile | undefined>;
-  freeBytes(): Promise<number | undefined>;
   /** Keeps a result alive for another retention period (a cache hit uses it again). */
   touchResult(name: string): Promise<void>;
-  /** Deletes these uploads and every result last written or touched before `cutoff`. */
-  sweep(cutoff: Date, fileIds: string[]): Promise<{ uploads: number; results: number }>;
+  /**
+   * Deletes these uploads, every result last written or touched before `cutoff`, and whatever any process
+   * staged before `stagedCutoff` (an upload or a write that never finished: its process died).
+   */
+  sweep(cutoff: Date, fileIds: string[], stagedCutoff: Date): Promise<SweptFiles>;
+  /** Free space where the store can tell; `undefined` where it cannot (an object store). Rejects when the store is unreachable. */
+  freeBytes(): Promise<number | undefined>;
+  /** Finishes background work (S3: pending touches) and releases connections. */
+  close(): Promise<void>;
+}
+
+export interface SweptFiles {
+  uploads: number;
+  results: number;
+  staged: number;
 }
 
 export interface ImageInfo {
@@ -83,7 +113,7 @@ export interface ProcessedImage {
 /** The image work itself; runs off the event loop. */
 export interface ImageProcessor {
   /** Dimensions as displayed (after EXIF orientation) and frame count, from the header alone. */
-  probe(stagingKey: string, format: InputFormat): Promise<ImageInfo>;
+  probe(staged: StagedBytes, format: InputFormat): Promise<ImageInfo>;
   process(task: ProcessTask): Promise<ProcessedImage>;
 }
 

@@ -9,7 +9,15 @@ export interface SweepReport {
   skipped: boolean;
   uploads: number;
   results: number;
+  /** Staged files of uploads and writes that never finished (their process died). */
+  staged: number;
 }
+
+/**
+ * Anything staged longer ago than this is a leftover of a process that died mid-upload or mid-write (an
+ * upload takes seconds, a result write less), whichever process staged it.
+ */
+export const STAGED_MAX_AGE_SECONDS = 3 * 3600;
 
 export interface SweeperDeps {
   jobs: JobStore;
@@ -22,10 +30,11 @@ export interface SweeperDeps {
 
 export function createSweeper({ jobs, store, retentionSeconds, acquire = async () => true, now = () => new Date() }: SweeperDeps) {
   return async function sweep(): Promise<SweepReport> {
-    if (!(await acquire())) return { skipped: true, uploads: 0, results: 0 };
+    if (!(await acquire())) return { skipped: true, uploads: 0, results: 0, staged: 0 };
     const cutoff = new Date(now().getTime() - retentionSeconds * 1000);
+    const stagedCutoff = new Date(now().getTime() - STAGED_MAX_AGE_SECONDS * 1000);
     const fileIds = await jobs.sweep(cutoff);
-    return { skipped: false, ...(await store.sweep(cutoff, fileIds)) };
+    return { skipped: false, ...(await store.sweep(cutoff, fileIds, stagedCutoff)) };
   };
 }
 

@@ -5,9 +5,10 @@
  * SHUTDOWN_TIMEOUT_SECONDS (embedded: unfinished ones run at the next start; Redis: BullMQ hands them to
  * another worker), close Redis, exit 0.
  */
-import { serve } from '@hono/node-server';
+import { serve, type Http2Bindings, type HttpBindings } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import type { Server } from 'node:http';
+import type { Readable } from 'node:stream';
 import { createApp } from './app.js';
 import { composeService } from './compose.js';
 import { onStopSignal, readConfigOrExit } from './entry.js';
@@ -19,7 +20,9 @@ async function main(): Promise<void> {
   const config = readConfigOrExit();
   const logger = createLogger(config.LOG_LEVEL, 'api');
   const metrics = createMetrics();
-  const service = await composeService(config, { logger, metrics });
+  // Node's own request stream for each Request, for the upload receiver: the app itself sees only Requests.
+  const nodeBodies = new WeakMap<Request, Readable>();
+  const service = await composeService(config, { logger, metrics, nodeBodyOf: (request) => nodeBodies.get(request) });
   keepEventLoopFirst();
   const app = createApp(service.deps, {
     logger,
@@ -27,7 +30,12 @@ async function main(): Promise<void> {
     onUnexpectedError: (error, requestId) => logger.error({ request_id: requestId, err: error instanceof Error ? error.stack : String(error) }, 'unexpected error'),
     clientAddress: (c) => getConnInfo(c).remote.address,
   });
-  const server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => {
+  const fetch = (request: Request, env: HttpBindings | Http2Bindings) => {
+    nodeBodies.set(request, env.incoming);
+    // The bindings stay for getConnInfo (the client address) in this file; the app's routes never read them.
+    return app.fetch(request, env);
+  };
+  const server = serve({ fetch, port: config.PORT, hostname: config.HOST }, (info) => {
     logger.info({ port: info.port, mode: service.mode, worker_concurrency: config.WORKER_CONCURRENCY }, 'listening');
   }) as Server;
 

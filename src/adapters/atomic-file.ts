@@ -1,8 +1,8 @@
 /**
  * @module
  * Whole-file writes that no reader ever sees half of: the bytes go to a `.partial-*` name in the same folder,
- * are synced, and the file is renamed into place. Leftover partial files (a crash) are removed at start by
- * the stores that use this.
+ * are synced, and the file is renamed into place. Leftover partial files (a crash) are removed by the stores
+ * that use this: the embedded job store at start, the disk store from its process's own staging folder.
  */
 import { randomUUID } from 'node:crypto';
 import { closeSync, fsync, openSync, renameSync, writeFileSync } from 'node:fs';
@@ -23,8 +23,13 @@ export const PARTIAL = '.partial-';
 const SYNC_CALLS_MAX_BYTES = 256 * 1024;
 const fsyncAsync = promisify(fsync);
 
-export async function writeFileAtomically(dir: string, name: string, data: Uint8Array | string): Promise<void> {
-  const partial = join(dir, `${PARTIAL}${randomUUID()}`);
+/**
+ * Writes `data` as `dir/name`, whole or not at all. The partial file goes to `partialDir` (default `dir`), which
+ * must be on the same file system so that the final step is a rename.
+ * @example await writeFileAtomically('/data/state/jobs', 'job-1.json', '{}')
+ */
+export async function writeFileAtomically(dir: string, name: string, data: Uint8Array | string, partialDir = dir): Promise<void> {
+  const partial = join(partialDir, `${PARTIAL}${randomUUID()}`);
   const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
   try {
     if (size <= SYNC_CALLS_MAX_BYTES) {

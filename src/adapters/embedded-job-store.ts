@@ -2,7 +2,7 @@
  * @module
  * The embedded default's job store: records held in memory and persisted one JSON file per record under
  * `stateDir/files/` and `stateDir/jobs/` (written to a partial name, synced, renamed), so a restart loses
- * nothing and a crash never leaves a torn record.
+ * nothing and a crash never leaves a torn record. `inMemory()` keeps them in memory only (handler tests).
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -21,13 +21,20 @@ export class EmbeddedJobStore implements JobStore {
   private readonly writes = new Map<string, Promise<void>>();
   private readonly finishListeners = new FinishListeners();
 
-  private constructor(private readonly dir: string) {}
+  /** `undefined`: records are not persisted. */
+  private constructor(private readonly dir: string | undefined) {}
+
+  /** A store that keeps records in this process only: nothing touches a file system. */
+  static inMemory(): EmbeddedJobStore {
+    return new EmbeddedJobStore(undefined);
+  }
 
   /** Opens (and creates) the state folder and loads every record in it. */
   static async open(stateDir: string): Promise<EmbeddedJobStore> {
-    const store = new EmbeddedJobStore(resolve(stateDir));
+    stateDir = resolve(stateDir);
+    const store = new EmbeddedJobStore(stateDir);
     for (const kind of ['files', 'jobs'] as const) {
-      const dir = join(store.dir, kind);
+      const dir = join(stateDir, kind);
       await mkdir(dir, { recursive: true });
       for (const entry of await readdir(dir)) {
         if (entry.startsWith(PARTIAL)) {
@@ -111,13 +118,13 @@ export class EmbeddedJobStore implements JobStore {
     const oldJobs = [...this.jobs.values()].filter((job) => job.created_at < limit);
     for (const file of oldFiles) {
       this.files.delete(file.file_id);
-      await rm(join(this.dir, 'files', `${file.file_id}.json`), { force: true });
+      await this.forget('files', file.file_id);
     }
     if (oldFiles.length) this.fileOrder.splice(0, this.fileOrder.length, ...this.fileOrder.filter((file) => file.uploaded_at >= limit));
     for (const job of oldJobs) {
       this.jobs.delete(job.processing_id);
       if (this.completedByKey.get(job.cache_key) === job.processing_id) this.completedByKey.delete(job.cache_key);
-      await rm(join(this.dir, 'jobs', `${job.processing_id}.json`), { force: true });
+      await this.forget('jobs', job.processing_id);
     }
     return oldFiles.map((file) => file.file_id);
   }
@@ -140,10 +147,16 @@ export class EmbeddedJobStore implements JobStore {
     if (job.status === 'completed' && !this.completedByKey.has(job.cache_key)) this.completedByKey.set(job.cache_key, job.processing_id);
   }
 
+  private async forget(kind: 'files' | 'jobs', id: string): Promise<void> {
+    if (this.dir) await rm(join(this.dir, kind, `${id}.json`), { force: true });
+  }
+
   private persist(kind: 'files' | 'jobs', id: string, record: object): Promise<void> {
+    const dir = this.dir;
+    if (!dir) return Promise.resolve();
     const key = `${kind}/${id}`;
     const previous = this.writes.get(key) ?? Promise.resolve();
-    const write = previous.catch(() => undefined).then(() => writeFileAtomically(join(this.dir, kind), `${id}.json`, JSON.stringify(record)));
+    const write = previous.catch(() => undefined).then(() => writeFileAtomically(join(dir, kind), `${id}.json`, JSON.stringify(record)));
     this.writes.set(key, write);
     void write.finally(() => {
       if (this.writes.get(key) === write) this.writes.delete(key);

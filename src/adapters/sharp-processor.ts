@@ -2,16 +2,17 @@
  * @module
  * The image work, on sharp (libvips): header probes and the processing pipeline. libvips runs on the libuv
  * thread pool, so the event loop stays free. BMP, which libvips cannot read, is decoded by bmp-ts and
- * handed over as raw pixels.
+ * handed over as raw pixels. The bytes come from the store, whichever it is: a probe reads the upload's
+ * head where the header comes first (JPEG, PNG, BMP), the whole staged file otherwise; a job reads its
+ * input whole (bounded by MAX_FILE_SIZE) into one buffer.
  */
 import * as bmp from 'bmp-ts';
-import { open, readFile } from 'node:fs/promises';
 import sharp, { type Matrix3x3, type Sharp } from 'sharp';
 import { AppError, unsupportedMedia } from '../domain/errors.js';
-import { keepsAnimation, type InputFormat } from '../domain/formats.js';
+import { HEADER_FIRST_FORMATS, keepsAnimation, type InputFormat } from '../domain/formats.js';
 import type { Operation } from '../domain/operations.js';
-import type { ImageInfo, ImageProcessor, ProcessedImage, ProcessTask } from '../ports.js';
-import type { DiskStore } from './disk-store.js';
+import type { ImageInfo, ImageProcessor, ImageStore, ProcessedImage, ProcessTask, StagedBytes } from '../ports.js';
+import { readWhole } from './byte-tap.js';
 
 /** The classic sepia tone matrix; `sepia` blends it with the identity by its intensity. */
 const SEPIA = [
@@ -32,12 +33,13 @@ export class ProcessingError extends AppError {
 }
 
 export class SharpProcessor implements ImageProcessor {
-  constructor(private readonly store: DiskStore, private readonly maxInputPixels: number) {}
+  constructor(private readonly store: ImageStore, private readonly maxInputPixels: number) {}
 
-  async probe(stagingKey: string, format: InputFormat): Promise<ImageInfo> {
-    const path = this.store.stagingPath(stagingKey);
-    if (format === 'bmp') return probeBmp(path);
-    const meta = await sharp(path, { limitInputPixels: false }).metadata().catch(() => undefined);
+  async probe(staged: StagedBytes, format: InputFormat): Promise<ImageInfo> {
+    const whole = staged.head.byteLength >= staged.sizeBytes;
+    if (format === 'bmp') return probeBmp(staged.head);
+    const fromHead = whole || HEADER_FIRST_FORMATS.has(format) ? await readHeader(staged.head) : undefined;
+    const meta = fromHead ?? (whole ? undefined : await readHeader(await this.stagedBytes(staged)));
     if (!meta || !SHARP_FORMATS[format].includes(meta.format ?? '') || !meta.width || !meta.height) {
       throw unsupportedMedia('undecodable_image', `the file looks like ${format} but its header cannot be read as one`);
     }
@@ -48,23 +50,34 @@ export class SharpProcessor implements ImageProcessor {
   }
 
   async process(task: ProcessTask): Promise<ProcessedImage> {
+    // A storage fault (a 503) is not the image's fault: it is passed on as it is, for the queue to retry.
+    const stored = await this.store.openUpload(task.fileId);
+    if (!stored) throw new ProcessingError('file_missing', 'the uploaded file is no longer in storage');
+    const input = await readWhole(stored);
     try {
-      return await this.run(task);
+      return await this.run(task, input);
     } catch (error) {
       throw asProcessingError(error, task.timeoutSeconds);
     }
   }
 
-  private async run(task: ProcessTask): Promise<ProcessedImage> {
+  /** The staged upload whole, for formats whose header may sit anywhere (frames counted, TIFF directories). */
+  private async stagedBytes(staged: StagedBytes): Promise<Buffer> {
+    const file = await this.store.openStaged(staged.stagingKey);
+    if (!file) throw new Error('the staged upload vanished before it was probed');
+    return readWhole(file);
+  }
+
+  private async run(task: ProcessTask, input: Buffer): Promise<ProcessedImage> {
     const deadline = Date.now() + task.timeoutSeconds * 1000;
     const animated = keepsAnimation(task.inputFormat, task.pages, task.output.format);
-    let image = await this.open(task, animated);
+    let image = this.open(task, input, animated);
     // sharp applies one pipeline's operations in its own fixed order; to honour the client's order, each
     // operation gets its own pipeline and the pixels are passed on raw (uncompressed, no re-encoding).
     for (const [index, op] of task.operations.entries()) {
       apply(image, op);
       if (index === task.operations.length - 1) break;
-      const { data, info } = await image.timeout({ seconds: remaining(deadline) }).raw().toBuffer({ resolveWithObject: true });
+      const { data, info } = await beforeDeadline(image.timeout({ seconds: remaining(deadline) }).raw().toBuffer({ resolveWithObject: true }), deadline);
       image = sharp(data, {
         raw: {
           width: info.width,
@@ -78,16 +91,15 @@ export class SharpProcessor implements ImageProcessor {
       });
     }
     encode(image, task);
-    const { data, info } = await image.timeout({ seconds: remaining(deadline) }).toBuffer({ resolveWithObject: true });
+    const { data, info } = await beforeDeadline(image.timeout({ seconds: remaining(deadline) }).toBuffer({ resolveWithObject: true }), deadline);
     return { data, width: info.width, height: animated && info.pageHeight ? info.pageHeight : info.height };
   }
 
-  private async open(task: ProcessTask, animated: boolean): Promise<Sharp> {
-    const path = this.store.uploadPath(task.fileId);
+  private open(task: ProcessTask, input: Buffer, animated: boolean): Sharp {
     if (task.inputFormat !== 'bmp') {
-      return sharp(path, { autoOrient: true, animated, limitInputPixels: this.maxInputPixels, failOn: 'error', sequentialRead: true });
+      return sharp(input, { autoOrient: true, animated, limitInputPixels: this.maxInputPixels, failOn: 'error', sequentialRead: true });
     }
-    const decoded = bmp.decode(await readFile(path), { toRGBA: true });
+    const decoded = bmp.decode(input, { toRGBA: true });
     const pixels = Buffer.from(decoded.data);
     const image = sharp(pixels, { raw: { width: decoded.width, height: Math.abs(decoded.height), channels: 4 }, limitInputPixels: this.maxInputPixels });
     // Only 32-bit BMPs carry alpha, and many of those leave it all zero ("unused").
@@ -147,6 +159,18 @@ function encode(image: Sharp, { output, keepMetadata }: ProcessTask): void {
   }
 }
 
+/**
+ * `step`, or a timeout error once the job's deadline passes: sharp's own timeout counts whole seconds per
+ * pipeline, so alone it lets a job of several steps run well past JOB_TIMEOUT_SECONDS.
+ */
+function beforeDeadline<T>(step: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), Math.max(0, deadline - Date.now()));
+  });
+  return Promise.race([step, late]).finally(() => clearTimeout(timer));
+}
+
 function remaining(deadline: number): number {
   const seconds = Math.ceil((deadline - Date.now()) / 1000);
   if (seconds <= 0) throw new Error('timeout');
@@ -158,20 +182,20 @@ function hasAlpha(rgba: Uint8Array): boolean {
   return false;
 }
 
+/** sharp's reading of a header, or `undefined` when these bytes do not hold a readable one. */
+function readHeader(bytes: Uint8Array) {
+  return sharp(bytes, { limitInputPixels: false }).metadata().catch(() => undefined);
+}
+
 /** Reads a BMP's dimensions from its header (BITMAPCOREHEADER or BITMAPINFOHEADER and later). */
-async function probeBmp(path: string): Promise<ImageInfo> {
-  const handle = await open(path, 'r');
-  try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(26), 0, 26, 0);
-    const headerSize = buffer.readUInt32LE(14);
-    if (bytesRead < 26) throw unsupportedMedia('undecodable_image', 'the BMP header is truncated');
-    const width = headerSize === 12 ? buffer.readUInt16LE(18) : buffer.readInt32LE(18);
-    const height = Math.abs(headerSize === 12 ? buffer.readUInt16LE(20) : buffer.readInt32LE(22));
-    if (width <= 0 || height <= 0) throw unsupportedMedia('undecodable_image', `the BMP header declares ${width}×${height} pixels`);
-    return { width, height, pages: 1 };
-  } finally {
-    await handle.close();
-  }
+function probeBmp(head: Uint8Array): ImageInfo {
+  if (head.byteLength < 26) throw unsupportedMedia('undecodable_image', 'the BMP header is truncated');
+  const buffer = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  const headerSize = buffer.readUInt32LE(14);
+  const width = headerSize === 12 ? buffer.readUInt16LE(18) : buffer.readInt32LE(18);
+  const height = Math.abs(headerSize === 12 ? buffer.readUInt16LE(20) : buffer.readInt32LE(22));
+  if (width <= 0 || height <= 0) throw unsupportedMedia('undecodable_image', `the BMP header declares ${width}×${height} pixels`);
+  return { width, height, pages: 1 };
 }
 
 /** Turns whatever sharp or a decoder threw into a `ProcessingError` whose message names no path. */
@@ -181,7 +205,6 @@ function asProcessingError(error: unknown, timeoutSeconds: number): ProcessingEr
   const message = (raw.split('\n')[0] ?? '').replace(/(?:[A-Za-z]:)?[\\/][^\s:'"]+/g, '<file>').slice(0, 200);
   if (/timeout/i.test(raw)) return new ProcessingError('timeout', `processing took longer than the limit of ${timeoutSeconds} s (JOB_TIMEOUT_SECONDS)`);
   if (/pixel limit/i.test(raw)) return new ProcessingError('too_many_pixels', 'the image has more pixels than MAX_INPUT_PIXELS allows');
-  if (/input file is missing/i.test(raw)) return new ProcessingError('file_missing', 'the uploaded file is no longer in storage');
   if (/jpeg|png|gif|tiff|webp|heif|bmp|premature|corrupt|truncat|decode|unsupported image format|invalid/i.test(raw)) {
     return new ProcessingError('decode_failed', `the image could not be decoded: ${message}`);
   }

@@ -55,3 +55,13 @@ export const tooLarge = (code: string, detail: string) => new AppError(413, code
 export const unsupportedMedia = (code: string, detail: string) => new AppError(415, code, detail);
 export const unavailable = (code: string, detail: string, retryAfterSeconds = 5) =>
   new AppError(503, code, detail, { headers: { 'Retry-After': String(retryAfterSeconds) } });
+/** 507: the store is full (a disk out of space); retrying later may succeed once retention frees some. */
+export const insufficientStorage = (code: string, detail: string, retryAfterSeconds = 60) =>
+  new AppError(507, code, detail, { headers: { 'Retry-After': String(retryAfterSeconds) } });
+
+/** The store cannot be written or reached: a 507 when it is full, a 503 otherwise. */
+export function storageFault(kind: 'full' | 'unavailable'): AppError {
+  return kind === 'full'
+    ? insufficientStorage('storage_full', 'the file store is out of space; retry later')
+    : unavailable('storage_unavailable', 'the file store cannot be reached or written; retry shortly', 5);
+}

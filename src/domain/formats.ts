@@ -38,6 +38,15 @@ export function keepsAnimation(input: InputFormat, pages: number, output: Output
 /** How many leading bytes `sniffFormat` needs. */
 export const SNIFF_BYTES = 32;
 
+/**
+ * Leading bytes an upload keeps in memory: enough for the header of almost every JPEG, PNG and BMP (EXIF,
+ * ICC and XMP included), so those are probed without reading the stored file again.
+ */
+export const PROBE_HEAD_BYTES = 256 * 1024;
+
+/** Formats whose header (size, orientation; one frame) comes before the pixels. Others are probed whole. */
+export const HEADER_FIRST_FORMATS: ReadonlySet<InputFormat> = new Set(['jpeg', 'png', 'bmp']);
+
 const ascii = (bytes: Uint8Array, from: number, to: number) => String.fromCharCode(...bytes.subarray(from, to));
 
 /**

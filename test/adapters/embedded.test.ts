@@ -2,7 +2,7 @@
  * The embedded default's own promises: state survives a restart, unfinished jobs finish after one, and
  * no more than WORKER_CONCURRENCY jobs run at once.
  */
-import { readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedQueue } from '../../src/adapters/embedded-queue.js';
@@ -39,13 +39,19 @@ describe('embedded default', () => {
       operations: [{ operation: 'grayscale' }], output: { format: 'png', quality: 80 }, keep_metadata: false,
       cache_key: 'restart-test', created_at: new Date().toISOString(),
     });
-    // And a half-written upload left by the crash.
-    await writeFile(join(first.dir, 'uploads', '.partial-crashed'), 'half');
+    // A half-written upload this instance left when it crashed, and one another process is still writing.
+    const staging = join(first.dir, 'uploads', '.staging');
+    const own = (await readdir(staging)).find((name) => name.startsWith('test-'))!;
+    await writeFile(join(staging, own, 'crashed'), 'half');
+    await mkdir(join(staging, 'another-host-7'), { recursive: true });
+    await writeFile(join(staging, 'another-host-7', 'arriving'), 'half');
 
     const second = await first.restart();
     const job = await waitForJob(second.request, processingId);
     expect(job).toMatchObject({ status: 'completed', result: { format: 'png', width: 60, height: 40 } });
-    expect((await readdir(join(first.dir, 'uploads'))).filter((name) => name.startsWith('.partial'))).toEqual([]);
+    // Only its own leftovers go at start; another process's upload in flight is left alone.
+    expect(await readdir(join(staging, own))).toEqual([]);
+    expect(await readdir(join(staging, 'another-host-7'))).toEqual(['arriving']);
     await second.close();
   });
 

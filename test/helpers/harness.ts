@@ -10,7 +10,11 @@ import { Readable } from 'node:stream';
 import { createApp } from '../../src/app.js';
 import { composeService, type ComposeOptions, type Service } from '../../src/compose.js';
 import { loadConfig } from '../../src/config.js';
+import { silentLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
+import { MemoryStore } from '../../src/adapters/memory-store.js';
 import { deleteKeys } from './redis.js';
+import { S3_CREDENTIALS, type TestS3 } from './s3-server.js';
 
 export interface Harness {
   /** Sends a request to the app, as `app.request` does. */
@@ -34,6 +38,22 @@ export type HarnessFactory = (env?: Record<string, string>, seen?: ComposeOption
 /** The embedded default over a fresh temporary folder. */
 export const embeddedHarness: HarnessFactory = async (env = {}, seen = {}) => open(await mkdtemp(join(tmpdir(), 'image-service-')), env, seen);
 
+/** The embedded default with uploads and results in memory (records still under a temporary folder). */
+export const memoryHarness: HarnessFactory = async (env = {}, seen = {}) =>
+  open(await mkdtemp(join(tmpdir(), 'image-service-memory-')), env, { store: new MemoryStore(), ...seen });
+
+/**
+ * The embedded default with uploads and results in the S3 server `s3`, under a key prefix of its own. The
+ * AWS SDK reads the credentials from the environment (the standard chain), so they are set here.
+ */
+export function s3Harness(s3: TestS3): HarnessFactory {
+  return async (env = {}, seen = {}) => {
+    const s3env = s3.env();
+    Object.assign(process.env, S3_CREDENTIALS);
+    return open(await mkdtemp(join(tmpdir(), 'image-service-s3-')), { ...s3env, ...env }, seen);
+  };
+}
+
 /** Redis mode against `url`, under a key prefix of its own, with a worker in the same process. */
 export function redisHarness(url: string): HarnessFactory {
   return async (env = {}, seen = {}) => {
@@ -49,19 +69,24 @@ async function open(dir: string, env: Record<string, string>, seen: ComposeOptio
     UPLOAD_DIR: join(dir, 'uploads'),
     PROCESSED_DIR: join(dir, 'processed'),
     STATE_DIR: join(dir, 'state'),
+    // Kept across restart(): a restarted process is the same instance and clears its own leftovers.
+    INSTANCE_ID: `test-${dir.slice(-6).replace(/[^A-Za-z0-9]/g, 'x')}`,
     WORKER_CONCURRENCY: '2',
     ...env,
   });
-  const service = await composeService(config, seen);
-  const app = createApp(service.deps, seen);
+  const nodeBodies = new WeakMap<Request, Readable>();
+  const logger = seen.logger ?? silentLogger;
+  const metrics = seen.metrics ?? createMetrics();
+  const service = await composeService(config, { ...seen, logger, metrics, nodeBodyOf: (request) => nodeBodies.get(request) });
+  const app = createApp(service.deps, { logger, metrics });
   return {
     request: async (path, init) => app.request(path, init),
     requestAsNode: async (path, init) => {
       const request = new Request(new URL(path, 'http://localhost'), init);
       // The server's stream and the Request share one body; reading it through the Request is what the
       // receiver must avoid while it holds the Node stream, so it is cloned for the stream.
-      const incoming = request.body ? Readable.fromWeb(request.clone().body as import('node:stream/web').ReadableStream) : undefined;
-      return app.request(request, undefined, { incoming });
+      if (request.body) nodeBodies.set(request, Readable.fromWeb(request.clone().body as import('node:stream/web').ReadableStream));
+      return app.request(request);
     },
     service,
     dir,

@@ -1,0 +1,143 @@
+/**
+ * @module
+ * What both modes' compositions share: the storage and processor for a configuration, the job runner, the
+ * handlers' dependencies, and small helpers. Imported by `compose-embedded.ts` and `compose-redis.ts`, never
+ * the other way round.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { DiskStore } from './adapters/disk-store.js';
+import { MultipartReceiver, type NodeBodyOf } from './adapters/multipart-receiver.js';
+import { scalarAssets } from './adapters/scalar-assets.js';
+import { SharpProcessor } from './adapters/sharp-processor.js';
+import type { Config } from './config.js';
+import { createJobRunner } from './job-runner.js';
+import { throttledErrorLog, type Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+import type { AppDeps, IdempotencyStore, ImageProcessor, ImageStore, JobQueue, JobStore, RateLimiter, RedisProbe } from './ports.js';
+import type { SweepReport } from './retention.js';
+
+export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+
+export interface Service {
+  mode: 'embedded' | 'redis';
+  deps: AppDeps;
+  /** Resolves when no job is waiting or running. */
+  idle(timeoutMs?: number): Promise<void>;
+  /** One retention sweep now. */
+  sweep(): Promise<SweepReport>;
+  /** Stops taking jobs, lets running ones finish (up to `timeoutMs`), closes connections. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+export interface Observability {
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** What the entry points (and tests) hand to a composition besides the configuration. */
+export interface Edge extends Observability {
+  /** The Node request stream behind a `Request` (set by `src/server.ts`); uploads read it directly. */
+  nodeBodyOf?: NodeBodyOf;
+  /** A store to use instead of the configured one (tests: the memory store). */
+  store?: ImageStore;
+}
+
+/** The version in package.json, found from this file whether it runs from `src/` or `dist/src/`. */
+export function packageVersion(): string {
+  for (const relative of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(relative, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'image-service' && pkg.version) return pkg.version;
+    } catch {
+      // try the next candidate
+    }
+  }
+  return '0.0.0';
+}
+
+/**
+ * This process's name among those sharing a store: `INSTANCE_ID`, or host name and process id, which stay
+ * the same when a container restarts in place (so it clears its own leftovers) and differ between processes.
+ */
+export function instanceId(config: Config): string {
+  if (config.INSTANCE_ID) return config.INSTANCE_ID;
+  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 80) || 'host';
+  return `${host}-${process.pid}`;
+}
+
+/** The configured store (S3 loaded only when asked for) and the processor reading from it. */
+export async function openStorage(config: Config, edge: Edge): Promise<{ store: ImageStore; processor: ImageProcessor }> {
+  const store = edge.store ?? (await openConfiguredStore(config, edge.logger));
+  return { store, processor: new SharpProcessor(store, config.MAX_INPUT_PIXELS) };
+}
+
+async function openConfiguredStore(config: Config, logger: Logger): Promise<ImageStore> {
+  const instance = instanceId(config);
+  if (!config.STORAGE_URL) return DiskStore.open({ uploadDir: config.UPLOAD_DIR, processedDir: config.PROCESSED_DIR, instanceId: instance });
+  const { S3Store } = await import('./adapters/s3-store.js');
+  return S3Store.open({
+    ...config.STORAGE_URL,
+    instanceId: instance,
+    region: config.AWS_REGION ?? config.AWS_DEFAULT_REGION ?? 'us-east-1',
+    endpoint: config.S3_ENDPOINT,
+    forcePathStyle: config.S3_FORCE_PATH_STYLE,
+    onFault: throttledErrorLog(logger, 'storage (S3)'),
+  });
+}
+
+/** The queue as the handlers see it: every enqueue is logged (the job lifecycle starts here). */
+export function loggedQueue(queue: JobQueue, logger: Logger): JobQueue {
+  return {
+    enqueue: async (processingId) => {
+      await queue.enqueue(processingId);
+      logger.info({ processing_id: processingId }, 'job queued');
+    },
+    counts: () => queue.counts(),
+    depth: () => queue.depth(),
+  };
+}
+
+export function runner(config: Config, parts: Pick<Parts, 'jobs' | 'store' | 'processor'>, { logger, metrics }: Observability) {
+  return createJobRunner({ ...parts, timeoutSeconds: config.JOB_TIMEOUT_SECONDS, logger, observe: metrics.observeJob });
+}
+
+export type Parts = {
+  store: ImageStore;
+  processor: ImageProcessor;
+  jobs: JobStore;
+  queue: JobQueue;
+  idempotency: IdempotencyStore;
+  rateLimiter?: RateLimiter;
+  redis?: RedisProbe;
+};
+
+export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): AppDeps {
+  return {
+    settings: {
+      version: packageVersion(),
+      maxFileSize: config.MAX_FILE_SIZE,
+      maxInputPixels: config.MAX_INPUT_PIXELS,
+      allowedExtensions: config.ALLOWED_EXTENSIONS,
+      maxQueueDepth: config.MAX_QUEUE_DEPTH,
+      apiKeys: config.API_KEYS,
+      rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
+      startedAt: new Date(),
+    },
+    uploads: new MultipartReceiver(parts.store, nodeBodyOf),
+    docs: scalarAssets,
+    ...parts,
+  };
+}
+
+/** Waits for `promise`, but no longer than `timeoutMs`. */
+export function within(promise: Promise<unknown>, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    timer.unref();
+    void promise.catch(() => undefined).finally(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,60 @@
+/**
+ * @module
+ * The app over in-memory ports only: the memory store, an in-memory job store and queue, the real sharp
+ * processor reading from that store. No file system, no server: handler tests send plain `Request`s.
+ */
+import { EmbeddedJobStore } from '../../src/adapters/embedded-job-store.js';
+import { EmbeddedQueue } from '../../src/adapters/embedded-queue.js';
+import { MemoryIdempotency } from '../../src/adapters/memory-idempotency.js';
+import { MemoryStore } from '../../src/adapters/memory-store.js';
+import { MultipartReceiver } from '../../src/adapters/multipart-receiver.js';
+import { SharpProcessor } from '../../src/adapters/sharp-processor.js';
+import { createApp } from '../../src/app.js';
+import { createJobRunner } from '../../src/job-runner.js';
+import { silentLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
+import type { AppDeps, ImageStore, JobStore } from '../../src/ports.js';
+
+export interface MemoryApp {
+  /** Sends a plain `Request` to the app. */
+  send(path: string, init?: RequestInit): Promise<Response>;
+  store: MemoryStore;
+  jobs: EmbeddedJobStore;
+  queue: EmbeddedQueue;
+  deps: AppDeps;
+}
+
+export interface MemoryAppOptions {
+  maxFileSize?: number;
+  storeBytes?: number;
+  /** Wraps the store or the job store the handlers see (to inject a fault of our own port). */
+  wrapStore?: (store: MemoryStore) => ImageStore;
+  wrapJobs?: (jobs: EmbeddedJobStore) => JobStore;
+}
+
+export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s) => s, wrapJobs = (j) => j }: MemoryAppOptions = {}): MemoryApp {
+  const store = new MemoryStore({ maxBytes: storeBytes });
+  const jobs = EmbeddedJobStore.inMemory();
+  const seenStore = wrapStore(store);
+  const seenJobs = wrapJobs(jobs);
+  const processor = new SharpProcessor(seenStore, 50_000_000);
+  const queue = new EmbeddedQueue(createJobRunner({ jobs: seenJobs, store: seenStore, processor, timeoutSeconds: 30 }), 1);
+  const deps: AppDeps = {
+    settings: {
+      version: '0.0.0-test', maxFileSize, maxInputPixels: 50_000_000, allowedExtensions: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tiff', 'tif'],
+      maxQueueDepth: 100, apiKeys: [], rateLimitPerMinute: 0, startedAt: new Date(),
+    },
+    uploads: new MultipartReceiver(seenStore),
+    store: seenStore,
+    processor,
+    jobs: seenJobs,
+    queue,
+    docs: { scalarScript: async () => new TextEncoder().encode('/* docs */') },
+    idempotency: new MemoryIdempotency(3600),
+  };
+  const app = createApp(deps, { logger: silentLogger, metrics: createMetrics() });
+  return {
+    send: async (path, init) => app.fetch(new Request(new URL(path, 'http://handlers.test'), init)),
+    store, jobs, queue, deps,
+  };
+}
