@@ -157,8 +157,9 @@ async function main(): Promise<void> {
       return job.status === 'completed' || job.status === 'failed' ? job : undefined;
     }, 60_000);
     check('the job in flight at SIGTERM completes', finished.status === 'completed', finished.status);
-    const partials = spawnSync('bash', ['-c', `find ${dataDir} -name '.partial-*' | wc -l`]).stdout.toString().trim();
-    check('no partial file is left', partials === '0', `${partials} found`);
+    // Staged files live in each process's `.staging/<instance>/` folder until committed or renamed into place.
+    const partials = spawnSync('bash', ['-c', `find ${dataDir} -type f \\( -path '*/.staging/*' -o -name '.partial-*' \\) | wc -l`]).stdout.toString().trim();
+    check('no partial or staged file is left', partials === '0', `${partials} found`);
     server.kill('SIGTERM');
     check('a second SIGTERM stop exits 0', (await exited(server)) === 0);
   } finally {
