@@ -4,9 +4,12 @@
  * - Makes realistic photos (gradients with noise, so JPEG has real entropy) at ~20 MP and ~2 MP.
  * - The limit: sharp alone doing the same operation (fit 800×800, JPEG q85) on the same bytes, C at a time,
  *   in one process (scripts/bench-baseline.ts), with the same allocator.
- * - The service: the built server (embedded default; with REDIS_URL also Redis mode with a separate worker
- *   process) and C concurrent clients running the seed's flow: upload → POST /process → poll /status →
- *   download. Each upload differs by a JPEG comment so the result cache cannot answer.
+ * - The service: the built server (embedded default on disk; the same with its files in S3, against the
+ *   S3-protocol server the tests use, started here on loopback; with REDIS_URL also Redis mode with a separate
+ *   worker process) and C concurrent clients running the seed's flow: upload → POST /process → poll /status →
+ *   download. Each upload differs by a JPEG comment so the result cache cannot answer. BENCH_MODES picks modes
+ *   (embedded,s3,redis); BENCH_COMPARE_DIST=<another checkout>/dist adds that build's embedded mode to the same
+ *   run, for a change's before and after side by side.
  * - Also: p50/p95/p99 per endpoint, the server's peak RSS, event-loop delay p99, GET /status p99 while the
  *   CPU is saturated, the time of a result-cache hit, and peak RSS during 16 concurrent ~10 MB uploads.
  * Prints a table and writes bench/results/<time>.json.
@@ -19,6 +22,7 @@ import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { deleteKeysUnder } from '../src/adapters/redis-connection.js';
+import { startS3, type TestS3 } from '../test/helpers/s3-server.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const quick = process.argv.includes('--quick');
@@ -119,9 +123,9 @@ interface Proc {
   base: string;
 }
 
-async function startProcess(entry: string, env: Record<string, string>, port: number, waitForHttp: boolean): Promise<Proc> {
+async function startProcess(dist: string, entry: string, env: Record<string, string>, port: number, waitForHttp: boolean): Promise<Proc> {
   const nodeFlags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : [];
-  const child = spawn(process.execPath, [...nodeFlags, join(repo, 'dist/src', entry)], { cwd: work, env: { ...runtimeEnv, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeFlags, join(dist, 'src', entry)], { cwd: work, env: { ...runtimeEnv, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => {
     if (output.length < 10_000) output += chunk.toString();
@@ -307,18 +311,27 @@ async function uploadStorm(base: string, jpeg: Buffer, rss: ReturnType<typeof rs
 
 const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '—');
 
-async function runMode(mode: 'embedded' | 'redis', photos: Array<{ label: string; jobs: number; file: string; bytes: Buffer }>) {
+/** A service configuration to measure: embedded on disk, embedded with its files in S3, or Redis mode; from a build (`dist`). */
+interface Mode {
+  name: string;
+  kind: 'embedded' | 's3' | 'redis';
+  dist: string;
+}
+
+async function runMode(mode: Mode, photos: Array<{ label: string; jobs: number; file: string; bytes: Buffer }>, s3?: TestS3) {
   const port = 18000 + Math.floor(Math.random() * 2000);
-  const dirs = { UPLOAD_DIR: join(work, mode, 'uploads'), PROCESSED_DIR: join(work, mode, 'processed'), STATE_DIR: join(work, mode, 'state') };
+  const home = join(work, mode.name.replace(/[^a-z0-9]+/gi, '-'));
+  const dirs = { UPLOAD_DIR: join(home, 'uploads'), PROCESSED_DIR: join(home, 'processed'), STATE_DIR: join(home, 'state') };
   const common = { ...dirs, PORT: String(port), HOST: '127.0.0.1', MAX_FILE_SIZE: String(32 * 1024 * 1024), LOG_LEVEL: 'info' };
   const prefix = `bench-${Date.now()}`;
   const procs: Proc[] = [];
-  if (mode === 'redis') {
+  if (mode.kind === 'redis') {
     const redisEnv = { ...common, REDIS_URL: process.env.REDIS_URL!, REDIS_KEY_PREFIX: prefix };
-    procs.push(await startProcess('server.js', { ...redisEnv, WORKER_CONCURRENCY: '0' }, port, true));
-    procs.push(await startProcess('worker.js', { ...redisEnv, WORKER_CONCURRENCY: String(workers) }, port, false));
+    procs.push(await startProcess(mode.dist, 'server.js', { ...redisEnv, WORKER_CONCURRENCY: '0' }, port, true));
+    procs.push(await startProcess(mode.dist, 'worker.js', { ...redisEnv, WORKER_CONCURRENCY: String(workers) }, port, false));
   } else {
-    procs.push(await startProcess('server.js', { ...common, WORKER_CONCURRENCY: String(workers) }, port, true));
+    const storage = mode.kind === 's3' ? s3!.env(prefix) : {};
+    procs.push(await startProcess(mode.dist, 'server.js', { ...common, ...storage, WORKER_CONCURRENCY: String(workers) }, port, true));
   }
   const api = procs[0]!;
   const rss = rssSampler(api.child.pid!);
@@ -352,11 +365,11 @@ async function runMode(mode: 'embedded' | 'redis', photos: Array<{ label: string
       });
     }
     const storm = await uploadStorm(api.base, photos[0]!.bytes, rss);
-    return { mode, results, storm };
+    return { mode: mode.name, results, storm };
   } finally {
     rss.stop();
     for (const proc of procs.reverse()) await stop(proc);
-    if (mode === 'redis') await deleteKeys(process.env.REDIS_URL!, prefix);
+    if (mode.kind === 'redis') await deleteKeys(process.env.REDIS_URL!, prefix);
   }
 }
 
@@ -377,9 +390,20 @@ async function main(): Promise<void> {
     photos.push({ ...workload, file, bytes });
     console.log(`  input ${workload.label}: ${workload.width}×${workload.height} JPEG, ${(bytes.length / 1e6).toFixed(1)} MB`);
   }
-  const modes: Array<'embedded' | 'redis'> = process.env.REDIS_URL ? ['embedded', 'redis'] : ['embedded'];
+  const dist = join(repo, 'dist');
+  const kinds = (process.env.BENCH_MODES ?? (process.env.REDIS_URL ? 'embedded,s3,redis' : 'embedded,s3')).split(',').map((kind) => kind.trim());
+  const modes: Mode[] = [];
+  if (process.env.BENCH_COMPARE_DIST) modes.push({ name: `embedded, build at ${process.env.BENCH_COMPARE_DIST}`, kind: 'embedded', dist: resolve(process.env.BENCH_COMPARE_DIST) });
+  if (kinds.includes('embedded')) modes.push({ name: 'embedded', kind: 'embedded', dist });
+  if (kinds.includes('s3')) modes.push({ name: 'embedded, files in S3 (s3rver on loopback)', kind: 's3', dist });
+  if (kinds.includes('redis') && process.env.REDIS_URL) modes.push({ name: 'redis', kind: 'redis', dist });
+  const s3 = modes.some((mode) => mode.kind === 's3') ? await startS3() : undefined;
   const runs = [];
-  for (const mode of modes) runs.push(await runMode(mode, photos));
+  try {
+    for (const mode of modes) runs.push(await runMode(mode, photos, s3));
+  } finally {
+    await s3?.stop();
+  }
 
   for (const run of runs) {
     console.log(`\n${run.mode} mode (service) vs sharp alone, same bytes, concurrency ${concurrency}`);

@@ -55,7 +55,7 @@ export const sha256Of = (bytes: Uint8Array): string => createHash('sha256').upda
 export const fileTooLarge = (maxBytes: number) =>
   tooLarge('file_too_large', `the file is larger than the limit of ${maxBytes} bytes (MAX_FILE_SIZE)`);
 
-/** Reads a stored file whole into one buffer of its size (inputs are bounded by MAX_FILE_SIZE). */
+/** Reads a stream of `sizeBytes` whole into one buffer of that size (stores without a cheaper way use it for `bytes()`). */
 export async function readWhole(file: { sizeBytes: number; body: ReadableStream<Uint8Array> }): Promise<Buffer> {
   const bytes = Buffer.allocUnsafe(file.sizeBytes);
   let offset = 0;

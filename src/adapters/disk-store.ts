@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, utimes } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, stat, statfs, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -164,20 +164,29 @@ export class DiskStore implements ImageStore {
   }
 }
 
+/**
+ * A file's size, and ways to read it. Nothing is held open until one is used (a caller that only wanted the
+ * size, or hands `localFile` to libvips, leaves no descriptor behind); files are never changed in place, only
+ * replaced whole by a rename, so what is read is one version.
+ */
 async function openFile(path: string): Promise<StoredFile | undefined> {
-  const handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
+  const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return undefined;
     throw asStorageError(error);
   });
-  if (!handle) return undefined;
-  try {
-    const { size } = await handle.stat();
-    const stream = createReadStream('', { fd: handle, autoClose: true, highWaterMark: READ_CHUNK_BYTES });
-    return { body: Readable.toWeb(stream) as ReadableStream<Uint8Array>, sizeBytes: size };
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    throw asStorageError(error);
-  }
+  if (!info) return undefined;
+  let body: ReadableStream<Uint8Array> | undefined;
+  return {
+    sizeBytes: info.size,
+    localFile: path,
+    get body() {
+      body ??= Readable.toWeb(createReadStream(path, { highWaterMark: READ_CHUNK_BYTES })) as ReadableStream<Uint8Array>;
+      return body;
+    },
+    bytes: () => readFile(path).catch((error: unknown) => {
+      throw asStorageError(error);
+    }),
+  };
 }
 
 /** Removes the entries of `dir` that `pick` selects and whose last change is before `cutoff`; returns how many. */

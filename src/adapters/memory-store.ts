@@ -135,6 +135,7 @@ function opened(entry: Entry | undefined): StoredFile | undefined {
   const { bytes } = entry;
   return {
     sizeBytes: bytes.byteLength,
+    bytes: async () => bytes,
     body: new ReadableStream<Uint8Array>({
       start(controller) {
         if (bytes.byteLength) controller.enqueue(bytes);

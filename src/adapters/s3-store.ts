@@ -30,7 +30,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import { AppError, storageFault } from '../domain/errors.js';
 import type { ByteSource, ImageStore, StagedBytes, StageOptions, StoredFile, SweptFiles } from '../ports.js';
-import { ByteTap, sha256Of } from './byte-tap.js';
+import { ByteTap, readWhole, sha256Of } from './byte-tap.js';
 
 /** S3's smallest part size (but for the last part): an upload holds at most this much in memory. */
 const PART_BYTES = 5 * 1024 * 1024;
@@ -207,7 +207,8 @@ export class S3Store implements ImageStore {
     try {
       const answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       if (!answer.Body) return undefined;
-      return { sizeBytes: answer.ContentLength ?? 0, body: answer.Body.transformToWebStream() as ReadableStream<Uint8Array> };
+      const file = { sizeBytes: answer.ContentLength ?? 0, body: answer.Body.transformToWebStream() as ReadableStream<Uint8Array> };
+      return { ...file, bytes: () => readWhole(file).catch((error: unknown) => { throw asStorageError(error); }) };
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw asStorageError(error);

@@ -12,7 +12,6 @@ import { AppError, unsupportedMedia } from '../domain/errors.js';
 import { HEADER_FIRST_FORMATS, keepsAnimation, type InputFormat } from '../domain/formats.js';
 import type { Operation } from '../domain/operations.js';
 import type { ImageInfo, ImageProcessor, ImageStore, ProcessedImage, ProcessTask, StagedBytes } from '../ports.js';
-import { readWhole } from './byte-tap.js';
 
 /** The classic sepia tone matrix; `sepia` blends it with the identity by its intensity. */
 const SEPIA = [
@@ -53,7 +52,8 @@ export class SharpProcessor implements ImageProcessor {
     // A storage fault (a 503) is not the image's fault: it is passed on as it is, for the queue to retry.
     const stored = await this.store.openUpload(task.fileId);
     if (!stored) throw new ProcessingError('file_missing', 'the uploaded file is no longer in storage');
-    const input = await readWhole(stored);
+    // libvips reads a file the store keeps on a file system in place; BMP (decoded in JS) and other stores' bytes come whole.
+    const input = stored.localFile && task.inputFormat !== 'bmp' ? stored.localFile : asBuffer(await stored.bytes());
     try {
       return await this.run(task, input);
     } catch (error) {
@@ -62,13 +62,13 @@ export class SharpProcessor implements ImageProcessor {
   }
 
   /** The staged upload whole, for formats whose header may sit anywhere (frames counted, TIFF directories). */
-  private async stagedBytes(staged: StagedBytes): Promise<Buffer> {
+  private async stagedBytes(staged: StagedBytes): Promise<Buffer | string> {
     const file = await this.store.openStaged(staged.stagingKey);
     if (!file) throw new Error('the staged upload vanished before it was probed');
-    return readWhole(file);
+    return file.localFile ?? asBuffer(await file.bytes());
   }
 
-  private async run(task: ProcessTask, input: Buffer): Promise<ProcessedImage> {
+  private async run(task: ProcessTask, input: Buffer | string): Promise<ProcessedImage> {
     const deadline = Date.now() + task.timeoutSeconds * 1000;
     const animated = keepsAnimation(task.inputFormat, task.pages, task.output.format);
     let image = this.open(task, input, animated);
@@ -95,11 +95,11 @@ export class SharpProcessor implements ImageProcessor {
     return { data, width: info.width, height: animated && info.pageHeight ? info.pageHeight : info.height };
   }
 
-  private open(task: ProcessTask, input: Buffer, animated: boolean): Sharp {
+  private open(task: ProcessTask, input: Buffer | string, animated: boolean): Sharp {
     if (task.inputFormat !== 'bmp') {
       return sharp(input, { autoOrient: true, animated, limitInputPixels: this.maxInputPixels, failOn: 'error', sequentialRead: true });
     }
-    const decoded = bmp.decode(input, { toRGBA: true });
+    const decoded = bmp.decode(input as Buffer, { toRGBA: true });
     const pixels = Buffer.from(decoded.data);
     const image = sharp(pixels, { raw: { width: decoded.width, height: Math.abs(decoded.height), channels: 4 }, limitInputPixels: this.maxInputPixels });
     // Only 32-bit BMPs carry alpha, and many of those leave it all zero ("unused").
@@ -182,8 +182,11 @@ function hasAlpha(rgba: Uint8Array): boolean {
   return false;
 }
 
-/** sharp's reading of a header, or `undefined` when these bytes do not hold a readable one. */
-function readHeader(bytes: Uint8Array) {
+/** The same memory as a Buffer (bmp-ts and sharp's typings want one); no copy. */
+const asBuffer = (bytes: Uint8Array) => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+
+/** sharp's reading of a header, or `undefined` when these bytes (or the file) do not hold a readable one. */
+function readHeader(bytes: Uint8Array | string) {
   return sharp(bytes, { limitInputPixels: false }).metadata().catch(() => undefined);
 }
 
