@@ -40,6 +40,7 @@ export interface DiskStoreOptions {
 }
 
 export class DiskStore implements ImageStore {
+  readonly localFiles = true;
   private readonly uploadStaging: string;
   private readonly resultStaging: string;
 
@@ -70,7 +71,7 @@ export class DiskStore implements ImageStore {
       await rm(path, { force: true }).catch(() => undefined);
       throw asStorageError(error);
     }
-    return { stagingKey, ...tap.result() };
+    return { stagingKey, ...tap.result(), localFile: path };
   }
 
   async commitUpload(stagingKey: string, fileId: string): Promise<void> {

@@ -20,6 +20,7 @@ export interface MemoryStoreOptions {
 }
 
 export class MemoryStore implements ImageStore {
+  readonly localFiles = false;
   private readonly staged = new Map<string, Entry>();
   private readonly uploads = new Map<string, Entry>();
   private readonly results = new Map<string, Entry>();

@@ -11,7 +11,7 @@ import { Busboy, type BusboyInstance } from '@fastify/busboy';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { AppError, badRequest, tooLarge } from '../domain/errors.js';
-import { PROBE_HEAD_BYTES } from '../domain/formats.js';
+import { PROBE_HEAD_BYTES, SNIFF_BYTES } from '../domain/formats.js';
 import type { ImageStore, StagedBytes, StagedUpload, UploadReceiver, UploadRules } from '../ports.js';
 import { fileTooLarge } from './byte-tap.js';
 
@@ -98,7 +98,8 @@ export class MultipartReceiver implements UploadReceiver {
           return fail(error);
         }
         fileStream.on('limit', () => fail(fileTooLarge(rules.maxBytes)));
-        staged = this.store.stage(fileStream, { maxBytes: rules.maxBytes, headBytes: PROBE_HEAD_BYTES });
+        // Enough head to probe most formats without reading the upload again, unless the store lets libvips read it in place.
+        staged = this.store.stage(fileStream, { maxBytes: rules.maxBytes, headBytes: this.store.localFiles ? SNIFF_BYTES : PROBE_HEAD_BYTES });
         staged.catch(fail);
       });
       parser.on('filesLimit', () => fail(badRequest('too_many_files', 'send exactly one file per upload, in the part named "file"')));

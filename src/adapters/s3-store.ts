@@ -50,6 +50,7 @@ export interface S3StoreOptions {
 }
 
 export class S3Store implements ImageStore {
+  readonly localFiles = false;
   private readonly client: S3Client;
   private readonly bucket: string;
   private readonly stagingPrefix: string;

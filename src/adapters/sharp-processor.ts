@@ -2,9 +2,10 @@
  * @module
  * The image work, on sharp (libvips): header probes and the processing pipeline. libvips runs on the libuv
  * thread pool, so the event loop stays free. BMP, which libvips cannot read, is decoded by bmp-ts and
- * handed over as raw pixels. The bytes come from the store, whichever it is: a probe reads the upload's
- * head where the header comes first (JPEG, PNG, BMP), the whole staged file otherwise; a job reads its
- * input whole (bounded by MAX_FILE_SIZE) into one buffer.
+ * handed over as raw pixels. The bytes come from the store, whichever it is. Where the store keeps files on
+ * a file system (`localFile`: the disk store), libvips reads them in place, as before there were other
+ * stores. Otherwise a probe reads the upload's head where the header comes first (JPEG, PNG, BMP) and the
+ * whole staged file for the other formats, and a job reads its input whole (bounded by MAX_FILE_SIZE).
  */
 import * as bmp from 'bmp-ts';
 import sharp, { type Matrix3x3, type Sharp } from 'sharp';
@@ -37,15 +38,11 @@ export class SharpProcessor implements ImageProcessor {
   async probe(staged: StagedBytes, format: InputFormat): Promise<ImageInfo> {
     const whole = staged.head.byteLength >= staged.sizeBytes;
     if (format === 'bmp') return probeBmp(staged.head);
+    // libvips reads only what the header needs from a file in place (the disk store), as from the head.
+    if (staged.localFile) return infoOf(await readHeader(staged.localFile), format);
     const fromHead = whole || HEADER_FIRST_FORMATS.has(format) ? await readHeader(staged.head) : undefined;
     const meta = fromHead ?? (whole ? undefined : await readHeader(await this.stagedBytes(staged)));
-    if (!meta || !SHARP_FORMATS[format].includes(meta.format ?? '') || !meta.width || !meta.height) {
-      throw unsupportedMedia('undecodable_image', `the file looks like ${format} but its header cannot be read as one`);
-    }
-    const pages = Math.max(1, meta.pages ?? 1);
-    const frameHeight = meta.pageHeight && pages > 1 ? meta.pageHeight : meta.height;
-    const rotated = (meta.orientation ?? 1) >= 5;
-    return rotated ? { width: frameHeight, height: meta.width, pages } : { width: meta.width, height: frameHeight, pages };
+    return infoOf(meta, format);
   }
 
   async process(task: ProcessTask): Promise<ProcessedImage> {
@@ -180,6 +177,17 @@ function remaining(deadline: number): number {
 function hasAlpha(rgba: Uint8Array): boolean {
   for (let i = 3; i < rgba.length; i += 4) if (rgba[i] !== 0) return true;
   return false;
+}
+
+/** Dimensions as displayed and frames, from sharp's reading of a header; a 415 when there was none. */
+function infoOf(meta: Awaited<ReturnType<typeof readHeader>>, format: Exclude<InputFormat, 'bmp'>): ImageInfo {
+  if (!meta || !SHARP_FORMATS[format].includes(meta.format ?? '') || !meta.width || !meta.height) {
+    throw unsupportedMedia('undecodable_image', `the file looks like ${format} but its header cannot be read as one`);
+  }
+  const pages = Math.max(1, meta.pages ?? 1);
+  const frameHeight = meta.pageHeight && pages > 1 ? meta.pageHeight : meta.height;
+  const rotated = (meta.orientation ?? 1) >= 5;
+  return rotated ? { width: frameHeight, height: meta.width, pages } : { width: meta.width, height: frameHeight, pages };
 }
 
 /** The same memory as a Buffer (bmp-ts and sharp's typings want one); no copy. */

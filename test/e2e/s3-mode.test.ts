@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { processToBytes, upload } from '../helpers/client.js';
+import { expectProblem, processToBytes, upload } from '../helpers/client.js';
 import { look, noisyJpeg } from '../helpers/images.js';
 import { S3_CREDENTIALS, startS3, type TestS3 } from '../helpers/s3-server.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
@@ -85,5 +85,29 @@ describe('S3 mode, a real server process', () => {
     expect(growth).toBeLessThan(UPLOADS * UPLOAD_MIB);
     // Refused uploads leave nothing staged.
     expect(await keys('staging/')).toEqual([]);
+  });
+});
+
+describe('S3 mode when S3 is unreachable', () => {
+  it('answers uploads 503 storage_unavailable with Retry-After, and /health says the storage is in error', async () => {
+    const s3 = await startS3();
+    const server = await startServer({ ...s3.env(), WORKER_CONCURRENCY: '1' });
+    try {
+      expect(server.output()).toContain('"listening"');
+      await s3.stop();
+      const form = new FormData();
+      form.append('file', new Blob([new Uint8Array(await noisyJpeg(64, 48))]), 'photo.jpg');
+      const response = await fetch(`${server.baseUrl}/upload`, { method: 'POST', body: form });
+      expect(response.headers.get('retry-after')).toMatch(/^\d+$/);
+      await expectProblem(response, 503, 'storage_unavailable');
+      const health = (await (await fetch(`${server.baseUrl}/health`)).json()) as { status: string; services: { storage: { status: string } } };
+      expect(health).toMatchObject({ status: 'degraded', services: { storage: { status: 'error' } } });
+      // The cause is logged for the operator (the client saw none of it).
+      expect(server.output()).toMatch(/storage \(S3\) error/);
+    } finally {
+      await server.stop('SIGKILL');
+      await rm(server.dir, { recursive: true, force: true });
+      await s3.stop();
+    }
   });
 });
