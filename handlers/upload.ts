@@ -33,6 +33,8 @@ export const uploadRoute = createRoute({
     400: problemResponse('No file, an empty file, several files, or not multipart'),
     413: problemResponse('Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames)'),
     415: problemResponse('Extension not allowed, or the bytes are not an image of an allowed format'),
+    503: problemResponse('The file store (or Redis) is unreachable: storage_unavailable, redis_unavailable; retry after Retry-After seconds'),
+    507: problemResponse('The file store is full: storage_full; retry after Retry-After seconds'),
   },
 });
 

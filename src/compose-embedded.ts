@@ -31,10 +31,11 @@ export async function composeEmbedded(config: Config, edge: Edge): Promise<Servi
     }, edge.nodeBodyOf),
     idle: (timeoutMs = 60_000) => within(queue.idle(), timeoutMs),
     sweep,
-    async close(timeoutMs = 25_000) {
+    async close(timeoutMs = 25_000, inFlight = Promise.resolve()) {
       stopSweeps();
       // Unfinished jobs stay on disk as queued/processing and run at the next start.
       await within(queue.idle(), timeoutMs);
+      await inFlight.catch(() => undefined);
       await store.close();
     },
   };

@@ -70,10 +70,11 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
     }, edge.nodeBodyOf),
     idle,
     sweep,
-    async close(timeoutMs = 25_000) {
+    async close(timeoutMs = 25_000, inFlight = Promise.resolve()) {
       stopSweeps();
       // A job still running when the time is up is left to BullMQ: its lock expires and another worker runs it.
       if (worker) await within(worker.close(), timeoutMs);
+      await inFlight.catch(() => undefined);
       await queue.close().catch(() => undefined);
       jobs.disconnect();
       for (const client of [api, workerConnection]) client?.disconnect();

@@ -26,8 +26,11 @@ export interface Service {
   idle(timeoutMs?: number): Promise<void>;
   /** One retention sweep now. */
   sweep(): Promise<SweepReport>;
-  /** Stops taking jobs, lets running ones finish (up to `timeoutMs`), closes connections. */
-  close(timeoutMs?: number): Promise<void>;
+  /**
+   * Stops taking jobs, lets running ones finish (up to `timeoutMs`), then closes connections (Redis, the
+   * store's), but not before `inFlight` settles: requests still being answered need them.
+   */
+  close(timeoutMs?: number, inFlight?: Promise<unknown>): Promise<void>;
 }
 
 export interface Observability {

@@ -1,7 +1,8 @@
 /**
  * @module
  * The ports: what the handlers and the job runner need from the outside world, in domain words.
- * Adapters implement them twice, embedded (process + disk) and Redis; handlers never know which.
+ * Records, queue and idempotency have embedded and Redis adapters; files have disk, memory and S3 stores.
+ * Handlers never know which.
  */
 import type { InputFormat, OutputFormat } from './domain/formats.js';
 import type { FileRecord, JobRecord, JobStatus, ListCursor } from './domain/jobs.js';

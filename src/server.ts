@@ -44,10 +44,9 @@ async function main(): Promise<void> {
     // No new connections; idle keep-alive ones close now, busy ones once their request is answered.
     const requestsDone = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    await Promise.all([
-      Promise.race([requestsDone, new Promise((resolve) => setTimeout(resolve, deadline).unref())]),
-      service.close(deadline),
-    ]);
+    const drained = Promise.race([requestsDone, new Promise((resolve) => setTimeout(resolve, deadline).unref())]);
+    // Jobs finish while requests drain; Redis and the store's connections close only once both are done.
+    await service.close(deadline, drained);
     server.closeAllConnections();
   });
 }

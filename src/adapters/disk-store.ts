@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, statfs, utimes } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, utimes } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -18,6 +18,8 @@ import { PARTIAL, writeFileAtomically } from './atomic-file.js';
 import { ByteTap, sha256Of } from './byte-tap.js';
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
+/** As in the S3 store: at start, this instance's own leftovers are those untouched this long. */
+const OWN_LEFTOVER_AGE_MS = 60_000;
 const STAGING = '.staging';
 /**
  * A 1 MiB buffer lets the write stream batch chunks into one writev instead of a syscall per 64 KiB chunk:
@@ -49,12 +51,16 @@ export class DiskStore implements ImageStore {
     this.resultStaging = join(processedDir, STAGING, instanceId);
   }
 
-  /** Creates the folders and removes what this instance left staged when it last stopped (nobody else's). */
+  /**
+   * Creates the folders and removes what this instance left staged when it last stopped: nobody else's, and
+   * nothing touched in the last minute (should two live processes share an id, neither loses a write under way).
+   */
   static async open({ uploadDir, processedDir, instanceId }: DiskStoreOptions): Promise<DiskStore> {
     const store = new DiskStore(resolve(uploadDir), resolve(processedDir), instanceId);
+    const before = new Date(Date.now() - OWN_LEFTOVER_AGE_MS);
     for (const own of [store.uploadStaging, store.resultStaging]) {
-      await rm(own, { recursive: true, force: true });
       await mkdir(own, { recursive: true });
+      await removeOlder(own, before, () => true);
     }
     return store;
   }
@@ -64,8 +70,9 @@ export class DiskStore implements ImageStore {
     const path = this.stagingPath(stagingKey);
     const tap = new ByteTap(options);
     try {
-      await this.ensureStaging(this.uploadStaging);
-      await pipeline(source, tap.transform(), createWriteStream(path, { flags: 'wx', flush: true, highWaterMark: WRITE_BUFFER_BYTES }));
+      // Created before a byte is read, so a staging folder swept meanwhile is simply made again.
+      const handle = await inFolder(this.uploadStaging, () => open(path, 'wx'));
+      await pipeline(source, tap.transform(), createWriteStream('', { fd: handle, flush: true, highWaterMark: WRITE_BUFFER_BYTES }));
     } catch (error) {
       // An open descriptor does not stop the unlink; the space is freed when it closes.
       await rm(path, { force: true }).catch(() => undefined);
@@ -80,8 +87,9 @@ export class DiskStore implements ImageStore {
     });
   }
 
+  /** Best effort: a file left behind (a failing disk) is removed by the sweep, by age. */
   async discardStaged(stagingKey: string): Promise<void> {
-    await rm(this.stagingPath(stagingKey), { force: true });
+    await rm(this.stagingPath(stagingKey), { force: true }).catch(() => undefined);
   }
 
   openStaged(stagingKey: string): Promise<StoredFile | undefined> {
@@ -102,16 +110,16 @@ export class DiskStore implements ImageStore {
 
   async writeResult(name: string, bytes: Uint8Array): Promise<{ sizeBytes: number; sha256: string }> {
     try {
-      await this.ensureStaging(this.resultStaging);
-      await writeFileAtomically(this.processedDir, assertSafe(name), bytes, this.resultStaging);
+      await inFolder(this.resultStaging, () => writeFileAtomically(this.processedDir, assertSafe(name), bytes, this.resultStaging));
     } catch (error) {
       throw asStorageError(error);
     }
     return { sizeBytes: bytes.byteLength, sha256: sha256Of(bytes) };
   }
 
+  /** Opened at once: a download's length and bytes then come from one version even if the file is replaced. */
   openResult(name: string): Promise<StoredFile | undefined> {
-    return openFile(this.resultPath(name));
+    return openHeld(this.resultPath(name));
   }
 
   async touchResult(name: string): Promise<void> {
@@ -159,16 +167,56 @@ export class DiskStore implements ImageStore {
     return join(this.processedDir, assertSafe(name));
   }
 
-  /** The staging folder may have been swept as empty and old while this process was idle. */
-  private async ensureStaging(folder: string): Promise<void> {
+}
+
+/**
+ * Runs `create` (which makes a file in `folder`) and, if the folder is gone (swept as empty and old while this
+ * process was idle), makes it again and runs `create` once more.
+ */
+async function inFolder<T>(folder: string, create: () => Promise<T>): Promise<T> {
+  try {
+    return await create();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     await mkdir(folder, { recursive: true });
+    return create();
+  }
+}
+
+/** A file opened now and read from that descriptor: what it holds cannot change under the reader. */
+async function openHeld(path: string): Promise<StoredFile | undefined> {
+  const handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw asStorageError(error);
+  });
+  if (!handle) return undefined;
+  try {
+    const { size } = await handle.stat();
+    let body: ReadableStream<Uint8Array> | undefined;
+    return {
+      sizeBytes: size,
+      get body() {
+        body ??= Readable.toWeb(createReadStream('', { fd: handle, autoClose: true })) as ReadableStream<Uint8Array>;
+        return body;
+      },
+      bytes: async () => {
+        try {
+          return await handle.readFile();
+        } finally {
+          await handle.close().catch(() => undefined);
+        }
+      },
+    };
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    throw asStorageError(error);
   }
 }
 
 /**
- * A file's size, and ways to read it. Nothing is held open until one is used (a caller that only wanted the
- * size, or hands `localFile` to libvips, leaves no descriptor behind); files are never changed in place, only
- * replaced whole by a rename, so what is read is one version.
+ * An upload's size, and ways to read it. Nothing is held open until one is used (a caller that hands
+ * `localFile` to libvips leaves no descriptor behind). Uploads are written once under a new id and never
+ * replaced, so the size stays true.
  */
 async function openFile(path: string): Promise<StoredFile | undefined> {
   const info = await stat(path).catch((error: NodeJS.ErrnoException) => {

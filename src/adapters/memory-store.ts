@@ -56,7 +56,7 @@ export class MemoryStore implements ImageStore {
 
   async commitUpload(stagingKey: string, fileId: string): Promise<void> {
     const entry = this.staged.get(stagingKey);
-    if (!entry) throw new Error('no such staged upload');
+    if (!entry) throw storageFault('unavailable');
     this.staged.delete(stagingKey);
     this.uploads.set(fileId, { ...entry, modifiedAt: this.now() });
   }

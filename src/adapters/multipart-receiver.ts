@@ -66,7 +66,7 @@ export class MultipartReceiver implements UploadReceiver {
         current?.destroy();
         parser.removeAllListeners('file');
         // The store removes a stage that fails; one that completed meanwhile is discarded here.
-        void staged?.then((done) => this.store.discardStaged(done.stagingKey), () => undefined);
+        void staged?.then((done) => this.store.discardStaged(done.stagingKey), () => undefined).catch(() => undefined);
         if (error instanceof AppError && error.status === 413) {
           // Destroying the server's own stream would reset the socket before the 413 is written: stop reading
           // instead; the answer's `Connection: close` then ends the connection, a moment later (see lingerBeforeClose).

@@ -36,6 +36,14 @@ import { ByteTap, readWhole, sha256Of } from './byte-tap.js';
 const PART_BYTES = 5 * 1024 * 1024;
 /** DeleteObjects takes at most this many keys per call. */
 const DELETE_BATCH = 1000;
+/** `/health` asks S3 at most this often, and waits for it at most this long (a slow S3 is "error", not a hang). */
+const HEALTH_CACHE_MS = 5000;
+const HEALTH_TIMEOUT_MS = 2000;
+/**
+ * At start, this instance's own leftovers are those untouched for this long: an id two live processes
+ * happen to share (a fixed INSTANCE_ID) then costs nothing still being written.
+ */
+export const OWN_LEFTOVER_AGE_MS = 60_000;
 
 export interface S3StoreOptions {
   bucket: string;
@@ -68,14 +76,23 @@ export class S3Store implements ImageStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
       maxAttempts: 3,
-      requestHandler: { connectionTimeout: 3000, requestTimeout: 30_000 },
+      // Without throwOnRequestTimeout the SDK only warns; a connection dropped silently would hang a request
+      // (and a job) for good. The idle timeout also ends a download whose client stopped reading for 30 s.
+      requestHandler: {
+        connectionTimeout: 3000,
+        requestTimeout: 30_000,
+        throwOnRequestTimeout: true,
+        socketTimeout: 30_000,
+        httpAgent: { keepAlive: true, maxSockets: 256 },
+        httpsAgent: { keepAlive: true, maxSockets: 256 },
+      },
     });
   }
 
   /** Connects and removes what this instance left staged when it last stopped (nobody else's). */
   static async open(options: S3StoreOptions): Promise<S3Store> {
     const store = new S3Store(options);
-    await store.removeStaged(store.stagingPrefix, new Date(8.64e15)).catch((error: unknown) => {
+    await store.removeStaged(store.stagingPrefix, new Date(Date.now() - OWN_LEFTOVER_AGE_MS)).catch((error: unknown) => {
       throw new Error(`the S3 store s3://${options.bucket}/${options.prefix} cannot be used: ${describe(error)}`);
     });
     return store;
@@ -90,10 +107,11 @@ export class S3Store implements ImageStore {
     let filled = 0;
     let multipart: { uploadId: string; parts: CompletedPart[] } | undefined;
     const sendPart = async () => {
-      multipart ??= { uploadId: (await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: 'application/octet-stream' }))).UploadId!, parts: [] };
+      multipart ??= { uploadId: (await this.call((s3) => s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: 'application/octet-stream' })))).UploadId!, parts: [] };
       const PartNumber = multipart.parts.length + 1;
+      const { uploadId } = multipart;
       // Awaited before the buffer is filled again: the source waits meanwhile (backpressure to the client).
-      const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: multipart.uploadId, PartNumber, Body: part.subarray(0, filled), ContentLength: filled }));
+      const { ETag } = await this.call((s3) => s3.send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber, Body: part.subarray(0, filled), ContentLength: filled })));
       multipart.parts.push({ ETag, PartNumber });
       filled = 0;
     };
@@ -108,19 +126,20 @@ export class S3Store implements ImageStore {
           if (filled === PART_BYTES) await sendPart();
         }
       }
-      if (!multipart) {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: part.subarray(0, filled), ContentLength: filled, ContentType: 'application/octet-stream' }));
+      const done = multipart;
+      if (!done) {
+        await this.call((s3) => s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: part.subarray(0, filled), ContentLength: filled, ContentType: 'application/octet-stream' })));
       } else {
         if (filled > 0) await sendPart();
-        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: multipart.uploadId, MultipartUpload: { Parts: multipart.parts } }));
+        await this.call((s3) => s3.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: done.uploadId, MultipartUpload: { Parts: done.parts } })));
       }
     } catch (error) {
       const started = multipart;
       if (started) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: started.uploadId })).catch(() => undefined);
       // An object a lost answer may hide; otherwise the sweep removes it by age.
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => undefined);
-      if (!(error instanceof AppError)) this.options.onFault?.(error);
-      throw asStorageError(error);
+      // A fault of S3 is already a 503 (and logged); anything else is the source's (the client went away).
+      throw error;
     }
     return { stagingKey, ...tap.result() };
   }
@@ -185,11 +204,16 @@ export class S3Store implements ImageStore {
     return { uploads: fileIds.length, results, staged };
   }
 
-  /** An object store has no free-space figure; this only proves the bucket answers. */
-  async freeBytes(): Promise<undefined> {
-    await this.call((s3) => s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.options.prefix, MaxKeys: 1 })));
-    return undefined;
+  /** An object store has no free-space figure; this only proves, at most every few seconds, that the bucket answers. */
+  freeBytes(): Promise<undefined> {
+    if (!this.health || Date.now() - this.health.at > HEALTH_CACHE_MS) {
+      const answered = this.call((s3) => s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.options.prefix, MaxKeys: 1 }), { abortSignal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) }));
+      this.health = { at: Date.now(), answer: answered.then(() => undefined) };
+    }
+    return this.health.answer;
   }
+
+  private health: { at: number; answer: Promise<undefined> } | undefined;
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.pending]);
@@ -255,7 +279,12 @@ export class S3Store implements ImageStore {
   private async deleteKeys(keys: string[]): Promise<void> {
     for (let start = 0; start < keys.length; start += DELETE_BATCH) {
       const batch = keys.slice(start, start + DELETE_BATCH);
-      await this.call((s3) => s3.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
+      const answer = await this.call((s3) => s3.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
+      // Quiet: only the keys that could not be deleted come back; the sweep must not take that for done.
+      if (answer.Errors?.length) {
+        this.options.onFault?.(new Error(`DeleteObjects left ${answer.Errors.length} keys, e.g. ${answer.Errors[0]?.Key}: ${answer.Errors[0]?.Code}`));
+        throw storageFault('unavailable');
+      }
     }
   }
 

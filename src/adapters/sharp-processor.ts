@@ -8,8 +8,8 @@
  * whole staged file for the other formats, and a job reads its input whole (bounded by MAX_FILE_SIZE).
  */
 import * as bmp from 'bmp-ts';
-import sharp, { type Matrix3x3, type Sharp } from 'sharp';
-import { AppError, unsupportedMedia } from '../domain/errors.js';
+import sharp, { type Matrix3x3, type Metadata, type Sharp } from 'sharp';
+import { AppError, storageFault, unsupportedMedia } from '../domain/errors.js';
 import { HEADER_FIRST_FORMATS, keepsAnimation, type InputFormat } from '../domain/formats.js';
 import type { Operation } from '../domain/operations.js';
 import type { ImageInfo, ImageProcessor, ImageStore, ProcessedImage, ProcessTask, StagedBytes } from '../ports.js';
@@ -32,16 +32,27 @@ export class ProcessingError extends AppError {
   }
 }
 
+/** Whole-file probes at once (GIF, WebP, TIFF, AVIF from a store without local files: up to MAX_FILE_SIZE each in memory). */
+const WHOLE_PROBES_AT_ONCE = 2;
+
 export class SharpProcessor implements ImageProcessor {
+  private readonly wholeProbes = new Semaphore(WHOLE_PROBES_AT_ONCE);
+
   constructor(private readonly store: ImageStore, private readonly maxInputPixels: number) {}
 
   async probe(staged: StagedBytes, format: InputFormat): Promise<ImageInfo> {
     const whole = staged.head.byteLength >= staged.sizeBytes;
     if (format === 'bmp') return probeBmp(staged.head);
-    // libvips reads only what the header needs from a file in place (the disk store), as from the head.
-    if (staged.localFile) return infoOf(await readHeader(staged.localFile), format);
-    const fromHead = whole || HEADER_FIRST_FORMATS.has(format) ? await readHeader(staged.head) : undefined;
-    const meta = fromHead ?? (whole ? undefined : await readHeader(await this.stagedBytes(staged)));
+    let meta: Metadata | undefined;
+    if (staged.localFile) {
+      // libvips reads only what the header needs from a file in place (the disk store), as from the head.
+      meta = await readHeader(staged.localFile);
+    } else {
+      meta = whole || HEADER_FIRST_FORMATS.has(format) ? await readHeader(staged.head) : undefined;
+      if (!meta && !whole) meta = await this.wholeProbes.run(async () => readHeader(await this.stagedBytes(staged)));
+    }
+    // A file libvips could not read may be a storage fault, not a bad image: the store tells (a 503 then).
+    if (!meta && staged.localFile && !(await this.store.openStaged(staged.stagingKey))) throw storageFault('unavailable');
     return infoOf(meta, format);
   }
 
@@ -54,15 +65,19 @@ export class SharpProcessor implements ImageProcessor {
     try {
       return await this.run(task, input);
     } catch (error) {
+      if (typeof input === 'string' && !(error instanceof ProcessingError)) {
+        // libvips read the file itself: whether it is still there, and readable, is the store's to say.
+        if (!(await this.store.openUpload(task.fileId))) throw new ProcessingError('file_missing', 'the uploaded file is no longer in storage');
+      }
       throw asProcessingError(error, task.timeoutSeconds);
     }
   }
 
   /** The staged upload whole, for formats whose header may sit anywhere (frames counted, TIFF directories). */
-  private async stagedBytes(staged: StagedBytes): Promise<Buffer | string> {
+  private async stagedBytes(staged: StagedBytes): Promise<Buffer> {
     const file = await this.store.openStaged(staged.stagingKey);
-    if (!file) throw new Error('the staged upload vanished before it was probed');
-    return file.localFile ?? asBuffer(await file.bytes());
+    if (!file) throw storageFault('unavailable');
+    return asBuffer(await file.bytes());
   }
 
   private async run(task: ProcessTask, input: Buffer | string): Promise<ProcessedImage> {
@@ -180,7 +195,7 @@ function hasAlpha(rgba: Uint8Array): boolean {
 }
 
 /** Dimensions as displayed and frames, from sharp's reading of a header; a 415 when there was none. */
-function infoOf(meta: Awaited<ReturnType<typeof readHeader>>, format: Exclude<InputFormat, 'bmp'>): ImageInfo {
+function infoOf(meta: Metadata | undefined, format: Exclude<InputFormat, 'bmp'>): ImageInfo {
   if (!meta || !SHARP_FORMATS[format].includes(meta.format ?? '') || !meta.width || !meta.height) {
     throw unsupportedMedia('undecodable_image', `the file looks like ${format} but its header cannot be read as one`);
   }
@@ -193,8 +208,29 @@ function infoOf(meta: Awaited<ReturnType<typeof readHeader>>, format: Exclude<In
 /** The same memory as a Buffer (bmp-ts and sharp's typings want one); no copy. */
 const asBuffer = (bytes: Uint8Array) => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
+/** At most `limit` runs at once; the rest wait their turn. */
+class Semaphore {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running < this.limit) this.running += 1;
+    // A waiter is handed the finishing run's place, so the count never goes over the limit.
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.running -= 1;
+    }
+  }
+}
+
 /** sharp's reading of a header, or `undefined` when these bytes (or the file) do not hold a readable one. */
-function readHeader(bytes: Uint8Array | string) {
+function readHeader(bytes: Uint8Array | string): Promise<Metadata | undefined> {
   return sharp(bytes, { limitInputPixels: false }).metadata().catch(() => undefined);
 }
 

@@ -2,7 +2,7 @@
  * The real server process with its files in S3 (a real S3-protocol server the test starts): the seed flow,
  * a large upload sent as a multipart upload, and memory bounded while several large uploads stream through.
  */
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -56,6 +56,9 @@ describe('S3 mode, a real server process', () => {
     expect(big.length).toBeGreaterThan(5 * 1024 * 1024);
     const file = await upload(send, big, 'big.jpg');
     expect(file.sha256).toBe(createHash('sha256').update(big).digest('hex'));
+    // What S3 holds, read back, is the upload byte for byte (the parts were assembled in order).
+    const stored = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `${prefix}/uploads/${file.file_id}` }));
+    expect(createHash('sha256').update(await stored.Body!.transformToByteArray()).digest('hex')).toBe(file.sha256);
     expect(await keys('staging/')).toEqual([]);
   });
 

@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { readWhole } from '../../src/adapters/byte-tap.js';
 import { expectProblem, multipart, upload } from '../helpers/client.js';
 import { memoryApp } from '../helpers/memory-app.js';
-import { animated, noisyJpeg } from '../helpers/images.js';
+import sharp from 'sharp';
+import { PROBE_HEAD_BYTES } from '../../src/domain/formats.js';
+import { noisyJpeg } from '../helpers/images.js';
 
 const STORE_BYTES = 64 * 1024 * 1024;
 
@@ -25,7 +27,11 @@ describe('POST /upload (memory store)', () => {
 
   it('counts the frames of an animation from the whole file, not from its head', async () => {
     const m = memoryApp();
-    const file = await upload(m.send, await animated('gif', 4), 'moving.gif');
+    // Noisy frames, so the GIF is larger than the 256 KiB head an upload keeps.
+    const frames = await Promise.all([0, 1, 2, 3].map(async (n) => sharp(await noisyJpeg(400, 300 + n)).resize(400, 300).png().toBuffer()));
+    const gif = await sharp(frames, { join: { animated: true } }).gif().toBuffer();
+    expect(gif.length).toBeGreaterThan(PROBE_HEAD_BYTES);
+    const file = await upload(m.send, gif, 'moving.gif');
     expect((await m.jobs.getFile(file.file_id))?.pages).toBe(4);
   });
 
