@@ -2,7 +2,7 @@
  * The embedded default's own promises: state survives a restart, unfinished jobs finish after one, and
  * no more than WORKER_CONCURRENCY jobs run at once.
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EmbeddedQueue } from '../../src/adapters/embedded-queue.js';
@@ -43,6 +43,9 @@ describe('embedded default', () => {
     const staging = join(first.dir, 'uploads', '.staging');
     const own = (await readdir(staging)).find((name) => name.startsWith('test-'))!;
     await writeFile(join(staging, own, 'crashed'), 'half');
+    // Last written ten minutes ago: a restart takes its own leftovers once they are idle (a minute).
+    const before = new Date(Date.now() - 600_000);
+    await utimes(join(staging, own, 'crashed'), before, before);
     await mkdir(join(staging, 'another-host-7'), { recursive: true });
     await writeFile(join(staging, 'another-host-7', 'arriving'), 'half');
 

@@ -7,18 +7,23 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileCorpus, type HostileCase } from '../../scripts/hostile-corpus.js';
 import { expectProblem, multipart, processToBytes, submit, upload, waitForJob } from '../helpers/client.js';
-import { embeddedHarness, type Harness } from '../helpers/harness.js';
+import { embeddedHarness, memoryHarness, type Harness } from '../helpers/harness.js';
 import { look, noisyJpeg, solid } from '../helpers/images.js';
 
 let h: Harness;
+let m: Harness;
 let corpus: HostileCase[];
 const send = (path: string, init?: RequestInit) => h.request(path, init);
 
 beforeAll(async () => {
   h = await embeddedHarness();
+  m = await memoryHarness();
   corpus = await hostileCorpus();
 });
-afterAll(() => h.close());
+afterAll(async () => {
+  await h.close();
+  await m.close();
+});
 
 async function stillWorks(): Promise<void> {
   expect((await send('/health')).status).toBe(200);
@@ -26,9 +31,12 @@ async function stillWorks(): Promise<void> {
   expect((await look(bytes)).width).toBe(20);
 }
 
+/** Nothing half-written anywhere: no file in any process's staging folder, no partial file of older versions. */
 async function noPartialFiles(): Promise<void> {
   for (const folder of ['uploads', 'processed']) {
-    expect((await readdir(join(h.dir, folder))).filter((name) => name.startsWith('.partial'))).toEqual([]);
+    const entries = await readdir(join(h.dir, folder), { recursive: true, withFileTypes: true });
+    const leftovers = entries.filter((entry) => entry.isFile() && (entry.name.startsWith('.partial') || entry.parentPath.includes('.staging')));
+    expect(leftovers.map((entry) => join(entry.parentPath, entry.name))).toEqual([]);
   }
 }
 
@@ -52,6 +60,24 @@ describe('hostile uploads', () => {
     }
     await noPartialFiles();
     await stillWorks();
+  });
+
+  // The memory store (like S3) keeps a 256 KiB head and probes JPEG, PNG and BMP from it, not from a file.
+  it.each([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])('corpus case %i over the memory store (probed from the head)', async (index) => {
+    const item = corpus[index]!;
+    const store = m.service.deps.store;
+    const freeBefore = await store.freeBytes();
+    const response = await m.request('/upload', { method: 'POST', body: multipart(item.bytes, item.filename) });
+    if (item.expect === 'accept-then-fail') {
+      expect(response.status, item.name).toBe(200);
+      const { file_id: fileId } = (await response.json()) as { file_id: string };
+      const job = await waitForJob(m.request, (await submit(m.request, fileId, 'operation=grayscale')).processing_id);
+      expect([job.status, job.error?.code], item.name).toEqual(['failed', 'decode_failed']);
+    } else {
+      await expectProblem(response, item.expect.status, item.expect.code);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await store.freeBytes(), `${item.name}: nothing stored`).toBe(freeBefore);
+    }
   });
 
   it('names the pixel limit and the declared size in a pixel bomb refusal', async () => {
