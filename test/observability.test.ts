@@ -55,6 +55,11 @@ describe('logs and metrics', () => {
   });
 
   it('serves Prometheus metrics: request histogram, job counters and durations by operation, queue gauges, process defaults', async () => {
+    // Its own traffic, so the test holds in any order: an upload, a completed job and a failed one.
+    await processToBytes(h.request, await noisyJpeg(40, 30), 'counted.jpg', 'operation=resize&width=20');
+    const photo = await noisyJpeg(120, 90);
+    const broken = await upload(h.request, photo.subarray(0, Math.floor(photo.length / 3)), 'broken.jpg');
+    await waitForJob(h.request, (await submit(h.request, broken.file_id, 'operation=blur')).processing_id);
     const response = await h.request('/metrics');
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/plain/);

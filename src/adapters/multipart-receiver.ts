@@ -74,7 +74,9 @@ export class MultipartReceiver implements UploadReceiver {
             source.pause();
             lingerBeforeClose(source);
           } else {
-            source.destroy();
+            // A Web body is pull-based: unread, it simply stops being pulled. Cancelling it mid-write instead
+            // makes Node 24's own FormData body writer throw an unhandled "ReadableStream is already closed".
+            source.pause();
           }
           return rejectPromise(error);
         }
