@@ -9,12 +9,19 @@ import type { IdempotencyStore } from '../src/ports.js';
 
 const VALID_KEY = /^[\x21-\x7e]{1,255}$/;
 
+/** A request's `Idempotency-Key` and whose it is: keys are scoped per API key (the IETF draft's advice). */
+export interface IdempotencyKey {
+  value: string;
+  /** The caller's API key hash, or `anyone` when the service has no keys. */
+  owner: string;
+}
+
 /** The request's key, or `undefined`; a malformed one is a 400. */
-export function idempotencyKeyOf(c: Context): string | undefined {
-  const key = c.req.header('idempotency-key');
-  if (key === undefined) return undefined;
-  if (!VALID_KEY.test(key)) throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
-  return key;
+export function idempotencyKeyOf(c: Context): IdempotencyKey | undefined {
+  const value = c.req.header('idempotency-key');
+  if (value === undefined) return undefined;
+  if (!VALID_KEY.test(value)) throw badRequest('invalid_idempotency_key', 'Idempotency-Key must be 1 to 255 visible ASCII characters');
+  return { value, owner: (c.get('caller') as string | undefined) ?? 'anyone' };
 }
 
 export interface Idempotent<T> {
@@ -26,9 +33,10 @@ export interface Idempotent<T> {
  * Runs `produce` once per (scope, key): later calls with the same fingerprint get the recorded body.
  * @example await once(store, 'process', key, fingerprint, () => createJob())
  */
-export async function once<T>(store: IdempotencyStore, scope: string, key: string | undefined, fingerprint: string, produce: () => Promise<T>): Promise<Idempotent<T>> {
-  if (key === undefined) return { body: await produce(), replayed: false };
-  const scoped = `${scope}:${key}`;
+export async function once<T>(store: IdempotencyStore, scope: string, idempotencyKey: IdempotencyKey | undefined, fingerprint: string, produce: () => Promise<T>): Promise<Idempotent<T>> {
+  if (idempotencyKey === undefined) return { body: await produce(), replayed: false };
+  const { value: key, owner } = idempotencyKey;
+  const scoped = `${scope}:${owner}:${key}`;
   const claim = await store.claim(scoped, fingerprint);
   if (claim.state === 'replay') return { body: claim.body as T, replayed: true };
   if (claim.state === 'mismatch') {

@@ -8,7 +8,7 @@ import { INPUT_FORMATS, OUTPUT_FORMATS } from '../src/domain/formats.js';
 import { Operation } from '../src/domain/operations.js';
 
 /** The Hono environment every route shares: no runtime bindings, so any Fetch runtime can serve the app. */
-export type AppEnv = { Variables: RequestIdVariables };
+export type AppEnv = { Variables: RequestIdVariables & { /** A hash of the caller's API key, when API_KEYS is set. */ caller?: string } };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

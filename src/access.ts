@@ -36,6 +36,8 @@ export function requireApiKey(keys: readonly string[]): MiddlewareHandler {
         headers: { 'WWW-Authenticate': 'Bearer realm="image-service"' },
       });
     }
+    // Who called, for what is kept per caller (Idempotency-Key records): a hash, never the key itself.
+    c.set('caller', `key:${(await sha256Hex(token!)).slice(0, 32)}`);
     await next();
   };
 }

@@ -7,7 +7,7 @@ import { EmbeddedJobStore } from './adapters/embedded-job-store.js';
 import { EmbeddedQueue } from './adapters/embedded-queue.js';
 import { MemoryIdempotency } from './adapters/memory-idempotency.js';
 import { MemoryRateLimiter } from './adapters/rate-limiters.js';
-import { appDeps, IDEMPOTENCY_TTL_SECONDS, loggedQueue, openStorage, runner, within, type Edge, type Service } from './compose-shared.js';
+import { appDeps, IDEMPOTENCY, loggedQueue, openStorage, runner, within, type Edge, type Service } from './compose-shared.js';
 import type { Config } from './config.js';
 import { throttledErrorLog } from './log.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds } from './retention.js';
@@ -26,7 +26,7 @@ export async function composeEmbedded(config: Config, edge: Edge): Promise<Servi
     mode: 'embedded',
     deps: appDeps(config, {
       store, processor, jobs, queue: loggedQueue(queue, logger),
-      idempotency: new MemoryIdempotency(IDEMPOTENCY_TTL_SECONDS),
+      idempotency: new MemoryIdempotency(IDEMPOTENCY),
       rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new MemoryRateLimiter(config.RATE_LIMIT_PER_MINUTE) : undefined,
     }, edge.nodeBodyOf),
     idle: (timeoutMs = 60_000) => within(queue.idle(), timeoutMs),

@@ -11,7 +11,7 @@ import { RedisRateLimiter } from './adapters/rate-limiters.js';
 import { connectRedis, redisProbe, whenReady } from './adapters/redis-connection.js';
 import { RedisIdempotency } from './adapters/redis-idempotency.js';
 import { RedisJobStore } from './adapters/redis-job-store.js';
-import { appDeps, IDEMPOTENCY_TTL_SECONDS, loggedQueue, openStorage, runner, within, type Edge, type Service } from './compose-shared.js';
+import { appDeps, IDEMPOTENCY, loggedQueue, openStorage, runner, within, type Edge, type Service } from './compose-shared.js';
 import type { Config } from './config.js';
 import { throttledErrorLog } from './log.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds } from './retention.js';
@@ -64,7 +64,7 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
     mode: 'redis',
     deps: appDeps(config, {
       store, processor, jobs, queue: loggedQueue(queue, logger),
-      idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY_TTL_SECONDS),
+      idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY),
       rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new RedisRateLimiter(api, prefix, config.RATE_LIMIT_PER_MINUTE) : undefined,
       redis: redisProbe(api),
     }, edge.nodeBodyOf),

@@ -17,7 +17,12 @@ import type { Metrics } from './metrics.js';
 import type { AppDeps, IdempotencyStore, ImageProcessor, ImageStore, JobQueue, JobStore, RateLimiter, RedisProbe } from './ports.js';
 import type { SweepReport } from './retention.js';
 
-export const IDEMPOTENCY_TTL_SECONDS = 24 * 3600;
+/**
+ * How long an `Idempotency-Key` answer is replayed (24 h, as the IETF draft suggests), and how long a claim
+ * holds while its request runs: the claim is taken once the body has arrived, so it covers only the commit
+ * or the queueing (seconds); a process that dies meanwhile frees the key a minute later.
+ */
+export const IDEMPOTENCY = { ttlSeconds: 24 * 3600, leaseSeconds: 60 };
 
 export interface Service {
   mode: 'embedded' | 'redis';

@@ -198,7 +198,7 @@ export type IdempotencyClaim =
   | { state: 'mismatch' }
   | { state: 'in_progress' };
 
-/** `Idempotency-Key` records, kept for `ttlSeconds` (24 h). */
+/** `Idempotency-Key` records: a claim is a short lease, an answer is kept for 24 h. */
 export interface IdempotencyStore {
   /** Reserves `key` for a request with this fingerprint, or says what the key already stands for. */
   claim(key: string, fingerprint: string): Promise<IdempotencyClaim>;

@@ -1,10 +1,12 @@
 /**
  * @module
  * `Idempotency-Key` records in Redis (the seed's "session storage": temporary data with an expiry).
- * A claim is a `SET NX` of the fingerprint; the answer is stored next to it when the request succeeds.
+ * A claim is a `SET NX` of the fingerprint with a short lease (a process that dies mid-request frees the
+ * key when the lease ends); the answer replaces it, kept for the TTL, when the request succeeds.
  */
 import type { Redis } from 'ioredis';
 import type { IdempotencyClaim, IdempotencyStore } from '../ports.js';
+import type { IdempotencyLifetimes } from './memory-idempotency.js';
 import { guarded } from './redis-connection.js';
 
 interface Stored {
@@ -13,7 +15,7 @@ interface Stored {
 }
 
 export class RedisIdempotency implements IdempotencyStore {
-  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number) {}
+  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly lifetimes: IdempotencyLifetimes) {}
 
   private key(key: string): string {
     return `${this.prefix}:idem:${key}`;
@@ -21,7 +23,7 @@ export class RedisIdempotency implements IdempotencyStore {
 
   claim(key: string, fingerprint: string): Promise<IdempotencyClaim> {
     return guarded(async () => {
-      const claimed = await this.redis.set(this.key(key), JSON.stringify({ fingerprint } satisfies Stored), 'EX', this.ttlSeconds, 'NX');
+      const claimed = await this.redis.set(this.key(key), JSON.stringify({ fingerprint } satisfies Stored), 'EX', this.lifetimes.leaseSeconds, 'NX');
       if (claimed === 'OK') return { state: 'claimed' };
       const text = await this.redis.get(this.key(key));
       if (!text) return this.claim(key, fingerprint);
@@ -33,7 +35,7 @@ export class RedisIdempotency implements IdempotencyStore {
 
   complete(key: string, fingerprint: string, status: number, body: unknown): Promise<void> {
     return guarded(async () => {
-      await this.redis.set(this.key(key), JSON.stringify({ fingerprint, answer: { status, body } } satisfies Stored), 'EX', this.ttlSeconds);
+      await this.redis.set(this.key(key), JSON.stringify({ fingerprint, answer: { status, body } } satisfies Stored), 'EX', this.lifetimes.ttlSeconds);
     });
   }
 

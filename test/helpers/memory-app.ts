@@ -50,7 +50,7 @@ export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s
     jobs: seenJobs,
     queue,
     docs: { scalarScript: async () => new TextEncoder().encode('/* docs */') },
-    idempotency: new MemoryIdempotency(3600),
+    idempotency: new MemoryIdempotency({ leaseSeconds: 60, ttlSeconds: 3600 }),
   };
   const app = createApp(deps, { logger: silentLogger, metrics: createMetrics() });
   return {
