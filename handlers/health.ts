@@ -17,6 +17,7 @@ const Health = z
       storage: z.object({ status: z.enum(['ok', 'error']), free_bytes: z.number().optional() }),
       queue: z.object({ waiting: z.number(), active: z.number(), completed: z.number(), failed: z.number(), workers: z.number() }),
     }),
+    reasons: z.array(z.string()).optional().openapi({ description: 'Why the status is not healthy, in words' }),
   })
   .openapi('Health');
 
@@ -34,6 +35,8 @@ export const healthRoute = createRoute({
 const NO_COUNTS: QueueCounts = { waiting: 0, active: 0, completed: 0, failed: 0, workers: 0 };
 
 export function healthHandler({ settings, store, queue, redis }: Pick<AppDeps, 'settings' | 'store' | 'queue' | 'redis'>): RouteHandler<typeof healthRoute, AppEnv> {
+  /** When this process last saw a worker connected (its start counts as one: workers take a moment to come). */
+  let workerSeenAt = Date.now();
   return async function health(c) {
     const [redisState, freeBytes, counts] = await Promise.all([
       redis ? redis.ping() : Promise.resolve({ status: 'not_configured' as const }),
@@ -42,15 +45,25 @@ export function healthHandler({ settings, store, queue, redis }: Pick<AppDeps, '
       queue.counts().catch(() => undefined),
     ]);
     const storage = freeBytes === null ? { status: 'error' as const } : { status: 'ok' as const, ...(freeBytes === undefined ? {} : { free_bytes: freeBytes }) };
+    const reasons: string[] = [];
+    if (redisState.status === 'disconnected') reasons.push('Redis is unreachable');
+    if (counts === undefined) reasons.push('the queue cannot be read');
+    if (storage.status === 'error') reasons.push('the file store does not answer');
+    if (counts && counts.workers > 0) workerSeenAt = Date.now();
+    const absentSeconds = Math.round((Date.now() - workerSeenAt) / 1000);
+    if (counts && counts.workers === 0 && counts.waiting > 0 && absentSeconds >= settings.workerAbsentSeconds) {
+      reasons.push(`${counts.waiting} jobs are waiting and no worker has been connected for ${absentSeconds} s`);
+    }
     const unhealthy = redisState.status === 'disconnected' || counts === undefined;
-    const status = unhealthy ? 'unhealthy' : storage.status === 'error' ? 'degraded' : 'healthy';
+    const status: 'healthy' | 'degraded' | 'unhealthy' = unhealthy ? 'unhealthy' : reasons.length ? 'degraded' : 'healthy';
     const body = {
       status,
       version: settings.version,
       uptime_seconds: Math.round((Date.now() - settings.startedAt.getTime()) / 1000),
       started_at: settings.startedAt.toISOString(),
       services: { redis: redisState, storage, queue: counts ?? NO_COUNTS },
-    } as const;
+      ...(reasons.length ? { reasons } : {}),
+    };
     return unhealthy ? c.json(body, 503) : c.json(body, 200);
   };
 }

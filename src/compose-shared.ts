@@ -128,6 +128,7 @@ export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): 
       maxInputPixels: config.MAX_INPUT_PIXELS,
       allowedExtensions: config.ALLOWED_EXTENSIONS,
       maxQueueDepth: config.MAX_QUEUE_DEPTH,
+      workerAbsentSeconds: config.WORKER_ABSENT_SECONDS,
       apiKeys: config.API_KEYS,
       rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
       startedAt: new Date(),

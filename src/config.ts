@@ -102,6 +102,7 @@ const schema = z
     WORKER_LOCK_SECONDS: integer('WORKER_LOCK_SECONDS', 1, 30, 600),
     SHUTDOWN_TIMEOUT_SECONDS: integer('SHUTDOWN_TIMEOUT_SECONDS', 0, 25, 600),
     MAX_QUEUE_DEPTH: integer('MAX_QUEUE_DEPTH', 1, 1000),
+    WORKER_ABSENT_SECONDS: integer('WORKER_ABSENT_SECONDS', 1, 30, 3600),
     API_KEYS: z
       .string()
       .optional()

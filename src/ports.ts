@@ -215,6 +215,8 @@ export interface ServiceSettings {
   maxInputPixels: number;
   allowedExtensions: readonly string[];
   maxQueueDepth: number;
+  /** Jobs waiting with no worker connected for this long make `/health` degraded. */
+  workerAbsentSeconds: number;
   /** Bearer tokens accepted; empty = no authentication. */
   apiKeys: readonly string[];
   /** 0 = no limit. */

@@ -30,7 +30,8 @@ export interface Harness {
   idle(): Promise<void>;
   /** The same storage, opened again by a new service (a restart). */
   restart(): Promise<Harness>;
-  close(): Promise<void>;
+  /** Stops the service (after its jobs finish, unless told not to wait) and removes its folder and keys. */
+  close(waitForJobs?: boolean): Promise<void>;
 }
 
 export type HarnessFactory = (env?: Record<string, string>, seen?: ComposeOptions) => Promise<Harness>;
@@ -60,7 +61,7 @@ export function redisHarness(url: string): HarnessFactory {
     const prefix = `test-${randomUUID().slice(0, 8)}`;
     const harness = await open(await mkdtemp(join(tmpdir(), 'image-service-redis-')), { REDIS_URL: url, REDIS_KEY_PREFIX: prefix, ...env }, seen);
     const close = harness.close;
-    return { ...harness, close: async () => { await close(); await deleteKeys(url, prefix); } };
+    return { ...harness, close: async (waitForJobs) => { await close(waitForJobs); await deleteKeys(url, prefix); } };
   };
 }
 
@@ -96,8 +97,8 @@ async function open(dir: string, env: Record<string, string>, seen: ComposeOptio
       await service.close();
       return open(dir, env, seen);
     },
-    close: async () => {
-      await service.idle();
+    close: async (waitForJobs = true) => {
+      if (waitForJobs) await service.idle();
       await service.close();
       await rm(dir, { recursive: true, force: true });
     },

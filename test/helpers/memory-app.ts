@@ -42,7 +42,7 @@ export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s
   const deps: AppDeps = {
     settings: {
       version: '0.0.0-test', maxFileSize, maxInputPixels: 50_000_000, allowedExtensions: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tiff', 'tif'],
-      maxQueueDepth: 100, apiKeys: [], rateLimitPerMinute: 0, startedAt: new Date(),
+      maxQueueDepth: 100, workerAbsentSeconds: 30, apiKeys: [], rateLimitPerMinute: 0, startedAt: new Date(),
     },
     uploads: new MultipartReceiver(seenStore),
     store: seenStore,
