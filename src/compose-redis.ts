@@ -6,15 +6,38 @@
  */
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BullQueue, startBullWorker } from './adapters/bull-queue.js';
+import { BullQueue, startBullWorker, type TerminalFailure } from './adapters/bull-queue.js';
 import { RedisRateLimiter } from './adapters/rate-limiters.js';
 import { connectRedis, redisProbe, whenReady } from './adapters/redis-connection.js';
 import { RedisIdempotency } from './adapters/redis-idempotency.js';
 import { RedisJobStore } from './adapters/redis-job-store.js';
 import { appDeps, IDEMPOTENCY, loggedQueue, openStorage, runner, within, type Edge, type Service } from './compose-shared.js';
 import type { Config } from './config.js';
-import { throttledErrorLog } from './log.js';
+import { throttledErrorLog, type Logger } from './log.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds } from './retention.js';
+
+const TERMINAL_FAILURES: Record<TerminalFailure, string> = {
+  worker_lost: 'the job was interrupted three times while it ran (its worker was stopped, ran out of memory or lost Redis); it was not tried again. Ask for it again with POST /process',
+  retries_exhausted: 'the job failed three times on a fault of the service (its file store or Redis); ask for it again with POST /process',
+};
+
+/**
+ * Ends the job record `failed` when BullMQ has given the job up, unless it already ended (the write is a
+ * compare-and-set). Retried for a while: a Redis blip must not leave it `processing` forever.
+ */
+async function recordTerminalFailure(jobs: RedisJobStore, processingId: string, why: TerminalFailure, logger: Logger): Promise<void> {
+  const failure = { code: why, message: TERMINAL_FAILURES[why] };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const job = await jobs.updateJob(processingId, { status: 'failed', error: failure, completed_at: new Date().toISOString() });
+      if (job?.status === 'failed' && job.error?.code === why) logger.warn({ processing_id: processingId, error: failure }, 'job failed');
+      return;
+    } catch (error) {
+      if (attempt === 5) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** attempt));
+    }
+  }
+}
 
 export async function composeRedis(config: Config, url: string, edge: Edge): Promise<Service> {
   const { logger, metrics } = edge;
@@ -38,6 +61,7 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
       lockSeconds: config.WORKER_LOCK_SECONDS,
       run: runJob,
       onError: throttledErrorLog(logger, 'worker'),
+      onTerminalFailure: (processingId, why) => recordTerminalFailure(jobs, processingId, why, logger),
     });
   }
 

@@ -24,7 +24,7 @@ export interface JobRunnerDeps {
 export interface RunOptions {
   /**
    * False when the queue will try again: an unexpected failure or a fault of a dependency (a storage or
-   * Redis error, or an `AppError` of status 5xx) then puts the job back to `queued` and is rethrown for the
+   * Redis error, or an `AppError` of status 5xx) then leaves the job `processing` and is rethrown for the
    * retry, instead of ending the job `failed`. Failures of the image itself (a 4xx `AppError`) never change
    * on a retry and end the job at once.
    */
@@ -40,7 +40,9 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
     const startedAt = now();
     const log = logger.child({ processing_id: processingId, file_id: job.file_id });
     log.info({ operations: job.operations, output: job.output, queued_ms: startedAt.getTime() - Date.parse(job.created_at) }, 'job started');
-    await jobs.updateJob(processingId, { status: 'processing', started_at: startedAt.toISOString() });
+    const started = await jobs.updateJob(processingId, { status: 'processing', started_at: startedAt.toISOString() });
+    // Another run ended it meanwhile (a duplicate after a lost lock): nothing to do, nothing to overwrite.
+    if (!started || isFinished(started.status)) return 'skipped';
     try {
       const result = await produce(job);
       const completedAt = now();
@@ -53,8 +55,8 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
     } catch (error) {
       const permanent = error instanceof AppError && error.status < 500;
       if (!permanent && !finalAttempt) {
+        // The record stays `processing` (a status only moves forward) while the queue waits to retry.
         log.warn({ err: String(error) }, 'job hit a transient failure; it will be retried');
-        await jobs.updateJob(processingId, { status: 'queued' }).catch(() => undefined);
         throw error;
       }
       const completedAt = now();

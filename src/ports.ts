@@ -147,7 +147,11 @@ export interface JobStore {
   listFiles(limit: number, after?: ListCursor): Promise<FilePage>;
   putJob(job: JobRecord): Promise<void>;
   getJob(processingId: string): Promise<JobRecord | undefined>;
-  /** Applies `patch` and returns the new record, or `undefined` when the job is unknown. */
+  /**
+   * Applies `patch` if the job may move to its status (forward only, never from completed or failed:
+   * `canMove`), atomically, and returns the record as it now is: unchanged when the move was refused, so
+   * the caller compares. `undefined` when the job is unknown.
+   */
   updateJob(processingId: string, patch: Partial<JobRecord>): Promise<JobRecord | undefined>;
   /** The processing id of a completed job whose result has this cache key. */
   findCompleted(cacheKey: string): Promise<string | undefined>;

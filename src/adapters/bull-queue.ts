@@ -62,6 +62,9 @@ export class BullQueue implements JobQueue {
   }
 }
 
+/** Why BullMQ gave a job up for good (the job record must say so, or it stays `processing` forever). */
+export type TerminalFailure = 'worker_lost' | 'retries_exhausted';
+
 export interface BullWorkerOptions {
   connection: Redis;
   prefix: string;
@@ -69,10 +72,15 @@ export interface BullWorkerOptions {
   lockSeconds: number;
   run: JobRunner;
   onError: (error: Error) => void;
+  /** Told when BullMQ moves a job to its failed set: it will not be run again. */
+  onTerminalFailure: (processingId: string, why: TerminalFailure) => Promise<void>;
 }
 
+/** What BullMQ says of a job whose worker stopped renewing its lock more than `maxStalledCount` times. */
+const STALLED_TOO_OFTEN = /stalled more than allowable limit|started more than allowable limit/;
+
 /** A BullMQ worker running `run` for each job, `concurrency` at a time. */
-export function startBullWorker({ connection, prefix, concurrency, lockSeconds, run, onError }: BullWorkerOptions): Worker<JobData> {
+export function startBullWorker({ connection, prefix, concurrency, lockSeconds, run, onError, onTerminalFailure }: BullWorkerOptions): Worker<JobData> {
   const worker = new Worker<JobData>(
     QUEUE_NAME,
     async (job) => run(job.data.processingId, { finalAttempt: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) }),
@@ -86,5 +94,14 @@ export function startBullWorker({ connection, prefix, concurrency, lockSeconds, 
     },
   );
   worker.on('error', onError);
+  // Emitted for every failed attempt; only those that left the job in the failed set are final. A job that
+  // stalled too often is failed by the next worker that picks it up (BullMQ defers it), without our runner.
+  worker.on('failed', (job, error) => {
+    if (!job) return;
+    void (async () => {
+      if ((await job.getState()) !== 'failed') return;
+      await onTerminalFailure(job.data.processingId, STALLED_TOO_OFTEN.test(error.message) ? 'worker_lost' : 'retries_exhausted');
+    })().catch((failure: unknown) => onError(failure instanceof Error ? failure : new Error(String(failure))));
+  });
   return worker;
 }

@@ -6,7 +6,7 @@
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { isFinished, isOlder, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
+import { canMove, isFinished, isOlder, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
 import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobStore } from '../ports.js';
 import { PARTIAL, writeFileAtomically } from './atomic-file.js';
@@ -90,6 +90,7 @@ export class EmbeddedJobStore implements JobStore {
   async updateJob(processingId: string, patch: Partial<JobRecord>): Promise<JobRecord | undefined> {
     const current = this.jobs.get(processingId);
     if (!current) return undefined;
+    if (!canMove(current.status, patch.status)) return current;
     const next = { ...current, ...patch };
     this.indexJob(next);
     // Readers see the new state in memory at once; waiters are told before the disk write completes.

@@ -14,15 +14,21 @@ import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobStore } from '../ports.js';
 import { guarded } from './redis-connection.js';
 
-/** HSET only if the job still exists (a sweep or expiry may have removed it), then return the record. */
-const UPDATE_IF_EXISTS = `
-if redis.call('exists', KEYS[1]) == 1 then
-  redis.call('hset', KEYS[1], unpack(ARGV))
-  return redis.call('hgetall', KEYS[1])
-end
-return false`;
+/**
+ * A compare-and-set: HSET only if the job still exists (a sweep or expiry may have removed it) and may move
+ * to the new status (ARGV[1], JSON-encoded, or '' to keep it): forward only, never from completed or
+ * failed (as `canMove`). Returns the record as it now is, applied or not.
+ */
+const UPDATE_IF_ALLOWED = `
+if redis.call('exists', KEYS[1]) == 0 then return false end
+local rank = { ['"queued"'] = 0, ['"processing"'] = 1, ['"completed"'] = 2, ['"failed"'] = 2 }
+local current = redis.call('hget', KEYS[1], 'status')
+local from = rank[current or '"queued"'] or 0
+local allowed = from < 2 and (ARGV[1] == '' or (rank[ARGV[1]] or -1) >= from)
+if allowed then redis.call('hset', KEYS[1], unpack(ARGV, 2)) end
+return redis.call('hgetall', KEYS[1])`;
 
-type ScriptedRedis = Redis & { updateJobIfExists(key: string, ...fieldsAndValues: string[]): Promise<string[] | null> };
+type ScriptedRedis = Redis & { updateJobIfAllowed(key: string, status: string, ...fieldsAndValues: string[]): Promise<string[] | null> };
 
 export class RedisJobStore implements JobStore {
   private readonly redis: ScriptedRedis;
@@ -32,7 +38,7 @@ export class RedisJobStore implements JobStore {
 
   /** `openSubscriber` gives a connection for pub/sub (see `connectRedis(url, 'events')`). */
   constructor(redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number, private readonly openSubscriber?: () => Redis) {
-    redis.defineCommand('updateJobIfExists', { numberOfKeys: 1, lua: UPDATE_IF_EXISTS });
+    redis.defineCommand('updateJobIfAllowed', { numberOfKeys: 1, lua: UPDATE_IF_ALLOWED });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -117,11 +123,11 @@ export class RedisJobStore implements JobStore {
     return guarded(async () => {
       const fields = Object.entries(encode(patch)).flat();
       if (fields.length === 0) return this.getJob(processingId);
-      const flat = await this.redis.updateJobIfExists(this.key('job', processingId), ...fields);
+      const flat = await this.redis.updateJobIfAllowed(this.key('job', processingId), patch.status ? JSON.stringify(patch.status) : '', ...fields);
       if (!flat) return undefined;
       const record: Record<string, string> = {};
       for (let i = 0; i < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
-      if (isFinished(patch.status)) {
+      if (isFinished(patch.status) && record.status === JSON.stringify(patch.status)) {
         // Best effort: a waiter that misses the notice finds the state at its next read.
         await this.redis.publish(this.key('finished'), processingId).catch(() => undefined);
       }

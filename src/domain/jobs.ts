@@ -50,6 +50,19 @@ export interface JobRecord {
 /** True for the statuses a job ends in: it will not change again. */
 export const isFinished = (status: JobStatus | undefined): boolean => status === 'completed' || status === 'failed';
 
+/** How far along each status is: a job only moves forward, queued → processing → completed | failed. */
+export const STATUS_RANK: Readonly<Record<JobStatus, number>> = { queued: 0, processing: 1, completed: 2, failed: 2 };
+
+/**
+ * Whether a job at `from` may be written as `to` (`undefined`: a patch that keeps the status). A finished job
+ * never changes: a duplicate run after a lost lock cannot move a completed job back.
+ * @example canMove('processing', 'queued') // false
+ */
+export function canMove(from: JobStatus, to: JobStatus | undefined): boolean {
+  if (isFinished(from)) return false;
+  return to === undefined || STATUS_RANK[to] >= STATUS_RANK[from];
+}
+
 /** The part of a job a client sees on `/status` (internal keys left out). */
 export function publicJob(job: JobRecord) {
   const { cache_key: _key, keep_metadata: _keep, ...visible } = job;
