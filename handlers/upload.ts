@@ -97,7 +97,7 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       await jobs.putFile(record);
     } catch (error) {
       // No record, no upload: a file nobody can name would never be swept.
-      await store.deleteUpload(record.file_id).catch(() => undefined);
+      await store.deleteUploads([record.file_id]).catch(() => undefined);
       throw error;
     }
     const { pages: _pages, ...visible } = record;

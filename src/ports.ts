@@ -82,17 +82,18 @@ export interface ImageStore {
   discardStaged(stagingKey: string): Promise<void>;
   openStaged(stagingKey: string): Promise<StoredFile | undefined>;
   openUpload(fileId: string): Promise<StoredFile | undefined>;
-  deleteUpload(fileId: string): Promise<void>;
+  /** Deletes these uploads (a batch: the sweep passes up to a thousand at a time). */
+  deleteUploads(fileIds: string[]): Promise<void>;
   hasResult(name: string): Promise<boolean>;
   writeResult(name: string, bytes: Uint8Array): Promise<{ sizeBytes: number; sha256: string }>;
   openResult(name: string): Promise<StoredFile | undefined>;
   /** Keeps a result alive for another retention period (a cache hit uses it again). */
   touchResult(name: string): Promise<void>;
   /**
-   * Deletes these uploads, every result last written or touched before `cutoff`, and whatever any process
-   * staged before `stagedCutoff` (an upload or a write that never finished: its process died).
+   * Deletes every result last written or touched before `cutoff`, and whatever any process staged before
+   * `stagedCutoff` (an upload or a write that never finished: its process died).
    */
-  sweep(cutoff: Date, fileIds: string[], stagedCutoff: Date): Promise<SweptFiles>;
+  sweep(cutoff: Date, stagedCutoff: Date): Promise<SweptFiles>;
   /** Free space where the store can tell; `undefined` where it cannot (an object store). Rejects when the store is unreachable. */
   freeBytes(): Promise<number | undefined>;
   /** Finishes background work (S3: pending touches) and releases connections. */
@@ -100,7 +101,6 @@ export interface ImageStore {
 }
 
 export interface SweptFiles {
-  uploads: number;
   results: number;
   staged: number;
 }
@@ -157,8 +157,15 @@ export interface JobStore {
   findCompleted(cacheKey: string): Promise<string | undefined>;
   /** Points the result cache at this (completed) job; refreshes the cache entry's lifetime. */
   markCompleted(cacheKey: string, processingId: string): Promise<void>;
-  /** Forgets uploads older than `cutoff` (and, where records do not expire by themselves, their jobs); returns their ids. */
-  sweep(cutoff: Date): Promise<string[]>;
+  /**
+   * Up to `limit` ids of uploads made before `cutoff` that no unfinished job needs, oldest first. The sweep
+   * deletes their bytes, then `forgetUploads` them, so a failure in between leaves them to the next sweep.
+   */
+  dueUploads(cutoff: Date, limit: number): Promise<string[]>;
+  /** Removes these uploads' records and their place in `/list`. */
+  forgetUploads(fileIds: string[]): Promise<void>;
+  /** Removes finished jobs created before `cutoff`, where records do not expire by themselves; returns how many. */
+  forgetJobsBefore(cutoff: Date): Promise<number>;
   /**
    * Calls `listener` as soon as the store learns that the job ended (completed or failed), whichever process
    * ended it; returns the unsubscribe. A notice can be lost (a dropped connection): waiters read again on their own too.

@@ -11,6 +11,8 @@ export interface SweepReport {
   results: number;
   /** Staged files of uploads and writes that never finished (their process died). */
   staged: number;
+  /** Finished jobs forgotten (the embedded default; Redis records expire by themselves). */
+  jobs: number;
 }
 
 /**
@@ -18,6 +20,10 @@ export interface SweepReport {
  * upload takes seconds, a result write less), whichever process staged it.
  */
 export const STAGED_MAX_AGE_SECONDS = 3 * 3600;
+
+/** Uploads handled per batch, and batches per sweep: any backlog is worked off in bounded steps. */
+export const SWEEP_BATCH = 1000;
+const SWEEP_MAX_BATCHES = 100;
 
 export interface SweeperDeps {
   jobs: JobStore;
@@ -30,11 +36,21 @@ export interface SweeperDeps {
 
 export function createSweeper({ jobs, store, retentionSeconds, acquire = async () => true, now = () => new Date() }: SweeperDeps) {
   return async function sweep(): Promise<SweepReport> {
-    if (!(await acquire())) return { skipped: true, uploads: 0, results: 0, staged: 0 };
+    if (!(await acquire())) return { skipped: true, uploads: 0, results: 0, staged: 0, jobs: 0 };
     const cutoff = new Date(now().getTime() - retentionSeconds * 1000);
     const stagedCutoff = new Date(now().getTime() - STAGED_MAX_AGE_SECONDS * 1000);
-    const fileIds = await jobs.sweep(cutoff);
-    return { skipped: false, ...(await store.sweep(cutoff, fileIds, stagedCutoff)) };
+    let uploads = 0;
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
+      const due = await jobs.dueUploads(cutoff, SWEEP_BATCH);
+      if (due.length === 0) break;
+      // The bytes first: should this fail, the records stay, and the next sweep finds the uploads again.
+      await store.deleteUploads(due);
+      await jobs.forgetUploads(due);
+      uploads += due.length;
+      if (due.length < SWEEP_BATCH) break;
+    }
+    const forgottenJobs = await jobs.forgetJobsBefore(cutoff);
+    return { skipped: false, uploads, jobs: forgottenJobs, ...(await store.sweep(cutoff, stagedCutoff)) };
   };
 }
 

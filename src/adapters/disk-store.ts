@@ -100,8 +100,12 @@ export class DiskStore implements ImageStore {
     return openFile(this.uploadPath(fileId));
   }
 
-  async deleteUpload(fileId: string): Promise<void> {
-    await rm(this.uploadPath(fileId), { force: true });
+  async deleteUploads(fileIds: string[]): Promise<void> {
+    try {
+      for (const fileId of fileIds) await rm(this.uploadPath(fileId), { force: true });
+    } catch (error) {
+      throw asStorageError(error);
+    }
   }
 
   async hasResult(name: string): Promise<boolean> {
@@ -127,8 +131,7 @@ export class DiskStore implements ImageStore {
     await utimes(this.resultPath(name), now, now).catch(() => undefined);
   }
 
-  async sweep(cutoff: Date, fileIds: string[], stagedCutoff: Date): Promise<SweptFiles> {
-    for (const fileId of fileIds) await rm(this.uploadPath(fileId), { force: true });
+  async sweep(cutoff: Date, stagedCutoff: Date): Promise<SweptFiles> {
     const results = await removeOlder(this.processedDir, cutoff, (entry) => !entry.startsWith('.'));
     let staged = 0;
     for (const dir of [this.uploadDir, this.processedDir]) {
@@ -145,7 +148,7 @@ export class DiskStore implements ImageStore {
         }
       }
     }
-    return { uploads: fileIds.length, results, staged };
+    return { results, staged };
   }
 
   async freeBytes(): Promise<number | undefined> {

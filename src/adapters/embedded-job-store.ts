@@ -113,21 +113,37 @@ export class EmbeddedJobStore implements JobStore {
     this.completedByKey.set(cacheKey, processingId);
   }
 
-  async sweep(cutoff: Date): Promise<string[]> {
-    const limit = cutoff.toISOString();
-    const oldFiles = this.fileOrder.filter((file) => file.uploaded_at < limit);
-    const oldJobs = [...this.jobs.values()].filter((job) => job.created_at < limit);
-    for (const file of oldFiles) {
-      this.files.delete(file.file_id);
-      await this.forget('files', file.file_id);
+  async dueUploads(cutoff: Date, limit: number): Promise<string[]> {
+    const limitText = cutoff.toISOString();
+    const needed = new Set([...this.jobs.values()].filter((job) => !isFinished(job.status)).map((job) => job.file_id));
+    const due: string[] = [];
+    for (const file of this.fileOrder) {
+      if (file.uploaded_at >= limitText || due.length >= limit) break;
+      if (!needed.has(file.file_id)) due.push(file.file_id);
     }
-    if (oldFiles.length) this.fileOrder.splice(0, this.fileOrder.length, ...this.fileOrder.filter((file) => file.uploaded_at >= limit));
-    for (const job of oldJobs) {
+    return due;
+  }
+
+  async forgetUploads(fileIds: string[]): Promise<void> {
+    const gone = new Set(fileIds);
+    for (const fileId of fileIds) {
+      this.files.delete(fileId);
+      await this.forget('files', fileId);
+    }
+    const kept = this.fileOrder.filter((file) => !gone.has(file.file_id));
+    this.fileOrder.splice(0, this.fileOrder.length, ...kept);
+  }
+
+  /** Finished jobs only: a queued or running job is never forgotten, whatever its age. */
+  async forgetJobsBefore(cutoff: Date): Promise<number> {
+    const limit = cutoff.toISOString();
+    const old = [...this.jobs.values()].filter((job) => isFinished(job.status) && job.created_at < limit);
+    for (const job of old) {
       this.jobs.delete(job.processing_id);
       if (this.completedByKey.get(job.cache_key) === job.processing_id) this.completedByKey.delete(job.cache_key);
       await this.forget('jobs', job.processing_id);
     }
-    return oldFiles.map((file) => file.file_id);
+    return old.length;
   }
 
   /** Jobs left `queued` or `processing` when the process stopped, oldest first, to run again. */

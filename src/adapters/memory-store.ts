@@ -73,8 +73,8 @@ export class MemoryStore implements ImageStore {
     return opened(this.uploads.get(fileId));
   }
 
-  async deleteUpload(fileId: string): Promise<void> {
-    this.drop(this.uploads, fileId);
+  async deleteUploads(fileIds: string[]): Promise<void> {
+    for (const fileId of fileIds) this.drop(this.uploads, fileId);
   }
 
   async hasResult(name: string): Promise<boolean> {
@@ -97,10 +97,8 @@ export class MemoryStore implements ImageStore {
     if (entry) entry.modifiedAt = this.now();
   }
 
-  async sweep(cutoff: Date, fileIds: string[], stagedCutoff: Date): Promise<SweptFiles> {
-    let uploads = 0;
-    for (const fileId of fileIds) if (this.drop(this.uploads, fileId)) uploads += 1;
-    return { uploads, results: this.dropOlder(this.results, cutoff), staged: this.dropOlder(this.staged, stagedCutoff) };
+  async sweep(cutoff: Date, stagedCutoff: Date): Promise<SweptFiles> {
+    return { results: this.dropOlder(this.results, cutoff), staged: this.dropOlder(this.staged, stagedCutoff) };
   }
 
   async freeBytes(): Promise<number> {

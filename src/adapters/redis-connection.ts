@@ -10,8 +10,8 @@
  * Both reconnect forever with a capped backoff, so the service resumes by itself when Redis is back.
  * `rediss://` URLs get TLS (ElastiCache in-transit encryption).
  */
-import { Redis, type RedisOptions } from 'ioredis';
-import { unavailable } from '../domain/errors.js';
+import { Redis, ReplyError, type RedisOptions } from 'ioredis';
+import { AppError, unavailable } from '../domain/errors.js';
 import type { RedisProbe } from '../ports.js';
 
 export type ConnectionKind = 'api' | 'worker' | 'events';
@@ -57,11 +57,22 @@ export async function deleteKeysUnder(client: Redis, prefix: string): Promise<vo
   } while (cursor !== '0');
 }
 
-/** Runs a Redis call; any failure of the connection becomes a 503 problem with Retry-After. */
+/** Errors of our own code, not of Redis: passed on as they are, so they are logged as what they are. */
+const PROGRAM_ERRORS = new Set(['RangeError', 'TypeError', 'SyntaxError', 'ReferenceError']);
+
+/**
+ * Runs a Redis call. A failure of the connection becomes a 503 `redis_unavailable` with Retry-After; an
+ * error Redis answered with (out of memory, a script error) a 503 `redis_error` that says so; a bug of
+ * ours stays itself (it used to be reported as "Redis is unreachable", hiding it).
+ */
 export async function guarded<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
-  } catch {
+  } catch (error) {
+    if (error instanceof AppError || (error instanceof Error && PROGRAM_ERRORS.has(error.name))) throw error;
+    if (error instanceof ReplyError) {
+      throw unavailable('redis_error', `Redis refused the command (${String((error as Error).message).split(' ')[0]}); retry shortly`, 5);
+    }
     throw unavailable('redis_unavailable', 'Redis is unreachable; retry shortly', 2);
   }
 }

@@ -5,6 +5,7 @@
  * - `<p>:files`      sorted set of upload ids by upload time (ms), the `/list` index;
  * - `<p>:job:<id>`   job record, a hash of JSON-encoded fields so a status change is one atomic HSET;
  * - `<p>:cache:<k>`  processing id of a completed job with that result, expiring with the result.
+ * - `<p>:pending:<file_id>` set of the upload's unfinished jobs: the sweep keeps an upload a job still needs.
  * - `<p>:finished`   pub/sub channel: the processing id of each job that has just ended, for `?wait=` waiters
  *   in any API process.
  */
@@ -17,7 +18,8 @@ import { guarded } from './redis-connection.js';
 /**
  * A compare-and-set: HSET only if the job still exists (a sweep or expiry may have removed it) and may move
  * to the new status (ARGV[1], JSON-encoded, or '' to keep it): forward only, never from completed or
- * failed (as `canMove`). Returns the record as it now is, applied or not.
+ * failed (as `canMove`). A job that ends leaves its upload's pending set (ARGV[2] is that key's prefix).
+ * Returns the record as it now is, applied or not.
  */
 const UPDATE_IF_ALLOWED = `
 if redis.call('exists', KEYS[1]) == 0 then return false end
@@ -25,10 +27,17 @@ local rank = { ['"queued"'] = 0, ['"processing"'] = 1, ['"completed"'] = 2, ['"f
 local current = redis.call('hget', KEYS[1], 'status')
 local from = rank[current or '"queued"'] or 0
 local allowed = from < 2 and (ARGV[1] == '' or (rank[ARGV[1]] or -1) >= from)
-if allowed then redis.call('hset', KEYS[1], unpack(ARGV, 2)) end
+if allowed then
+  redis.call('hset', KEYS[1], unpack(ARGV, 3))
+  if (rank[ARGV[1]] or 0) == 2 then
+    local file = redis.call('hget', KEYS[1], 'file_id')
+    local id = redis.call('hget', KEYS[1], 'processing_id')
+    if file and id then redis.call('srem', ARGV[2] .. cjson.decode(file), cjson.decode(id)) end
+  end
+end
 return redis.call('hgetall', KEYS[1])`;
 
-type ScriptedRedis = Redis & { updateJobIfAllowed(key: string, status: string, ...fieldsAndValues: string[]): Promise<string[] | null> };
+type ScriptedRedis = Redis & { updateJobIfAllowed(key: string, status: string, pendingPrefix: string, ...fieldsAndValues: string[]): Promise<string[] | null> };
 
 export class RedisJobStore implements JobStore {
   private readonly redis: ScriptedRedis;
@@ -111,7 +120,12 @@ export class RedisJobStore implements JobStore {
 
   putJob(job: JobRecord): Promise<void> {
     return guarded(async () => {
-      await this.redis.multi().hset(this.key('job', job.processing_id), encode(job)).expire(this.key('job', job.processing_id), this.ttlSeconds).exec();
+      const write = this.redis.multi().hset(this.key('job', job.processing_id), encode(job)).expire(this.key('job', job.processing_id), this.ttlSeconds);
+      if (!isFinished(job.status)) {
+        // The upload is needed until this job ends; its record lives on for another retention period.
+        write.sadd(this.key('pending', job.file_id), job.processing_id).expire(this.key('pending', job.file_id), this.ttlSeconds).expire(this.key('file', job.file_id), this.ttlSeconds);
+      }
+      await write.exec();
     });
   }
 
@@ -123,7 +137,7 @@ export class RedisJobStore implements JobStore {
     return guarded(async () => {
       const fields = Object.entries(encode(patch)).flat();
       if (fields.length === 0) return this.getJob(processingId);
-      const flat = await this.redis.updateJobIfAllowed(this.key('job', processingId), patch.status ? JSON.stringify(patch.status) : '', ...fields);
+      const flat = await this.redis.updateJobIfAllowed(this.key('job', processingId), patch.status ? JSON.stringify(patch.status) : '', this.key('pending', ''), ...fields);
       if (!flat) return undefined;
       const record: Record<string, string> = {};
       for (let i = 0; i < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
@@ -145,14 +159,37 @@ export class RedisJobStore implements JobStore {
     });
   }
 
-  sweep(cutoff: Date): Promise<string[]> {
+  dueUploads(cutoff: Date, limit: number): Promise<string[]> {
     return guarded(async () => {
-      const ids = await this.redis.zrangebyscore(this.key('files'), '-inf', `(${cutoff.getTime()}`);
-      if (ids.length === 0) return [];
-      // Job and cache keys expire by themselves; the index and any record not yet expired go now.
-      await this.redis.multi().zrem(this.key('files'), ...ids).del(...ids.map((id) => this.key('file', id))).exec();
-      return ids;
+      const due: string[] = [];
+      // Pages of the oldest ids before the cutoff; those a job still needs are passed over (and stay).
+      for (let offset = 0, pages = 0; due.length < limit && pages < 20; pages++) {
+        const ids = await this.redis.zrangebyscore(this.key('files'), '-inf', `(${cutoff.getTime()}`, 'LIMIT', offset, limit);
+        if (ids.length === 0) break;
+        const pipeline = this.redis.pipeline();
+        for (const id of ids) pipeline.scard(this.key('pending', id));
+        const counts = (await pipeline.exec()) ?? [];
+        ids.forEach((id, i) => {
+          if (Number(counts[i]?.[1] ?? 0) === 0 && due.length < limit) due.push(id);
+        });
+        offset += ids.length;
+        if (ids.length < limit) break;
+      }
+      return due;
     });
+  }
+
+  forgetUploads(fileIds: string[]): Promise<void> {
+    return guarded(async () => {
+      if (fileIds.length === 0) return;
+      // Job and cache keys expire by themselves; the index and the upload records go now.
+      await this.redis.multi().zrem(this.key('files'), ...fileIds).del(...fileIds.map((id) => this.key('file', id))).exec();
+    });
+  }
+
+  /** Job records expire by themselves (after the retention period). */
+  async forgetJobsBefore(): Promise<number> {
+    return 0;
   }
 }
 

@@ -163,8 +163,8 @@ export class S3Store implements ImageStore {
     return this.open(this.uploadKey(fileId));
   }
 
-  async deleteUpload(fileId: string): Promise<void> {
-    await this.call((s3) => s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.uploadKey(fileId) })));
+  async deleteUploads(fileIds: string[]): Promise<void> {
+    await this.deleteKeys(fileIds.map((fileId) => this.uploadKey(fileId)));
   }
 
   async hasResult(name: string): Promise<boolean> {
@@ -197,11 +197,10 @@ export class S3Store implements ImageStore {
     void touch.finally(() => this.pending.delete(touch));
   }
 
-  async sweep(cutoff: Date, fileIds: string[], stagedCutoff: Date): Promise<SweptFiles> {
-    await this.deleteKeys(fileIds.map((fileId) => this.uploadKey(fileId)));
+  async sweep(cutoff: Date, stagedCutoff: Date): Promise<SweptFiles> {
     const results = await this.deleteOlder(`${this.options.prefix}results/`, cutoff);
     const staged = await this.removeStaged(`${this.options.prefix}staging/`, stagedCutoff);
-    return { uploads: fileIds.length, results, staged };
+    return { results, staged };
   }
 
   /** An object store has no free-space figure; this only proves, at most every few seconds, that the bucket answers. */

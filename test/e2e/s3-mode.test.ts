@@ -70,9 +70,10 @@ describe('S3 mode, a real server process', () => {
       const onDisk = await uploadGrowth(disk);
       const inS3 = await uploadGrowth(server);
       console.log(`upload memory, ${UPLOADS} × ${UPLOAD_MIB} MB at once: disk store +${onDisk.toFixed(0)} MiB, S3 store +${inS3.toFixed(0)} MiB`);
-      // Streamed, an S3 upload holds one 5 MiB part at most beyond what a disk upload holds; held whole, it
-      // would hold all 9 MiB (and the bound below would be crossed by 4 MiB per upload, 48 MiB in all).
-      expect(inS3).toBeLessThan(onDisk + UPLOADS * PART_MIB + 16);
+      // Streamed, an S3 upload holds one 5 MiB part at most beyond what a disk upload holds (plus the SDK's
+      // garbage, which a busy machine collects later: the slack); held whole it would hold all 9 MiB, past
+      // this bound by 108 - 88 = 20 MiB at least.
+      expect(inS3).toBeLessThan(onDisk + UPLOADS * PART_MIB + 28);
     } finally {
       await disk.stop('SIGKILL');
       await rm(disk.dir, { recursive: true, force: true });
