@@ -44,11 +44,13 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
     // Another run ended it meanwhile (a duplicate after a lost lock): nothing to do, nothing to overwrite.
     if (!started || isFinished(started.status)) return 'skipped';
     try {
-      const result = await produce(job);
+      const { result, shared } = await produce(job);
       const completedAt = now();
       const durationMs = completedAt.getTime() - startedAt.getTime();
-      await jobs.updateJob(processingId, { status: 'completed', result, completed_at: completedAt.toISOString(), duration_ms: durationMs });
+      // The cache first: a job waiting for this result, woken by the end of this one, finds it at once.
       await jobs.markCompleted(job.cache_key, processingId);
+      // `cached`: the result came from another job (finished before, or computing it at the same time).
+      await jobs.updateJob(processingId, { status: 'completed', result, cached: shared, completed_at: completedAt.toISOString(), duration_ms: durationMs });
       log.info({ duration_ms: durationMs, result }, 'job completed');
       observe('completed', job.operations, durationMs / 1000);
       return 'completed';
@@ -73,14 +75,51 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
       log.warn({ duration_ms: durationMs, error: failure, ...(error instanceof AppError ? {} : { err: String(error) }) }, 'job failed');
       observe('failed', job.operations, durationMs / 1000);
       return 'failed';
+    } finally {
+      // Once the job's end is recorded (a no-op unless this job held the claim).
+      await jobs.releaseCompute(job.cache_key, processingId).catch(() => undefined);
     }
   };
 
-  async function produce(job: JobRecord): Promise<JobResult> {
-    // Another job with the same key may have finished meanwhile (or this one ran before a crash).
+  /** The result of an earlier job with the same cache key, if it is still stored. */
+  async function existing(job: JobRecord): Promise<JobResult | undefined> {
     const doneId = await jobs.findCompleted(job.cache_key);
     const done = doneId ? await jobs.getJob(doneId) : undefined;
-    if (done?.result && (await store.hasResult(resultName(job)))) return done.result;
+    return done?.result && (await store.hasResult(resultName(job))) ? done.result : undefined;
+  }
+
+  /**
+   * The job's result, and whether it came from another job: one with the same key that finished meanwhile
+   * (or this one before a crash), or one computing it right now, which this job waits for instead of
+   * spending the CPU again. A claim whose holder died expires, and the waiter computes then.
+   */
+  async function produce(job: JobRecord): Promise<{ result: JobResult; shared: boolean }> {
+    const claimSeconds = timeoutSeconds + 30;
+    const waitUntil = Date.now() + claimSeconds * 1000;
+    for (;;) {
+      const earlier = await existing(job);
+      if (earlier) return { result: earlier, shared: true };
+      const holder = await jobs.claimCompute(job.cache_key, job.processing_id, claimSeconds);
+      if (holder === job.processing_id || Date.now() > waitUntil) break;
+      await endOf(holder, 1000);
+    }
+    return { result: await compute(job), shared: false };
+  }
+
+  /** Resolves when the job ends (the store's notice), or after `ms` at the latest. */
+  function endOf(processingId: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const stop = jobs.onFinished(processingId, done);
+      function done() {
+        clearTimeout(timer);
+        stop();
+        resolve();
+      }
+    });
+  }
+
+  async function compute(job: JobRecord): Promise<JobResult> {
     const file = await jobs.getFile(job.file_id);
     if (!file) throw new AppError(422, 'file_missing', 'the uploaded file is no longer known');
     const image = await processor.process({

@@ -158,6 +158,13 @@ export interface JobStore {
   /** Points the result cache at this (completed) job; refreshes the cache entry's lifetime. */
   markCompleted(cacheKey: string, processingId: string): Promise<void>;
   /**
+   * Claims, for `ttlSeconds`, the computing of the result with this cache key, so identical jobs running at
+   * once compute it once; returns the processing id holding the claim (this job's when it got it).
+   */
+  claimCompute(cacheKey: string, processingId: string, ttlSeconds: number): Promise<string>;
+  /** Gives the claim up, if this job still holds it. */
+  releaseCompute(cacheKey: string, processingId: string): Promise<void>;
+  /**
    * Up to `limit` ids of uploads made before `cutoff` that no unfinished job needs, oldest first. The sweep
    * deletes their bytes, then `forgetUploads` them, so a failure in between leaves them to the next sweep.
    */

@@ -20,6 +20,8 @@ export class EmbeddedJobStore implements JobStore {
   /** Writes of one record are serialised, so an older state never overwrites a newer one. */
   private readonly writes = new Map<string, Promise<void>>();
   private readonly finishListeners = new FinishListeners();
+  /** Results being computed, by cache key (claims end with their job, or expire). */
+  private readonly computing = new Map<string, { holder: string; expiresAt: number }>();
 
   /** `undefined`: records are not persisted. */
   private constructor(private readonly dir: string | undefined) {}
@@ -111,6 +113,17 @@ export class EmbeddedJobStore implements JobStore {
 
   async markCompleted(cacheKey: string, processingId: string): Promise<void> {
     this.completedByKey.set(cacheKey, processingId);
+  }
+
+  async claimCompute(cacheKey: string, processingId: string, ttlSeconds: number): Promise<string> {
+    const claim = this.computing.get(cacheKey);
+    if (claim && claim.expiresAt > Date.now()) return claim.holder;
+    this.computing.set(cacheKey, { holder: processingId, expiresAt: Date.now() + ttlSeconds * 1000 });
+    return processingId;
+  }
+
+  async releaseCompute(cacheKey: string, processingId: string): Promise<void> {
+    if (this.computing.get(cacheKey)?.holder === processingId) this.computing.delete(cacheKey);
   }
 
   async dueUploads(cutoff: Date, limit: number): Promise<string[]> {

@@ -6,6 +6,7 @@
  * - `<p>:job:<id>`   job record, a hash of JSON-encoded fields so a status change is one atomic HSET;
  * - `<p>:cache:<k>`  processing id of a completed job with that result, expiring with the result.
  * - `<p>:pending:<file_id>` set of the upload's unfinished jobs: the sweep keeps an upload a job still needs.
+ * - `<p>:computing:<k>` the processing id computing that result now (a claim with a TTL).
  * - `<p>:finished`   pub/sub channel: the processing id of each job that has just ended, for `?wait=` waiters
  *   in any API process.
  */
@@ -37,7 +38,15 @@ if allowed then
 end
 return redis.call('hgetall', KEYS[1])`;
 
-type ScriptedRedis = Redis & { updateJobIfAllowed(key: string, status: string, pendingPrefix: string, ...fieldsAndValues: string[]): Promise<string[] | null> };
+/** Deletes a claim only if it is still this job's. */
+const RELEASE_IF_HELD = `
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0`;
+
+type ScriptedRedis = Redis & {
+  updateJobIfAllowed(key: string, status: string, pendingPrefix: string, ...fieldsAndValues: string[]): Promise<string[] | null>;
+  releaseIfHeld(key: string, holder: string): Promise<number>;
+};
 
 export class RedisJobStore implements JobStore {
   private readonly redis: ScriptedRedis;
@@ -48,6 +57,7 @@ export class RedisJobStore implements JobStore {
   /** `openSubscriber` gives a connection for pub/sub (see `connectRedis(url, 'events')`). */
   constructor(redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number, private readonly openSubscriber?: () => Redis) {
     redis.defineCommand('updateJobIfAllowed', { numberOfKeys: 1, lua: UPDATE_IF_ALLOWED });
+    redis.defineCommand('releaseIfHeld', { numberOfKeys: 1, lua: RELEASE_IF_HELD });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -156,6 +166,22 @@ export class RedisJobStore implements JobStore {
   markCompleted(cacheKey: string, processingId: string): Promise<void> {
     return guarded(async () => {
       await this.redis.set(this.key('cache', cacheKey), processingId, 'EX', this.ttlSeconds);
+    });
+  }
+
+  claimCompute(cacheKey: string, processingId: string, ttlSeconds: number): Promise<string> {
+    return guarded(async () => {
+      for (;;) {
+        if ((await this.redis.set(this.key('computing', cacheKey), processingId, 'EX', ttlSeconds, 'NX')) === 'OK') return processingId;
+        const holder = await this.redis.get(this.key('computing', cacheKey));
+        if (holder) return holder;
+      }
+    });
+  }
+
+  releaseCompute(cacheKey: string, processingId: string): Promise<void> {
+    return guarded(async () => {
+      await this.redis.releaseIfHeld(this.key('computing', cacheKey), processingId);
     });
   }
 
