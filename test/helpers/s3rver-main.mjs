@@ -16,8 +16,9 @@ FilesystemStore.prototype.deleteObject = async function deleteObjectKeepingFolde
     })));
 };
 
-const [directory, bucket] = process.argv.slice(2);
-const server = new S3rver({ address: '127.0.0.1', port: 0, directory, silent: true, configureBuckets: [{ name: bucket }] });
+// An address other than loopback is for the fleet test, whose S3 host is a network namespace of its own.
+const [directory, bucket, address = '127.0.0.1'] = process.argv.slice(2);
+const server = new S3rver({ address, port: 0, directory, silent: true, configureBuckets: [{ name: bucket }] });
 const { port } = await server.run();
 process.stdout.write(`${JSON.stringify({ port })}\n`);
 const stop = () => server.close().finally(() => process.exit(0));
