@@ -92,12 +92,13 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       uploaded_at: new Date().toISOString(),
       sha256: staged.sha256,
     };
-    await store.commitUpload(staged.stagingKey, record.file_id);
+    // The record first, then the bytes: a process that dies in between leaves a record the retention sweep
+    // removes (its upload is refused as file_missing meanwhile), never bytes that no record names.
+    await jobs.putFile(record);
     try {
-      await jobs.putFile(record);
+      await store.commitUpload(staged.stagingKey, record.file_id);
     } catch (error) {
-      // No record, no upload: a file nobody can name would never be swept.
-      await store.deleteUploads([record.file_id]).catch(() => undefined);
+      await jobs.forgetUploads([record.file_id]).catch(() => undefined);
       throw error;
     }
     const { pages: _pages, ...visible } = record;

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { readWhole } from '../../src/adapters/byte-tap.js';
+import { storageFault } from '../../src/domain/errors.js';
 import { expectProblem, multipart, upload } from '../helpers/client.js';
 import { memoryApp } from '../helpers/memory-app.js';
 import sharp from 'sharp';
@@ -58,6 +59,16 @@ describe('POST /upload (memory store)', () => {
     const response = await m.send('/upload', { method: 'POST', body: multipart(await noisyJpeg(300, 200), 'photo.jpg') });
     expect(response.headers.get('retry-after')).toMatch(/^\d+$/);
     await expectProblem(response, 507, 'storage_full');
+  });
+
+  it('an upload whose bytes cannot be committed leaves no record behind', async () => {
+    const m = memoryApp({
+      storeBytes: STORE_BYTES,
+      wrapStore: (store) => Object.assign(Object.create(store) as typeof store, { commitUpload: async () => { throw storageFault('unavailable'); } }),
+    });
+    const response = await m.send('/upload', { method: 'POST', body: multipart(await noisyJpeg(64, 64), 'photo.jpg') });
+    await expectProblem(response, 503, 'storage_unavailable');
+    expect((await m.jobs.listFiles(10)).total).toBe(0);
   });
 
   it('an upload whose record cannot be written leaves no file behind', async () => {
