@@ -35,8 +35,8 @@ export const healthRoute = createRoute({
 const NO_COUNTS: QueueCounts = { waiting: 0, active: 0, completed: 0, failed: 0, workers: 0 };
 
 export function healthHandler({ settings, store, queue, redis }: Pick<AppDeps, 'settings' | 'store' | 'queue' | 'redis'>): RouteHandler<typeof healthRoute, AppEnv> {
-  /** When this process last saw a worker connected (its start counts as one: workers take a moment to come). */
-  let workerSeenAt = Date.now();
+  /** Since when this process has seen jobs waiting with no worker connected (cleared as soon as either ends). */
+  let absentSince: number | undefined;
   return async function health(c) {
     const [redisState, freeBytes, counts] = await Promise.all([
       redis ? redis.ping() : Promise.resolve({ status: 'not_configured' as const }),
@@ -49,9 +49,10 @@ export function healthHandler({ settings, store, queue, redis }: Pick<AppDeps, '
     if (redisState.status === 'disconnected') reasons.push('Redis is unreachable');
     if (counts === undefined) reasons.push('the queue cannot be read');
     if (storage.status === 'error') reasons.push('the file store does not answer');
-    if (counts && counts.workers > 0) workerSeenAt = Date.now();
-    const absentSeconds = Math.round((Date.now() - workerSeenAt) / 1000);
-    if (counts && counts.workers === 0 && counts.waiting > 0 && absentSeconds >= settings.workerAbsentSeconds) {
+    const starved = counts !== undefined && counts.workers === 0 && counts.waiting > 0;
+    absentSince = starved ? (absentSince ?? Date.now()) : undefined;
+    const absentSeconds = absentSince === undefined ? 0 : Math.round((Date.now() - absentSince) / 1000);
+    if (starved && absentSeconds >= settings.workerAbsentSeconds) {
       reasons.push(`${counts.waiting} jobs are waiting and no worker has been connected for ${absentSeconds} s`);
     }
     const unhealthy = redisState.status === 'disconnected' || counts === undefined;

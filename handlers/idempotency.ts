@@ -36,7 +36,9 @@ export interface Idempotent<T> {
 export async function once<T>(store: IdempotencyStore, scope: string, idempotencyKey: IdempotencyKey | undefined, fingerprint: string, produce: () => Promise<T>): Promise<Idempotent<T>> {
   if (idempotencyKey === undefined) return { body: await produce(), replayed: false };
   const { value: key, owner } = idempotencyKey;
-  const scoped = `${scope}:${owner}:${key}`;
+  // Without API keys the record's name is as before scoping existed, so a retry during a rolling deploy
+  // (old and new tasks side by side) finds the first request's answer.
+  const scoped = owner === 'anyone' ? `${scope}:${key}` : `${scope}:${owner}:${key}`;
   const claim = await store.claim(scoped, fingerprint);
   if (claim.state === 'replay') return { body: claim.body as T, replayed: true };
   if (claim.state === 'mismatch') {

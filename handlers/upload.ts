@@ -98,7 +98,9 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
     try {
       await store.commitUpload(staged.stagingKey, record.file_id);
     } catch (error) {
-      await jobs.forgetUploads([record.file_id]).catch(() => undefined);
+      // The bytes may have landed all the same (an answer lost on the way back): remove them, and the record
+      // only if that worked; otherwise the record stays, and retention removes both.
+      await store.deleteUploads([record.file_id]).then((gone) => (gone.length ? jobs.forgetUploads(gone) : undefined)).catch(() => undefined);
       throw error;
     }
     const { pages: _pages, ...visible } = record;

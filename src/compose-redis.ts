@@ -50,6 +50,7 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
   metrics.watchQueue(queue);
   const runJob = runner(config, { jobs, store, processor }, edge);
 
+  const terminalWrites = new Set<Promise<void>>();
   let workerConnection: Redis | undefined;
   let worker: Worker | undefined;
   if (config.WORKER_CONCURRENCY > 0) {
@@ -61,7 +62,12 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
       lockSeconds: config.WORKER_LOCK_SECONDS,
       run: runJob,
       onError: throttledErrorLog(logger, 'worker'),
-      onTerminalFailure: (processingId, why) => recordTerminalFailure(jobs, processingId, why, logger),
+      onTerminalFailure: (processingId, why) => {
+        // Tracked, so a stop waits for it: a write lost here would leave the job processing for good.
+        const write = recordTerminalFailure(jobs, processingId, why, logger).finally(() => terminalWrites.delete(write));
+        terminalWrites.add(write);
+        return write;
+      },
     });
   }
 
@@ -98,6 +104,7 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
       stopSweeps();
       // A job still running when the time is up is left to BullMQ: its lock expires and another worker runs it.
       if (worker) await within(worker.close(), timeoutMs);
+      await within(Promise.allSettled([...terminalWrites]), 5000);
       await inFlight.catch(() => undefined);
       await queue.close().catch(() => undefined);
       jobs.disconnect();

@@ -82,8 +82,8 @@ export interface ImageStore {
   discardStaged(stagingKey: string): Promise<void>;
   openStaged(stagingKey: string): Promise<StoredFile | undefined>;
   openUpload(fileId: string): Promise<StoredFile | undefined>;
-  /** Deletes these uploads (a batch: the sweep passes up to a thousand at a time). */
-  deleteUploads(fileIds: string[]): Promise<void>;
+  /** Deletes these uploads (a batch: the sweep passes up to a thousand at a time); returns those now gone. */
+  deleteUploads(fileIds: string[]): Promise<string[]>;
   hasResult(name: string): Promise<boolean>;
   writeResult(name: string, bytes: Uint8Array): Promise<{ sizeBytes: number; sha256: string }>;
   openResult(name: string): Promise<StoredFile | undefined>;

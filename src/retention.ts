@@ -39,18 +39,29 @@ export function createSweeper({ jobs, store, retentionSeconds, acquire = async (
     if (!(await acquire())) return { skipped: true, uploads: 0, results: 0, staged: 0, jobs: 0 };
     const cutoff = new Date(now().getTime() - retentionSeconds * 1000);
     const stagedCutoff = new Date(now().getTime() - STAGED_MAX_AGE_SECONDS * 1000);
-    let uploads = 0;
-    for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
-      const due = await jobs.dueUploads(cutoff, SWEEP_BATCH);
-      if (due.length === 0) break;
-      // The bytes first: should this fail, the records stay, and the next sweep finds the uploads again.
-      await store.deleteUploads(due);
-      await jobs.forgetUploads(due);
-      uploads += due.length;
-      if (due.length < SWEEP_BATCH) break;
-    }
-    const forgottenJobs = await jobs.forgetJobsBefore(cutoff);
-    return { skipped: false, uploads, jobs: forgottenJobs, ...(await store.sweep(cutoff, stagedCutoff)) };
+    const report: SweepReport = { skipped: false, uploads: 0, results: 0, staged: 0, jobs: 0 };
+    // Each phase on its own: one that fails (a Redis blip, an object S3 will not delete) stops no other.
+    const errors: unknown[] = [];
+    const phase = (run: () => Promise<void>) => run().catch((error: unknown) => void errors.push(error));
+    await phase(async () => {
+      for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
+        const due = await jobs.dueUploads(cutoff, SWEEP_BATCH);
+        if (due.length === 0) break;
+        // The bytes first: what could not be deleted keeps its record, and the next sweep finds it again.
+        const gone = await store.deleteUploads(due);
+        await jobs.forgetUploads(gone);
+        report.uploads += gone.length;
+        if (due.length < SWEEP_BATCH || gone.length === 0) break;
+      }
+    });
+    await phase(async () => {
+      report.jobs = await jobs.forgetJobsBefore(cutoff);
+    });
+    await phase(async () => {
+      Object.assign(report, await store.sweep(cutoff, stagedCutoff));
+    });
+    if (errors.length) throw errors.length === 1 ? errors[0] : new AggregateError(errors, `${errors.length} phases of the retention sweep failed`);
+    return report;
   };
 }
 

@@ -19,6 +19,8 @@ describe.runIf(redis !== undefined)('/health and absent workers', () => {
       expect((await health()).status).toBe('healthy');
       const file = await upload(h.request, await noisyJpeg(40, 30), 'waiting.jpg');
       expect((await submit(h.request, file.file_id, 'operation=grayscale')).status).toBe('queued');
+      // The condition must hold for WORKER_ABSENT_SECONDS, as seen by this API: the first look starts the clock.
+      expect((await health()).status).toBe('healthy');
       await new Promise((resolve) => setTimeout(resolve, 1200));
       const body = await health();
       expect(body.status).toBe('degraded');

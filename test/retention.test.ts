@@ -76,6 +76,7 @@ describe.runIf(redis !== undefined)('retention with a large backlog (Redis)', ()
         // Every id whose bytes are deleted is still known to the job store at that moment.
         expect(await jobs.getFile(ids[0]!)).toBeDefined();
         deleted.push(...ids);
+        return ids;
       },
     });
     const total = 200_000;

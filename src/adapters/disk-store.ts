@@ -100,12 +100,12 @@ export class DiskStore implements ImageStore {
     return openFile(this.uploadPath(fileId));
   }
 
-  async deleteUploads(fileIds: string[]): Promise<void> {
-    try {
-      for (const fileId of fileIds) await rm(this.uploadPath(fileId), { force: true });
-    } catch (error) {
-      throw asStorageError(error);
+  async deleteUploads(fileIds: string[]): Promise<string[]> {
+    const gone: string[] = [];
+    for (const fileId of fileIds) {
+      if (await rm(this.uploadPath(fileId), { force: true }).then(() => true, () => false)) gone.push(fileId);
     }
+    return gone;
   }
 
   async hasResult(name: string): Promise<boolean> {

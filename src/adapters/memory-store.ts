@@ -73,8 +73,9 @@ export class MemoryStore implements ImageStore {
     return opened(this.uploads.get(fileId));
   }
 
-  async deleteUploads(fileIds: string[]): Promise<void> {
+  async deleteUploads(fileIds: string[]): Promise<string[]> {
     for (const fileId of fileIds) this.drop(this.uploads, fileId);
+    return fileIds;
   }
 
   async hasResult(name: string): Promise<boolean> {

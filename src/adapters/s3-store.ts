@@ -163,8 +163,9 @@ export class S3Store implements ImageStore {
     return this.open(this.uploadKey(fileId));
   }
 
-  async deleteUploads(fileIds: string[]): Promise<void> {
-    await this.deleteKeys(fileIds.map((fileId) => this.uploadKey(fileId)));
+  async deleteUploads(fileIds: string[]): Promise<string[]> {
+    const failed = new Set(await this.deleteKeys(fileIds.map((fileId) => this.uploadKey(fileId)), { tolerateSome: true }));
+    return fileIds.filter((fileId) => !failed.has(this.uploadKey(fileId)));
   }
 
   async hasResult(name: string): Promise<boolean> {
@@ -275,16 +276,23 @@ export class S3Store implements ImageStore {
     return removed;
   }
 
-  private async deleteKeys(keys: string[]): Promise<void> {
+  /**
+   * Deletes the keys a batch at a time; returns those S3 would not delete (AccessDenied, an object lock...).
+   * Unless told to tolerate some, any such key fails the call.
+   */
+  private async deleteKeys(keys: string[], { tolerateSome = false } = {}): Promise<string[]> {
+    const refused: string[] = [];
     for (let start = 0; start < keys.length; start += DELETE_BATCH) {
       const batch = keys.slice(start, start + DELETE_BATCH);
       const answer = await this.call((s3) => s3.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
       // Quiet: only the keys that could not be deleted come back; the sweep must not take that for done.
       if (answer.Errors?.length) {
         this.options.onFault?.(new Error(`DeleteObjects left ${answer.Errors.length} keys, e.g. ${answer.Errors[0]?.Key}: ${answer.Errors[0]?.Code}`));
-        throw storageFault('unavailable');
+        if (!tolerateSome) throw storageFault('unavailable');
+        refused.push(...answer.Errors.map((error) => error.Key ?? ''));
       }
     }
+    return refused;
   }
 
   /** Runs S3 calls with their faults turned into the service's storage errors. */

@@ -34,6 +34,14 @@ function ip(...args: string[]): void {
   if (result.status !== 0) throw new Error(`ip ${args.join(' ')} failed: ${result.stderr.trim()}`);
 }
 
+/** Removes what a fleet run that was killed outright (no cleanup ran) left: its namespaces, links and bridge. */
+export function removeStaleFleetNetworks(): void {
+  const namespaces = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((line) => line.split(' ')[0]!).filter((name) => /^fl[0-9a-f]{4}-/.test(name));
+  for (const ns of namespaces) spawnSync('ip', ['netns', 'del', ns]);
+  const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout.split('\n').map((line) => /^\d+: ([^:@]+)/.exec(line)?.[1]).filter((name): name is string => !!name && /^(fb|fv)[0-9a-f]{4}\d*$/.test(name));
+  for (const link of links) spawnSync('ip', ['link', 'del', link]);
+}
+
 /** Makes one namespace per name, all on one new bridge, with addresses .2, .3, ... of a fresh /24. */
 export function createFleetNetwork(names: string[]): FleetNetwork {
   const tag = randomInt(0x1000, 0xffff).toString(16);
