@@ -81,14 +81,17 @@ async function settled(jobs: JobStore, processingId: string, first: JobRecord, w
   }
 }
 
-export function statusHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typeof statusRoute, AppEnv> {
+export function statusHandler({ jobs, stopping }: Pick<AppDeps, 'jobs' | 'stopping'>): RouteHandler<typeof statusRoute, AppEnv> {
   return async function status(c) {
     const { processing_id: processingId } = c.req.valid('param');
     const waitSeconds = parseWait(c.req.valid('query').wait);
     const job = await jobs.getJob(processingId);
     if (!job) throw notFound('job_not_found', `no job has processing_id ${processingId}`);
     // The signal only when there is waiting to do: on Node, asking for it builds the full Request (~0.1 ms).
-    const answer = waitSeconds > 0 && !isFinished(job.status) ? await settled(jobs, processingId, job, waitSeconds * 1000, c.req.raw.signal) : job;
+    const waiting = waitSeconds > 0 && !isFinished(job.status) && !stopping?.aborted;
+    // A stopping process answers its long polls at once, so it can close Redis without cutting them off.
+    const signal = waiting ? (stopping ? AbortSignal.any([c.req.raw.signal, stopping]) : c.req.raw.signal) : undefined;
+    const answer = signal ? await settled(jobs, processingId, job, waitSeconds * 1000, signal) : job;
     return c.json(publicJob(answer), 200);
   };
 }

@@ -260,4 +260,6 @@ export interface AppDeps {
   idempotency: IdempotencyStore;
   rateLimiter?: RateLimiter;
   redis?: RedisProbe;
+  /** Aborted when the process begins to stop: a `?wait=` long poll then answers the job as it stands, at once. */
+  stopping?: AbortSignal;
 }

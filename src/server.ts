@@ -24,7 +24,8 @@ async function main(): Promise<void> {
   const nodeBodies = new WeakMap<Request, Readable>();
   const service = await composeService(config, { logger, metrics, nodeBodyOf: (request) => nodeBodies.get(request) });
   keepEventLoopFirst();
-  const app = createApp(service.deps, {
+  const stopping = new AbortController();
+  const app = createApp({ ...service.deps, stopping: stopping.signal }, {
     logger,
     metrics,
     onUnexpectedError: (error, requestId) => logger.error({ request_id: requestId, err: error instanceof Error ? error.stack : String(error) }, 'unexpected error'),
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
 
   onStopSignal(logger, async () => {
     const deadline = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
+    stopping.abort();
     // No new connections; idle keep-alive ones close now, busy ones once their request is answered.
     const requestsDone = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();

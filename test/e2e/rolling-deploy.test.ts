@@ -1,13 +1,14 @@
 /**
  * A rolling deploy from a client's side: SIGTERM reaches an API process while an upload is still arriving and
  * a `?wait=` long poll is open. Both must be answered properly (they got 503 redis_unavailable when Redis
- * was closed at the same time as the HTTP server), and the process then exits 0.
+ * was closed at the same time as the HTTP server): the upload completes, the long poll is answered at once
+ * with the job as it stands (the client polls again elsewhere), and the process exits 0.
  */
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
-import { submit, upload } from '../helpers/client.js';
+import { submit, upload, waitForJob } from '../helpers/client.js';
 import { noisyJpeg } from '../helpers/images.js';
 import { deleteKeys, ownedTestRedis } from '../helpers/redis.js';
 import { startServer, startWorker, type ServerProcess } from '../helpers/server-process.js';
@@ -36,7 +37,7 @@ describe.runIf(redis !== undefined)('SIGTERM to an API process with requests in 
     // A job with no worker yet, and a long poll waiting for it.
     const file = await upload(send, photo, 'first.jpg');
     const { processing_id: processingId } = await submit(send, file.file_id, 'operation=grayscale');
-    const longPoll = send(`/status/${processingId}?wait=30`).then(async (response) => ({ status: response.status, body: (await response.json()) as { status: string } }));
+    const longPoll = send(`/status/${processingId}?wait=30`).then(async (response) => ({ status: response.status, body: (await response.json()) as { status: string }, at: Date.now() }));
 
     // Half an upload on its own connection.
     const boundary = 'rollingDeployBoundary';
@@ -58,6 +59,7 @@ describe.runIf(redis !== undefined)('SIGTERM to an API process with requests in 
     });
     await new Promise((resolve) => setTimeout(resolve, 300));
 
+    const stoppedAt = Date.now();
     api.child.kill('SIGTERM');
     await new Promise((resolve) => setTimeout(resolve, 300));
     // The deploy goes on: the rest of the upload arrives, and a worker comes up and runs the job.
@@ -68,7 +70,13 @@ describe.runIf(redis !== undefined)('SIGTERM to an API process with requests in 
     expect(uploaded.status, uploaded.text).toBe(200);
     expect(JSON.parse(uploaded.text)).toMatchObject({ width: 800, height: 600 });
     const polled = await longPoll;
-    expect(polled).toMatchObject({ status: 200, body: { status: 'completed' } });
+    expect(polled).toMatchObject({ status: 200, body: { status: 'queued' } });
+    expect(polled.at - stoppedAt).toBeLessThan(2000);
     expect(await api.exited).toBe(0);
+    // The job itself goes on: another API task answers for it once the worker has run it.
+    const next = await startServer(env, api.dir);
+    started.push(next);
+    const job = await waitForJob((path, init) => fetch(`${next.baseUrl}${path}`, init), processingId);
+    expect(job.status).toBe('completed');
   });
 });
