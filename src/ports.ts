@@ -145,6 +145,7 @@ export interface JobStore {
   putFile(file: FileRecord): Promise<void>;
   getFile(fileId: string): Promise<FileRecord | undefined>;
   listFiles(limit: number, after?: ListCursor): Promise<FilePage>;
+  /** Records a job; one not yet finished rejects with a 404 `file_not_found` if its upload is gone (swept). */
   putJob(job: JobRecord): Promise<void>;
   getJob(processingId: string): Promise<JobRecord | undefined>;
   /**
@@ -165,11 +166,12 @@ export interface JobStore {
   /** Gives the claim up, if this job still holds it. */
   releaseCompute(cacheKey: string, processingId: string): Promise<void>;
   /**
-   * Up to `limit` ids of uploads made before `cutoff` that no unfinished job needs, oldest first. The sweep
-   * deletes their bytes, then `forgetUploads` them, so a failure in between leaves them to the next sweep.
+   * Takes, atomically, up to `limit` uploads made before `cutoff` that no unfinished job needs (oldest first,
+   * and any an interrupted sweep had taken): from then on they are gone for clients, and a job can no longer
+   * be recorded for them. The sweep deletes their bytes, then `forgetUploads` them.
    */
-  dueUploads(cutoff: Date, limit: number): Promise<string[]>;
-  /** Removes these uploads' records and their place in `/list`. */
+  takeDueUploads(cutoff: Date, limit: number): Promise<string[]>;
+  /** Removes these uploads' records, their place in `/list`, and the sweep's mark on them. */
   forgetUploads(fileIds: string[]): Promise<void>;
   /** Removes finished jobs created before `cutoff`, where records do not expire by themselves; returns how many. */
   forgetJobsBefore(cutoff: Date): Promise<number>;

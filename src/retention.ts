@@ -45,7 +45,7 @@ export function createSweeper({ jobs, store, retentionSeconds, acquire = async (
     const phase = (run: () => Promise<void>) => run().catch((error: unknown) => void errors.push(error));
     await phase(async () => {
       for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
-        const due = await jobs.dueUploads(cutoff, SWEEP_BATCH);
+        const due = await jobs.takeDueUploads(cutoff, SWEEP_BATCH);
         if (due.length === 0) break;
         // The bytes first: what could not be deleted keeps its record, and the next sweep finds it again.
         const gone = await store.deleteUploads(due);

@@ -67,14 +67,32 @@ describe.each(kinds)('retention over the %s job store', (_name, open) => {
   });
 });
 
+describe.each(kinds)('a job asked for while the sweep takes its upload (%s)', (_name, open) => {
+  it('is refused (404 file_not_found) instead of accepted and then failed file_missing', async () => {
+    const jobs = open();
+    const old = file();
+    await jobs.putFile(old);
+    // The sweep takes the upload; the bytes are not deleted yet when a POST /process records its job.
+    expect(await jobs.takeDueUploads(new Date(), 10)).toEqual([old.file_id]);
+    await expect(jobs.putJob(job(old.file_id))).rejects.toMatchObject({ status: 404, code: 'file_not_found' });
+    expect(await jobs.getFile(old.file_id)).toBeUndefined();
+    await jobs.forgetUploads([old.file_id]);
+    expect(await jobs.takeDueUploads(new Date(), 10)).toEqual([]);
+  });
+});
+
 describe.runIf(redis !== undefined)('retention with a large backlog (Redis)', () => {
-  it(`sweeps 200 000 due uploads in batches of ${SWEEP_BATCH}, and the bytes before the records`, { timeout: 120_000 }, async () => {
+  it(`sweeps 200 000 due uploads in batches of ${SWEEP_BATCH}, each marked as taken until its bytes are gone`, { timeout: 120_000 }, async () => {
     const jobs = redisJobs();
+    const prefix = prefixes.at(-1)!;
+    const client = new Redis(redis!.url);
+    clients.push(client);
     const deleted: string[] = [];
     const store = Object.assign(new MemoryStore(), {
       async deleteUploads(ids: string[]) {
-        // Every id whose bytes are deleted is still known to the job store at that moment.
-        expect(await jobs.getFile(ids[0]!)).toBeDefined();
+        // While its bytes are deleted, an upload is still named somewhere (the sweep's mark): a sweep that
+        // dies here leaves nothing that a later one cannot find.
+        expect(await client.zscore(`${prefix}:sweeping`, ids[0]!)).not.toBeNull();
         deleted.push(...ids);
         return ids;
       },
@@ -90,6 +108,7 @@ describe.runIf(redis !== undefined)('retention with a large backlog (Redis)', ()
     expect(first.uploads + second.uploads).toBe(total);
     expect(new Set(deleted).size).toBe(total);
     expect((await jobs.listFiles(1)).total).toBe(0);
+    expect(await client.zcard(`${prefix}:sweeping`)).toBe(0);
   });
 });
 

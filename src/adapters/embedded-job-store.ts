@@ -7,6 +7,7 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { canMove, isFinished, isOlder, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
+import { notFound } from '../domain/errors.js';
 import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobStore } from '../ports.js';
 import { PARTIAL, writeFileAtomically } from './atomic-file.js';
@@ -81,6 +82,9 @@ export class EmbeddedJobStore implements JobStore {
   }
 
   async putJob(job: JobRecord): Promise<void> {
+    if (!isFinished(job.status) && !this.files.has(job.file_id)) {
+      throw notFound('file_not_found', `no upload has file_id ${job.file_id} (it has just been removed by retention)`);
+    }
     await this.persist('jobs', job.processing_id, job);
     this.indexJob(job);
   }
@@ -126,7 +130,8 @@ export class EmbeddedJobStore implements JobStore {
     if (this.computing.get(cacheKey)?.holder === processingId) this.computing.delete(cacheKey);
   }
 
-  async dueUploads(cutoff: Date, limit: number): Promise<string[]> {
+  /** Synchronous up to its answer, so no job can be recorded for an upload between the check and the take. */
+  async takeDueUploads(cutoff: Date, limit: number): Promise<string[]> {
     const limitText = cutoff.toISOString();
     const needed = new Set([...this.jobs.values()].filter((job) => !isFinished(job.status)).map((job) => job.file_id));
     const due: string[] = [];
@@ -134,18 +139,26 @@ export class EmbeddedJobStore implements JobStore {
       if (file.uploaded_at >= limitText || due.length >= limit) break;
       if (!needed.has(file.file_id)) due.push(file.file_id);
     }
+    this.unindex(due);
     return due;
   }
 
   async forgetUploads(fileIds: string[]): Promise<void> {
+    this.unindex(fileIds);
+    for (const fileId of fileIds) await this.forget('files', fileId);
+  }
+
+  /**
+   * Drops uploads from memory at once (no await in between, so /list never shows an id that is gone),
+   * rebuilding the order in place: spreading every upload kept as arguments fails past ~150 000 of them.
+   */
+  private unindex(fileIds: string[]): void {
+    if (fileIds.length === 0) return;
     const gone = new Set(fileIds);
-    // The index first and at once (no await in between, so /list never shows an id that is gone), rebuilt in
-    // place: spreading every upload kept as arguments fails past ~150 000 of them.
     for (const fileId of fileIds) this.files.delete(fileId);
     let kept = 0;
     for (const file of this.fileOrder) if (!gone.has(file.file_id)) this.fileOrder[kept++] = file;
     this.fileOrder.length = kept;
-    for (const fileId of fileIds) await this.forget('files', fileId);
   }
 
   /** Finished jobs only: a queued or running job is never forgotten, whatever its age. */

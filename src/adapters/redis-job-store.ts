@@ -7,6 +7,8 @@
  * - `<p>:cache:<k>`  processing id of a completed job with that result, expiring with the result.
  * - `<p>:pending:<file_id>` set of the upload's unfinished jobs: the sweep keeps an upload a job still needs.
  * - `<p>:computing:<k>` the processing id computing that result now (a claim with a TTL).
+ * - `<p>:sweeping`   sorted set of uploads a sweep has taken (by when): their records are gone, their bytes
+ *   are being deleted; an entry older than a minute is an interrupted sweep's, and the next one takes it.
  * - `<p>:finished`   pub/sub channel: the processing id of each job that has just ended, for `?wait=` waiters
  *   in any API process.
  */
@@ -14,6 +16,7 @@ import type { Redis } from 'ioredis';
 import { isFinished, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
 import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobStore } from '../ports.js';
+import { notFound } from '../domain/errors.js';
 import { guarded } from './redis-connection.js';
 
 /**
@@ -38,6 +41,42 @@ if allowed then
 end
 return redis.call('hgetall', KEYS[1])`;
 
+/**
+ * Takes due uploads atomically: those before the cutoff (ARGV[1], exclusive) with an empty pending set, up
+ * to ARGV[2], after any an interrupted sweep left in KEYS[2] (older than ARGV[4] - 60 s). Their records
+ * and index entries go, and they are marked in KEYS[2] (at ARGV[4]). ARGV[3] is the key prefix.
+ */
+const TAKE_DUE = `
+local limit = tonumber(ARGV[2])
+local taken = redis.call('zrangebyscore', KEYS[2], '-inf', tonumber(ARGV[4]) - 60000, 'LIMIT', 0, limit)
+local fresh = {}
+local offset = 0
+while #taken + #fresh < limit and offset < limit * 20 do
+  local ids = redis.call('zrangebyscore', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', offset, limit)
+  for _, id in ipairs(ids) do
+    if #taken + #fresh < limit and redis.call('scard', ARGV[3] .. 'pending:' .. id) == 0 then table.insert(fresh, id) end
+  end
+  offset = offset + #ids
+  if #ids < limit then break end
+end
+for _, id in ipairs(fresh) do
+  redis.call('zrem', KEYS[1], id)
+  redis.call('del', ARGV[3] .. 'file:' .. id)
+  table.insert(taken, id)
+end
+for _, id in ipairs(taken) do redis.call('zadd', KEYS[2], ARGV[4], id) end
+return taken`;
+
+/** Records an unfinished job only while its upload's record exists (a sweep may have just taken it). */
+const PUT_PENDING_JOB = `
+if redis.call('exists', KEYS[2]) == 0 then return 0 end
+redis.call('hset', KEYS[1], unpack(ARGV, 3))
+redis.call('expire', KEYS[1], ARGV[1])
+redis.call('sadd', KEYS[3], ARGV[2])
+redis.call('expire', KEYS[3], ARGV[1])
+redis.call('expire', KEYS[2], ARGV[1])
+return 1`;
+
 /** Deletes a claim only if it is still this job's. */
 const RELEASE_IF_HELD = `
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -46,6 +85,8 @@ return 0`;
 type ScriptedRedis = Redis & {
   updateJobIfAllowed(key: string, status: string, pendingPrefix: string, ...fieldsAndValues: string[]): Promise<string[] | null>;
   releaseIfHeld(key: string, holder: string): Promise<number>;
+  takeDue(files: string, sweeping: string, cutoffMs: string, limit: string, prefix: string, nowMs: string): Promise<string[]>;
+  putPendingJob(job: string, file: string, pending: string, ttl: string, processingId: string, ...fieldsAndValues: string[]): Promise<number>;
 };
 
 export class RedisJobStore implements JobStore {
@@ -58,6 +99,8 @@ export class RedisJobStore implements JobStore {
   constructor(redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number, private readonly openSubscriber?: () => Redis) {
     redis.defineCommand('updateJobIfAllowed', { numberOfKeys: 1, lua: UPDATE_IF_ALLOWED });
     redis.defineCommand('releaseIfHeld', { numberOfKeys: 1, lua: RELEASE_IF_HELD });
+    redis.defineCommand('takeDue', { numberOfKeys: 2, lua: TAKE_DUE });
+    redis.defineCommand('putPendingJob', { numberOfKeys: 3, lua: PUT_PENDING_JOB });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -128,15 +171,19 @@ export class RedisJobStore implements JobStore {
     return ids;
   }
 
-  putJob(job: JobRecord): Promise<void> {
-    return guarded(async () => {
-      const write = this.redis.multi().hset(this.key('job', job.processing_id), encode(job)).expire(this.key('job', job.processing_id), this.ttlSeconds);
-      if (!isFinished(job.status)) {
-        // The upload is needed until this job ends; its record lives on for another retention period.
-        write.sadd(this.key('pending', job.file_id), job.processing_id).expire(this.key('pending', job.file_id), this.ttlSeconds).expire(this.key('file', job.file_id), this.ttlSeconds);
-      }
-      await write.exec();
-    });
+  async putJob(job: JobRecord): Promise<void> {
+    if (isFinished(job.status)) {
+      return guarded(async () => {
+        await this.redis.multi().hset(this.key('job', job.processing_id), encode(job)).expire(this.key('job', job.processing_id), this.ttlSeconds).exec();
+      });
+    }
+    // The upload is needed until this job ends (its pending set), and its record lives on for another
+    // retention period; all at once, and only while the record exists.
+    const recorded = await guarded(() => this.redis.putPendingJob(
+      this.key('job', job.processing_id), this.key('file', job.file_id), this.key('pending', job.file_id),
+      String(this.ttlSeconds), job.processing_id, ...Object.entries(encode(job)).flat(),
+    ));
+    if (!recorded) throw notFound('file_not_found', `no upload has file_id ${job.file_id} (it has just been removed by retention)`);
   }
 
   getJob(processingId: string): Promise<JobRecord | undefined> {
@@ -185,31 +232,19 @@ export class RedisJobStore implements JobStore {
     });
   }
 
-  dueUploads(cutoff: Date, limit: number): Promise<string[]> {
-    return guarded(async () => {
-      const due: string[] = [];
-      // Pages of the oldest ids before the cutoff; those a job still needs are passed over (and stay).
-      for (let offset = 0, pages = 0; due.length < limit && pages < 20; pages++) {
-        const ids = await this.redis.zrangebyscore(this.key('files'), '-inf', `(${cutoff.getTime()}`, 'LIMIT', offset, limit);
-        if (ids.length === 0) break;
-        const pipeline = this.redis.pipeline();
-        for (const id of ids) pipeline.scard(this.key('pending', id));
-        const counts = (await pipeline.exec()) ?? [];
-        ids.forEach((id, i) => {
-          if (Number(counts[i]?.[1] ?? 0) === 0 && due.length < limit) due.push(id);
-        });
-        offset += ids.length;
-        if (ids.length < limit) break;
-      }
-      return due;
-    });
+  takeDueUploads(cutoff: Date, limit: number): Promise<string[]> {
+    return guarded(() => this.redis.takeDue(this.key('files'), this.key('sweeping'), String(cutoff.getTime()), String(limit), this.key(''), String(Date.now())));
   }
 
   forgetUploads(fileIds: string[]): Promise<void> {
     return guarded(async () => {
       if (fileIds.length === 0) return;
-      // Job and cache keys expire by themselves; the index and the upload records go now.
-      await this.redis.multi().zrem(this.key('files'), ...fileIds).del(...fileIds.map((id) => this.key('file', id))).exec();
+      // Job and cache keys expire by themselves; the index, the upload records and the sweep's marks go now.
+      await this.redis.multi()
+        .zrem(this.key('files'), ...fileIds)
+        .zrem(this.key('sweeping'), ...fileIds)
+        .del(...fileIds.map((id) => this.key('file', id)))
+        .exec();
     });
   }
 

@@ -25,8 +25,10 @@ describe.runIf(redis !== undefined)('BullMQ giving a job up', () => {
     const jobs = new RedisJobStore(api, prefix, 3600);
     const queue = new BullQueue(api, prefix, () => undefined);
     const processingId = randomUUID();
+    const fileId = randomUUID();
+    await jobs.putFile({ file_id: fileId, filename: 'a.png', content_type: 'image/png', format: 'png', size_bytes: 1, width: 1, height: 1, pages: 1, uploaded_at: new Date().toISOString(), sha256: 'ab' });
     await jobs.putJob({
-      processing_id: processingId, file_id: randomUUID(), status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
+      processing_id: processingId, file_id: fileId, status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
       output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: 'k', created_at: new Date().toISOString(),
     });
     let attempts = 0;

@@ -23,8 +23,12 @@ afterAll(async () => {
   }
 });
 
+const FILE = {
+  file_id: randomUUID(), filename: 'a.png', content_type: 'image/png', format: 'png' as const, size_bytes: 1, width: 1, height: 1, pages: 1,
+  uploaded_at: new Date().toISOString(), sha256: 'ab',
+};
 const job = (): JobRecord => ({
-  processing_id: randomUUID(), file_id: randomUUID(), status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
+  processing_id: randomUUID(), file_id: FILE.file_id, status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
   output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: 'k', created_at: new Date().toISOString(),
 });
 
@@ -47,6 +51,7 @@ describe('canMove', () => {
 describe.each(stores)('%s job store', (_name, open) => {
   it('refuses to move a completed job back or to overwrite its result, and says what the record is', async () => {
     const store = open();
+    await store.putFile(FILE);
     const record = job();
     await store.putJob(record);
     expect((await store.updateJob(record.processing_id, { status: 'processing' }))?.status).toBe('processing');
@@ -61,6 +66,7 @@ describe.each(stores)('%s job store', (_name, open) => {
 
   it('refuses to move a running job back to queued', async () => {
     const store = open();
+    await store.putFile(FILE);
     const record = job();
     await store.putJob(record);
     await store.updateJob(record.processing_id, { status: 'processing' });
