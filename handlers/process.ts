@@ -7,7 +7,7 @@ import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { sha256Hex } from '../src/domain/digest.js';
 import { AppError, invalidRequest, notFound, unavailable } from '../src/domain/errors.js';
 import { defaultOutputFormat, keepsAnimation, LOSSY_FORMATS, type OutputFormat } from '../src/domain/formats.js';
-import { publicJob, resultName, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
+import { publicJob, resultName, storedResult, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
 import { normalisePipeline, outputSize, parsePipelineQuery, PipelineRequest, type Pipeline } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
@@ -117,9 +117,7 @@ export function processHandler({ settings, jobs, queue, store, idempotency }: Pr
   }
 
   async function cachedResult(job: JobRecord) {
-    const doneId = await jobs.findCompleted(job.cache_key);
-    const done = doneId ? await jobs.getJob(doneId) : undefined;
-    return done?.status === 'completed' && done.result && (await store.hasResult(resultName(done))) ? done.result : undefined;
+    return (await storedResult(jobs, store, job.cache_key))?.result;
   }
 }
 

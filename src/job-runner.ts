@@ -5,7 +5,7 @@
  * `failed` with a code and a message; nothing escapes to crash the worker.
  */
 import { AppError } from './domain/errors.js';
-import { isFinished, resultName, type JobRecord, type JobResult } from './domain/jobs.js';
+import { isFinished, resultName, type JobRecord, type JobResult, storedResult } from './domain/jobs.js';
 import type { Operation } from './domain/operations.js';
 import { silentLogger, type Logger } from './log.js';
 import type { ImageProcessor, ImageStore, JobOutcome, JobStore } from './ports.js';
@@ -81,12 +81,6 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
     }
   };
 
-  /** The result of an earlier job with the same cache key, if it is still stored. */
-  async function existing(job: JobRecord): Promise<JobResult | undefined> {
-    const doneId = await jobs.findCompleted(job.cache_key);
-    const done = doneId ? await jobs.getJob(doneId) : undefined;
-    return done?.result && (await store.hasResult(resultName(job))) ? done.result : undefined;
-  }
 
   /**
    * The job's result, and whether it came from another job: one with the same key that finished meanwhile
@@ -97,7 +91,7 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
     const claimSeconds = timeoutSeconds + 30;
     const waitUntil = Date.now() + claimSeconds * 1000;
     for (;;) {
-      const earlier = await existing(job);
+      const earlier = (await storedResult(jobs, store, job.cache_key))?.result;
       if (earlier) return { result: earlier, shared: true };
       const holder = await jobs.claimCompute(job.cache_key, job.processing_id, claimSeconds);
       if (holder === job.processing_id || Date.now() > waitUntil) break;

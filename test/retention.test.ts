@@ -13,18 +13,12 @@ import { RedisJobStore } from '../src/adapters/redis-job-store.js';
 import type { FileRecord, JobRecord } from '../src/domain/jobs.js';
 import type { JobStore } from '../src/ports.js';
 import { createSweeper, SWEEP_BATCH } from '../src/retention.js';
-import { deleteKeys, testRedis } from './helpers/redis.js';
+import { releaseTestRedis, testRedis } from './helpers/redis.js';
 
 const redis = await testRedis();
 const prefixes: string[] = [];
 const clients: Redis[] = [];
-afterAll(async () => {
-  for (const client of clients) client.disconnect();
-  if (redis) {
-    for (const prefix of prefixes) await deleteKeys(redis.url, prefix);
-    await redis.dispose();
-  }
-});
+afterAll(() => releaseTestRedis(redis, { clients, prefixes }));
 
 const LONG_AGO = new Date('2026-01-01T00:00:00Z');
 const file = (at = LONG_AGO): FileRecord => ({

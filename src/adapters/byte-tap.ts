@@ -8,6 +8,12 @@ import { Transform } from 'node:stream';
 import { tooLarge } from '../domain/errors.js';
 import type { StageOptions } from '../ports.js';
 
+/**
+ * At start, a store's own leftovers (of this instance id) are those untouched for this long: an id that two
+ * live processes happen to share (a fixed INSTANCE_ID) then costs nothing still being written.
+ */
+export const OWN_LEFTOVER_AGE_MS = 60_000;
+
 export class ByteTap {
   private readonly hash = createHash('sha256');
   private readonly headChunks: Uint8Array[] = [];

@@ -15,11 +15,9 @@ import { pipeline } from 'node:stream/promises';
 import { AppError, storageFault } from '../domain/errors.js';
 import type { ByteSource, ImageStore, StagedBytes, StageOptions, StoredFile, SweptFiles } from '../ports.js';
 import { PARTIAL, writeFileAtomically } from './atomic-file.js';
-import { ByteTap, sha256Of } from './byte-tap.js';
+import { ByteTap, OWN_LEFTOVER_AGE_MS, sha256Of } from './byte-tap.js';
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
-/** As in the S3 store: at start, this instance's own leftovers are those untouched this long. */
-const OWN_LEFTOVER_AGE_MS = 60_000;
 const STAGING = '.staging';
 /**
  * A 1 MiB buffer lets the write stream batch chunks into one writev instead of a syscall per 64 KiB chunk:

@@ -30,7 +30,7 @@ import {
 import { randomUUID } from 'node:crypto';
 import { AppError, storageFault } from '../domain/errors.js';
 import type { ByteSource, ImageStore, StagedBytes, StageOptions, StoredFile, SweptFiles } from '../ports.js';
-import { ByteTap, readWhole, sha256Of } from './byte-tap.js';
+import { ByteTap, OWN_LEFTOVER_AGE_MS, readWhole, sha256Of } from './byte-tap.js';
 
 /** S3's smallest part size (but for the last part): an upload holds at most this much in memory. */
 const PART_BYTES = 5 * 1024 * 1024;
@@ -39,11 +39,7 @@ const DELETE_BATCH = 1000;
 /** `/health` asks S3 at most this often, and waits for it at most this long (a slow S3 is "error", not a hang). */
 const HEALTH_CACHE_MS = 5000;
 const HEALTH_TIMEOUT_MS = 2000;
-/**
- * At start, this instance's own leftovers are those untouched for this long: an id two live processes
- * happen to share (a fixed INSTANCE_ID) then costs nothing still being written.
- */
-export const OWN_LEFTOVER_AGE_MS = 60_000;
+
 
 export interface S3StoreOptions {
   bucket: string;

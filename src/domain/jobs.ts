@@ -4,6 +4,7 @@
  */
 import { FILE_EXTENSIONS, type InputFormat, type OutputFormat } from './formats.js';
 import type { Operation } from './operations.js';
+import type { ImageStore, JobStore } from '../ports.js';
 
 export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed';
 
@@ -92,4 +93,19 @@ export function isOlder(a: ListCursor, b: ListCursor): boolean {
 /** Where the result of a job is stored: one file per distinct (content, request), shared by cache hits. */
 export function resultName(job: Pick<JobRecord, 'cache_key' | 'output'>): string {
   return `${job.cache_key}.${FILE_EXTENSIONS[job.output.format]}`;
+}
+
+/**
+ * The result of the completed job the cache names for this key, while its bytes are still stored: what a
+ * cache hit answers and what a job with the same key takes instead of computing it again.
+ */
+export async function storedResult(
+  jobs: Pick<JobStore, 'findCompleted' | 'getJob'>,
+  store: Pick<ImageStore, 'hasResult'>,
+  cacheKey: string,
+): Promise<{ job: JobRecord; result: JobResult } | undefined> {
+  const doneId = await jobs.findCompleted(cacheKey);
+  const done = doneId ? await jobs.getJob(doneId) : undefined;
+  if (done?.status !== 'completed' || !done.result || !(await store.hasResult(resultName(done)))) return undefined;
+  return { job: done, result: done.result };
 }

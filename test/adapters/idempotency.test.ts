@@ -10,18 +10,12 @@ import { RedisIdempotency } from '../../src/adapters/redis-idempotency.js';
 import { expectProblem, submit, upload } from '../helpers/client.js';
 import { embeddedHarness } from '../helpers/harness.js';
 import { noisyJpeg } from '../helpers/images.js';
-import { deleteKeys, testRedis } from '../helpers/redis.js';
+import { releaseTestRedis, testRedis } from '../helpers/redis.js';
 
 const redis = await testRedis();
 const prefix = `idem-${randomUUID().slice(0, 8)}`;
 const clients: Redis[] = [];
-afterAll(async () => {
-  for (const client of clients) client.disconnect();
-  if (redis) {
-    await deleteKeys(redis.url, prefix);
-    await redis.dispose();
-  }
-});
+afterAll(() => releaseTestRedis(redis, { clients, prefixes: [prefix] }));
 
 describe('MemoryIdempotency', () => {
   it('frees a claim whose request never finished once the lease is over, and keeps an answer for the TTL', async () => {

@@ -10,18 +10,12 @@ import { EmbeddedJobStore } from '../../src/adapters/embedded-job-store.js';
 import { RedisJobStore } from '../../src/adapters/redis-job-store.js';
 import { canMove, type JobRecord } from '../../src/domain/jobs.js';
 import type { JobStore } from '../../src/ports.js';
-import { deleteKeys, testRedis } from '../helpers/redis.js';
+import { releaseTestRedis, testRedis } from '../helpers/redis.js';
 
 const redis = await testRedis();
 const prefix = `status-${randomUUID().slice(0, 8)}`;
 const clients: Redis[] = [];
-afterAll(async () => {
-  for (const client of clients) client.disconnect();
-  if (redis) {
-    await deleteKeys(redis.url, prefix);
-    await redis.dispose();
-  }
-});
+afterAll(() => releaseTestRedis(redis, { clients, prefixes: [prefix] }));
 
 const FILE = {
   file_id: randomUUID(), filename: 'a.png', content_type: 'image/png', format: 'png' as const, size_bytes: 1, width: 1, height: 1, pages: 1,

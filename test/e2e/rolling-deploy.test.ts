@@ -6,12 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
-import { rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { submit, upload, waitForJob } from '../helpers/client.js';
 import { noisyJpeg } from '../helpers/images.js';
-import { deleteKeys, ownedTestRedis } from '../helpers/redis.js';
-import { startServer, startWorker, type ServerProcess } from '../helpers/server-process.js';
+import { ownedTestRedis, releaseTestRedis } from '../helpers/redis.js';
+import { startServer, startWorker, stopAll, type ServerProcess } from '../helpers/server-process.js';
 
 const redis = await ownedTestRedis();
 
@@ -19,12 +18,8 @@ describe.runIf(redis !== undefined)('SIGTERM to an API process with requests in 
   const started: ServerProcess[] = [];
   const prefix = `deploy-${randomUUID().slice(0, 8)}`;
   afterAll(async () => {
-    await Promise.all(started.map((p) => p.stop('SIGKILL')));
-    await Promise.all(started.map((p) => rm(p.dir, { recursive: true, force: true })));
-    if (redis) {
-      await deleteKeys(redis.url, prefix);
-      await redis.dispose();
-    }
+    await stopAll(started);
+    await releaseTestRedis(redis, { prefixes: [prefix] });
   });
 
   it('answers the upload still arriving and the open long poll, then exits 0', async () => {

@@ -5,13 +5,12 @@
  */
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { download, submit, upload, waitForJob } from '../helpers/client.js';
 import { look, noisyJpeg } from '../helpers/images.js';
-import { deleteKeys, ownedTestRedis } from '../helpers/redis.js';
+import { ownedTestRedis, releaseTestRedis } from '../helpers/redis.js';
 import { S3_CREDENTIALS, startS3 } from '../helpers/s3-server.js';
-import { startServer, startWorker, type ServerProcess } from '../helpers/server-process.js';
+import { startServer, startWorker, stopAll, type ServerProcess } from '../helpers/server-process.js';
 
 const redis = await ownedTestRedis();
 const s3 = await startS3();
@@ -20,12 +19,8 @@ describe.runIf(redis !== undefined)('Redis mode with files in S3, several API an
   const started: ServerProcess[] = [];
   const prefix = `fleet-${randomUUID().slice(0, 8)}`;
   afterAll(async () => {
-    await Promise.all(started.map((p) => p.stop('SIGKILL')));
-    await Promise.all(started.map((p) => rm(p.dir, { recursive: true, force: true })));
-    if (redis) {
-      await deleteKeys(redis.url, prefix);
-      await redis.dispose();
-    }
+    await stopAll(started);
+    await releaseTestRedis(redis, { prefixes: [prefix] });
     await s3.stop();
   });
   const track = (p: ServerProcess) => (started.push(p), p);

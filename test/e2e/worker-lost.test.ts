@@ -6,13 +6,12 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { QUEUE_NAME } from '../../src/adapters/bull-queue.js';
 import { submit, upload, waitForJob } from '../helpers/client.js';
 import { noisyJpeg } from '../helpers/images.js';
-import { deleteKeys, ownedTestRedis } from '../helpers/redis.js';
-import { startServer, startWorker, type ServerProcess } from '../helpers/server-process.js';
+import { ownedTestRedis, releaseTestRedis } from '../helpers/redis.js';
+import { startServer, startWorker, stopAll, type ServerProcess } from '../helpers/server-process.js';
 
 const redis = await ownedTestRedis();
 
@@ -22,14 +21,9 @@ describe.runIf(redis !== undefined)('a worker killed mid-job, again and again', 
   const connection = redis ? new Redis(redis.url, { maxRetriesPerRequest: null }) : undefined;
   const queue = connection ? new Queue(QUEUE_NAME, { connection, prefix: `${prefix}:bull` }) : undefined;
   afterAll(async () => {
-    await Promise.all(started.map((p) => p.stop('SIGKILL')));
-    await Promise.all(started.map((p) => rm(p.dir, { recursive: true, force: true })));
+    await stopAll(started);
     await queue?.close();
-    connection?.disconnect();
-    if (redis) {
-      await deleteKeys(redis.url, prefix);
-      await redis.dispose();
-    }
+    await releaseTestRedis(redis, { clients: connection ? [connection] : [], prefixes: [prefix] });
   });
 
   it('ends the job failed with code worker_lost once BullMQ gives it up', { timeout: 90_000 }, async () => {

@@ -177,3 +177,14 @@ export async function tlsTestRedis(): Promise<TlsTestRedis | undefined> {
   };
   return { url, owned: true, caFile, start: async () => undefined, stop, dispose: async () => { await stop(); await rm(dir, { recursive: true, force: true }); } };
 }
+
+/**
+ * The end of a test file that used `redis`: closes its clients, deletes the keys under its prefixes, and
+ * stops the server if the tests started it (for `afterAll`).
+ */
+export async function releaseTestRedis(redis: TestRedis | undefined, { clients = [], prefixes = [] }: { clients?: Redis[]; prefixes?: string[] }): Promise<void> {
+  for (const client of clients) client.disconnect();
+  if (!redis) return;
+  for (const prefix of prefixes) await deleteKeys(redis.url, prefix);
+  await redis.dispose();
+}

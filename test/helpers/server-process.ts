@@ -3,7 +3,7 @@
  * Starts the real server entry point in a child process on a free port, as a user would run it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,4 +84,10 @@ async function startOnce(entry: string, readyMarker: string, env: Record<string,
     return exited;
   };
   return { baseUrl: `http://127.0.0.1:${port}`, child, dir: home, output: () => output, exited, stop };
+}
+
+/** Kills every process a test started and removes their folders (for `afterAll`). */
+export async function stopAll(started: ServerProcess[]): Promise<void> {
+  await Promise.all(started.map((p) => p.stop('SIGKILL')));
+  await Promise.all(started.map((p) => rm(p.dir, { recursive: true, force: true })));
 }
