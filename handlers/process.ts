@@ -7,7 +7,7 @@ import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { sha256Hex } from '../src/domain/digest.js';
 import { AppError, invalidRequest, notFound, unavailable } from '../src/domain/errors.js';
 import { defaultOutputFormat, keepsAnimation, LOSSY_FORMATS, type OutputFormat } from '../src/domain/formats.js';
-import { publicJob, resultName, storedResult, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
+import { factsOf, publicJob, resultName, storedResult, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
 import { normalisePipeline, outputSize, parsePipelineQuery, PipelineRequest, type Pipeline } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
@@ -49,9 +49,9 @@ export const processRoute = createRoute({
   },
 });
 
-type ProcessDeps = Pick<AppDeps, 'settings' | 'jobs' | 'queue' | 'store' | 'idempotency'>;
+type ProcessDeps = Pick<AppDeps, 'settings' | 'jobs' | 'queue' | 'store' | 'idempotency' | 'processor'>;
 
-export function processHandler({ settings, jobs, queue, store, idempotency }: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
+export function processHandler({ settings, jobs, queue, store, idempotency, processor }: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
   return async function process(c) {
     const { file_id: fileId } = c.req.valid('param');
     const key = idempotencyKeyOf(c);
@@ -66,6 +66,7 @@ export function processHandler({ settings, jobs, queue, store, idempotency }: Pr
     if (!file) throw notFound('file_not_found', `no upload has file_id ${fileId}`);
     const output = { format: pipeline.format ?? defaultOutputFormat(file.format), quality: pipeline.quality };
     checkOutputSize(file, pipeline, output.format);
+    checkMemory(file, pipeline, output.format);
     const now = new Date().toISOString();
     const job: JobRecord = {
       processing_id: crypto.randomUUID(),
@@ -114,6 +115,17 @@ export function processHandler({ settings, jobs, queue, store, idempotency }: Pr
         message: `the result would be ${width}×${height}${frames > 1 ? `×${frames} frames` : ''} = ${pixels} pixels, over the limit of ${settings.maxInputPixels} (MAX_INPUT_PIXELS); ask for a smaller size`,
       }], 'output_too_large');
     }
+  }
+
+  /** A job no worker could admit (its estimated peak is over the whole memory budget) is refused now, not failed later. */
+  function checkMemory(file: FileRecord, pipeline: Pipeline, format: OutputFormat): void {
+    const need = processor.estimateMemory(factsOf(file), pipeline.operations, { format });
+    if (need <= settings.memoryBudgetBytes) return;
+    const mib = (bytes: number) => Math.ceil(bytes / 2 ** 20);
+    throw invalidRequest([{
+      path: pipeline.format ? 'format' : 'operations',
+      message: `this job needs about ${mib(need)} MiB at its peak (${format} output), more than the memory budget of ${mib(settings.memoryBudgetBytes)} MiB (MEMORY_BUDGET_MB); ask for a smaller size or a lighter output format (jpeg, png)`,
+    }], 'out_of_memory_budget');
   }
 
   async function cachedResult(job: JobRecord) {

@@ -89,6 +89,7 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       width: info.width,
       height: info.height,
       pages: info.pages,
+      channels: info.channels,
       uploaded_at: new Date().toISOString(),
       sha256: staged.sha256,
     };
@@ -103,7 +104,7 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       await store.deleteUploads([record.file_id]).then((gone) => (gone.length ? jobs.forgetUploads(gone) : undefined)).catch(() => undefined);
       throw error;
     }
-    const { pages: _pages, ...visible } = record;
+    const { pages: _pages, channels: _channels, ...visible } = record;
     return visible;
   }
 }

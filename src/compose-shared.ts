@@ -77,7 +77,9 @@ export function instanceId(config: Config): string {
 /** The configured store (S3 loaded only when asked for) and the processor reading from it. */
 export async function openStorage(config: Config, edge: Edge): Promise<{ store: ImageStore; processor: ImageProcessor }> {
   const store = edge.store ?? (await openConfiguredStore(config, edge.logger));
-  return { store, processor: new SharpProcessor(store, config.MAX_INPUT_PIXELS) };
+  const processor = new SharpProcessor(store, { maxInputPixels: config.MAX_INPUT_PIXELS, memoryBudgetBytes: config.MEMORY_BUDGET_MB * 1024 * 1024 });
+  edge.metrics.watchMemory(() => processor.memoryUse());
+  return { store, processor };
 }
 
 async function openConfiguredStore(config: Config, logger: Logger): Promise<ImageStore> {
@@ -126,6 +128,7 @@ export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): 
       version: packageVersion(),
       maxFileSize: config.MAX_FILE_SIZE,
       maxInputPixels: config.MAX_INPUT_PIXELS,
+      memoryBudgetBytes: config.MEMORY_BUDGET_MB * 1024 * 1024,
       allowedExtensions: config.ALLOWED_EXTENSIONS,
       maxQueueDepth: config.MAX_QUEUE_DEPTH,
       workerAbsentSeconds: config.WORKER_ABSENT_SECONDS,

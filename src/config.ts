@@ -92,6 +92,7 @@ const schema = z
       }),
     MAX_INPUT_PIXELS: integer('MAX_INPUT_PIXELS', 1, 50_000_000),
     WORKER_CONCURRENCY: integer('WORKER_CONCURRENCY', 0, availableParallelism(), 64),
+    MEMORY_BUDGET_MB: integer('MEMORY_BUDGET_MB', 128, 1024, 1_048_576),
     JOB_TIMEOUT_SECONDS: integer('JOB_TIMEOUT_SECONDS', 1, 60, 3600),
     RETENTION_SECONDS: integer('RETENTION_SECONDS', 1, 7 * 24 * 3600),
     REDIS_KEY_PREFIX: z

@@ -5,7 +5,7 @@
  * `failed` with a code and a message; nothing escapes to crash the worker.
  */
 import { AppError } from './domain/errors.js';
-import { isFinished, resultName, type JobRecord, type JobResult, storedResult } from './domain/jobs.js';
+import { factsOf, isFinished, resultName, type JobRecord, type JobResult, storedResult } from './domain/jobs.js';
 import type { Operation } from './domain/operations.js';
 import { silentLogger, type Logger } from './log.js';
 import type { ImageProcessor, ImageStore, JobOutcome, JobStore } from './ports.js';
@@ -118,8 +118,7 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
     if (!file) throw new AppError(422, 'file_missing', 'the uploaded file is no longer known');
     const image = await processor.process({
       fileId: file.file_id,
-      inputFormat: file.format,
-      pages: file.pages,
+      input: factsOf(file),
       operations: job.operations,
       output: job.output,
       keepMetadata: job.keep_metadata,

@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Operation } from './domain/operations.js';
 import type { Logger } from './log.js';
+import type { BudgetUse } from './memory-budget.js';
 import type { JobQueue, QueueCounts } from './ports.js';
 
 export interface Metrics {
@@ -14,6 +15,8 @@ export interface Metrics {
   observeJob(outcome: 'completed' | 'failed', operations: Operation[], seconds: number): void;
   /** Makes the queue gauges read `queue` at each scrape. */
   watchQueue(queue: JobQueue): void;
+  /** Makes the memory budget gauges read `use` at each scrape. */
+  watchMemory(use: () => BudgetUse): void;
   /** Everything, in Prometheus text format. */
   exposition(): Promise<{ contentType: string; text: string }>;
 }
@@ -66,6 +69,28 @@ export function createMetrics(): Metrics {
       if (counts) this.set(counts.workers);
     },
   });
+  let memory: (() => BudgetUse) | undefined;
+  new Gauge({
+    name: 'job_memory_bytes',
+    help: 'The memory budget for jobs (MEMORY_BUDGET_MB) and the part of it running jobs hold, by their estimates',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const use = memory?.();
+      if (!use) return;
+      this.set({ state: 'budget' }, use.budgetBytes);
+      this.set({ state: 'in_use' }, use.inUseBytes);
+    },
+  });
+  new Gauge({
+    name: 'jobs_waiting_for_memory',
+    help: 'Jobs taken from the queue that wait for room in the memory budget',
+    registers: [registry],
+    collect() {
+      const use = memory?.();
+      if (use) this.set(use.waiting);
+    },
+  });
   return {
     registry,
     observeRequest: (method, route, status, seconds) => requests.observe({ method, route, status: String(status) }, seconds),
@@ -75,6 +100,9 @@ export function createMetrics(): Metrics {
     },
     watchQueue: (watched) => {
       queue = watched;
+    },
+    watchMemory: (use) => {
+      memory = use;
     },
     exposition: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
   };

@@ -109,12 +109,25 @@ export interface ImageInfo {
   width: number;
   height: number;
   pages: number;
+  /** Bands of the decoded image: 1 to 4 (3 colour, 4 with alpha). */
+  channels: number;
+}
+
+/** What a job's memory estimate needs to know of its upload: the facts its header gave. */
+export interface InputFacts {
+  format: InputFormat;
+  width: number;
+  height: number;
+  pages: number;
+  /** Bands of the decoded image; unknown (records from before it was kept) counts as 4. */
+  channels?: number;
+  /** Bytes of the file (BMP is read whole). */
+  sizeBytes: number;
 }
 
 export interface ProcessTask {
   fileId: string;
-  inputFormat: InputFormat;
-  pages: number;
+  input: InputFacts;
   operations: Operation[];
   output: { format: OutputFormat; quality: number };
   keepMetadata: boolean;
@@ -131,6 +144,9 @@ export interface ProcessedImage {
 export interface ImageProcessor {
   /** Dimensions as displayed (after EXIF orientation) and frame count, from the header alone. */
   probe(staged: StagedBytes, format: InputFormat): Promise<ImageInfo>;
+  /** An upper bound of the job's peak memory, in bytes, known before it runs (POST /process refuses what no worker could admit). */
+  estimateMemory(facts: InputFacts, operations: readonly Operation[], output: { format: OutputFormat }): number;
+  /** Runs the job once its estimated memory fits in the process's budget; waits its turn until then. */
   process(task: ProcessTask): Promise<ProcessedImage>;
 }
 
@@ -233,6 +249,8 @@ export interface ServiceSettings {
   version: string;
   maxFileSize: number;
   maxInputPixels: number;
+  /** The memory a process gives to jobs, all together (MEMORY_BUDGET_MB): a job estimated above it is refused. */
+  memoryBudgetBytes: number;
   allowedExtensions: readonly string[];
   maxQueueDepth: number;
   /** Jobs waiting with no worker connected for this long make `/health` degraded. */

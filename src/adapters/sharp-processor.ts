@@ -7,12 +7,15 @@
  * stores. Otherwise a probe reads the upload's head where the header comes first (JPEG, PNG, BMP) and the
  * whole staged file for the other formats, and a job reads its input whole (bounded by MAX_FILE_SIZE).
  */
-import * as bmp from 'bmp-ts';
 import sharp, { type Matrix3x3, type Metadata, type Sharp } from 'sharp';
 import { AppError, storageFault, unsupportedMedia } from '../domain/errors.js';
 import { HEADER_FIRST_FORMATS, keepsAnimation, type InputFormat } from '../domain/formats.js';
 import type { Operation } from '../domain/operations.js';
-import type { ImageInfo, ImageProcessor, ImageStore, ProcessedImage, ProcessTask, StagedBytes } from '../ports.js';
+import type { OutputFormat } from '../domain/formats.js';
+import { MemoryBudget, type BudgetUse } from '../memory-budget.js';
+import type { ImageInfo, ImageProcessor, ImageStore, InputFacts, ProcessedImage, ProcessTask, StagedBytes } from '../ports.js';
+import { decodeBmp } from './bmp-decoder.js';
+import { mayHaveAlpha, memoryEstimate, mib, pipelinesOf } from './sharp-plan.js';
 
 /** The classic sepia tone matrix; `sepia` blends it with the identity by its intensity. */
 const SEPIA = [
@@ -35,10 +38,30 @@ export class ProcessingError extends AppError {
 /** Whole-file probes at once (GIF, WebP, TIFF, AVIF from a store without local files: up to MAX_FILE_SIZE each in memory). */
 const WHOLE_PROBES_AT_ONCE = 2;
 
+export interface SharpProcessorOptions {
+  maxInputPixels: number;
+  /** The memory this process gives to jobs, all together (MEMORY_BUDGET_MB); a job larger than it is refused. */
+  memoryBudgetBytes: number;
+}
+
 export class SharpProcessor implements ImageProcessor {
   private readonly wholeProbes = new Semaphore(WHOLE_PROBES_AT_ONCE);
+  private readonly maxInputPixels: number;
+  private readonly budget: MemoryBudget;
 
-  constructor(private readonly store: ImageStore, private readonly maxInputPixels: number) {}
+  constructor(private readonly store: ImageStore, { maxInputPixels, memoryBudgetBytes }: SharpProcessorOptions) {
+    this.maxInputPixels = maxInputPixels;
+    this.budget = new MemoryBudget(memoryBudgetBytes);
+  }
+
+  estimateMemory(facts: InputFacts, operations: readonly Operation[], output: { format: OutputFormat }): number {
+    return memoryEstimate(facts, operations, output);
+  }
+
+  /** How much of the budget running jobs hold, and how many jobs wait for room (metrics). */
+  memoryUse(): BudgetUse {
+    return this.budget.use();
+  }
 
   async probe(staged: StagedBytes, format: InputFormat): Promise<ImageInfo> {
     const whole = staged.head.byteLength >= staged.sizeBytes;
@@ -56,14 +79,31 @@ export class SharpProcessor implements ImageProcessor {
     return infoOf(meta, format);
   }
 
+  /**
+   * Runs the job once its estimated peak fits in the budget (it waits its turn until then). The answer comes
+   * at the deadline at the latest; the budget is given back only once libvips has stopped working for it
+   * (sharp's own timeout stops a pipeline within a second of the deadline).
+   */
   async process(task: ProcessTask): Promise<ProcessedImage> {
+    const need = memoryEstimate(task.input, task.operations, task.output);
+    if (!this.budget.fits(need)) throw overBudget(need, this.budget.budgetBytes);
+    const giveBack = await this.budget.take(need);
+    const work = { pending: Promise.resolve() as Promise<unknown> };
+    try {
+      return await this.processWithin(task, work);
+    } finally {
+      void work.pending.then(giveBack, giveBack);
+    }
+  }
+
+  private async processWithin(task: ProcessTask, work: { pending: Promise<unknown> }): Promise<ProcessedImage> {
     // A storage fault (a 503) is not the image's fault: it is passed on as it is, for the queue to retry.
     const stored = await this.store.openUpload(task.fileId);
     if (!stored) throw new ProcessingError('file_missing', 'the uploaded file is no longer in storage');
     // libvips reads a file the store keeps on a file system in place; BMP (decoded in JS) and other stores' bytes come whole.
-    const input = stored.localFile && task.inputFormat !== 'bmp' ? stored.localFile : asBuffer(await stored.bytes());
+    const input = stored.localFile && task.input.format !== 'bmp' ? stored.localFile : asBuffer(await stored.bytes());
     try {
-      return await this.run(task, input);
+      return await this.run(task, input, work);
     } catch (error) {
       if (typeof input === 'string' && !(error instanceof ProcessingError)) {
         // libvips read the file itself: whether it is still there, and readable, is the store's to say.
@@ -80,22 +120,34 @@ export class SharpProcessor implements ImageProcessor {
     return asBuffer(await file.bytes());
   }
 
-  private async run(task: ProcessTask, input: Buffer | string): Promise<ProcessedImage> {
+  private async run(task: ProcessTask, input: Buffer | string, work: { pending: Promise<unknown> }): Promise<ProcessedImage> {
     const deadline = Date.now() + task.timeoutSeconds * 1000;
-    const animated = keepsAnimation(task.inputFormat, task.pages, task.output.format);
-    let image = this.open(task, input, animated);
-    // sharp applies one pipeline's operations in its own fixed order; to honour the client's order, each
-    // operation gets its own pipeline and the pixels are passed on raw (uncompressed, no re-encoding).
-    for (const [index, op] of task.operations.entries()) {
-      apply(image, op);
-      if (index === task.operations.length - 1) break;
-      const { data, info } = await beforeDeadline(image.timeout({ seconds: remaining(deadline) }).raw().toBuffer({ resolveWithObject: true }), deadline);
+    /** Waits for a step until the deadline; the step itself is what the budget waits for. */
+    const step = <T>(promise: Promise<T>): Promise<T> => {
+      work.pending = promise.catch(() => undefined);
+      return beforeDeadline(promise, deadline);
+    };
+    const animated = keepsAnimation(task.input.format, task.input.pages, task.output.format);
+    let image = await this.open(task, input, animated, deadline, step);
+    // sharp applies one pipeline's operations in its own fixed order. Where the client's order is that order,
+    // the operations share a pipeline; elsewhere each run gets its own, and the pixels are passed on raw
+    // (uncompressed, no re-encoding): a whole raw image in memory between the two.
+    const alpha = mayHaveAlpha(task.input);
+    const pipelines = pipelinesOf(task.operations, task.output.format, alpha);
+    for (const [index, operations] of pipelines.entries()) {
+      const final = index === pipelines.length - 1;
+      // sharp writes greyscale as one raw band, dropping alpha; between steps the same grey keeps it.
+      for (const op of operations) if (!final && alpha && op.operation === 'grayscale') greyKeepingAlpha(image); else apply(image, op);
+      if (final) break;
+      const { data, info } = await step(image.timeout({ seconds: remaining(deadline) }).raw().toBuffer({ resolveWithObject: true }));
       image = sharp(data, {
         raw: {
           width: info.width,
           height: info.height,
           channels: info.channels,
-          premultiplied: info.premultiplied,
+          // Not `info.premultiplied`: sharp sets it when it premultiplied on the way, but undoes that before
+          // writing, so the bytes are never premultiplied (passing it on unpremultiplied them twice: alpha
+          // images came out of a second step far too bright).
           ...(animated && info.pageHeight ? { pageHeight: info.pageHeight } : {}),
         },
         animated,
@@ -103,20 +155,27 @@ export class SharpProcessor implements ImageProcessor {
       });
     }
     encode(image, task);
-    const { data, info } = await beforeDeadline(image.timeout({ seconds: remaining(deadline) }).toBuffer({ resolveWithObject: true }), deadline);
+    const { data, info } = await step(image.timeout({ seconds: remaining(deadline) }).toBuffer({ resolveWithObject: true }));
     return { data, width: info.width, height: animated && info.pageHeight ? info.pageHeight : info.height };
   }
 
-  private open(task: ProcessTask, input: Buffer | string, animated: boolean): Sharp {
-    if (task.inputFormat !== 'bmp') {
+  private async open(task: ProcessTask, input: Buffer | string, animated: boolean, deadline: number, step: <T>(promise: Promise<T>) => Promise<T>): Promise<Sharp> {
+    if (task.input.format !== 'bmp') {
       return sharp(input, { autoOrient: true, animated, limitInputPixels: this.maxInputPixels, failOn: 'error', sequentialRead: true });
     }
-    const decoded = bmp.decode(input as Buffer, { toRGBA: true });
-    const pixels = Buffer.from(decoded.data);
-    const image = sharp(pixels, { raw: { width: decoded.width, height: Math.abs(decoded.height), channels: 4 }, limitInputPixels: this.maxInputPixels });
-    // Only 32-bit BMPs carry alpha, and many of those leave it all zero ("unused").
-    return decoded.bitPP === 32 && hasAlpha(pixels) ? image : image.removeAlpha();
+    const bytes = input as Buffer;
+    // The header is checked here too: the decoder allocates what the header claims before reading a pixel.
+    const claimed = probeBmp(bytes);
+    if (claimed.width * claimed.height > this.maxInputPixels) throw new ProcessingError('too_many_pixels', 'the image has more pixels than MAX_INPUT_PIXELS allows');
+    const decoded = await step(decodeBmp(bytes, deadline));
+    const image = sharp(decoded.pixels, { raw: { width: decoded.width, height: decoded.height, channels: 4 }, limitInputPixels: this.maxInputPixels });
+    return decoded.hasAlpha ? image : image.removeAlpha();
   }
+}
+
+/** A job whose estimated peak is over the whole budget: it could never run here. */
+function overBudget(need: number, budget: number): ProcessingError {
+  return new ProcessingError('out_of_memory_budget', `the job needs about ${mib(need)} MiB at its peak, more than this worker's memory budget of ${mib(budget)} MiB (MEMORY_BUDGET_MB); ask for a smaller size or a lighter output format`);
 }
 
 function apply(image: Sharp, op: Operation): void {
@@ -145,6 +204,11 @@ function apply(image: Sharp, op: Operation): void {
       image.linear(op.intensity, 128 * (1 - op.intensity));
       return;
   }
+}
+
+/** Greyscale as sharp's greyscale gives it (to within one level), as colour bands that keep the alpha band. */
+function greyKeepingAlpha(image: Sharp): void {
+  image.modulate({ saturation: 0 });
 }
 
 function encode(image: Sharp, { output, keepMetadata }: ProcessTask): void {
@@ -189,11 +253,6 @@ function remaining(deadline: number): number {
   return seconds;
 }
 
-function hasAlpha(rgba: Uint8Array): boolean {
-  for (let i = 3; i < rgba.length; i += 4) if (rgba[i] !== 0) return true;
-  return false;
-}
-
 /** Dimensions as displayed and frames, from sharp's reading of a header; a 415 when there was none. */
 function infoOf(meta: Metadata | undefined, format: Exclude<InputFormat, 'bmp'>): ImageInfo {
   if (!meta || !SHARP_FORMATS[format].includes(meta.format ?? '') || !meta.width || !meta.height) {
@@ -202,10 +261,11 @@ function infoOf(meta: Metadata | undefined, format: Exclude<InputFormat, 'bmp'>)
   const pages = Math.max(1, meta.pages ?? 1);
   const frameHeight = meta.pageHeight && pages > 1 ? meta.pageHeight : meta.height;
   const rotated = (meta.orientation ?? 1) >= 5;
-  return rotated ? { width: frameHeight, height: meta.width, pages } : { width: meta.width, height: frameHeight, pages };
+  const channels = meta.channels ?? 4;
+  return rotated ? { width: frameHeight, height: meta.width, pages, channels } : { width: meta.width, height: frameHeight, pages, channels };
 }
 
-/** The same memory as a Buffer (bmp-ts and sharp's typings want one); no copy. */
+/** The same memory as a Buffer (sharp's typings want one); no copy. */
 const asBuffer = (bytes: Uint8Array) => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
 /** At most `limit` runs at once; the rest wait their turn. */
@@ -242,7 +302,11 @@ function probeBmp(head: Uint8Array): ImageInfo {
   const width = headerSize === 12 ? buffer.readUInt16LE(18) : buffer.readInt32LE(18);
   const height = Math.abs(headerSize === 12 ? buffer.readUInt16LE(20) : buffer.readInt32LE(22));
   if (width <= 0 || height <= 0) throw unsupportedMedia('undecodable_image', `the BMP header declares ${width}×${height} pixels`);
-  return { width, height, pages: 1 };
+  // Only 32-bit BMPs may carry alpha (the header's bit count sits at the same place in every DIB header).
+  // (A header cut short of it counts as maybe alpha: the decoder will tell.)
+  const at = headerSize === 12 ? 24 : 28;
+  const bitCount = buffer.byteLength >= at + 2 ? buffer.readUInt16LE(at) : 32;
+  return { width, height, pages: 1, channels: bitCount === 32 ? 4 : 3 };
 }
 
 /** Turns whatever sharp or a decoder threw into a `ProcessingError` whose message names no path. */
@@ -251,6 +315,7 @@ function asProcessingError(error: unknown, timeoutSeconds: number): ProcessingEr
   const raw = error instanceof Error ? error.message : String(error);
   const message = (raw.split('\n')[0] ?? '').replace(/(?:[A-Za-z]:)?[\\/][^\s:'"]+/g, '<file>').slice(0, 200);
   if (/timeout/i.test(raw)) return new ProcessingError('timeout', `processing took longer than the limit of ${timeoutSeconds} s (JOB_TIMEOUT_SECONDS)`);
+  if (/out of memory|memory area too large|ERR_WORKER_OUT_OF_MEMORY/i.test(raw)) return new ProcessingError('out_of_memory', 'the job ran out of memory; ask for a smaller size');
   if (/pixel limit/i.test(raw)) return new ProcessingError('too_many_pixels', 'the image has more pixels than MAX_INPUT_PIXELS allows');
   if (/jpeg|png|gif|tiff|webp|heif|bmp|premature|corrupt|truncat|decode|unsupported image format|invalid/i.test(raw)) {
     return new ProcessingError('decode_failed', `the image could not be decoded: ${message}`);

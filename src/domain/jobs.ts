@@ -4,7 +4,7 @@
  */
 import { FILE_EXTENSIONS, type InputFormat, type OutputFormat } from './formats.js';
 import type { Operation } from './operations.js';
-import type { ImageStore, JobStore } from '../ports.js';
+import type { ImageStore, InputFacts, JobStore } from '../ports.js';
 
 export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed';
 
@@ -18,8 +18,15 @@ export interface FileRecord {
   height: number;
   /** Frames of an animated GIF or WebP; 1 otherwise. */
   pages: number;
+  /** Bands of the decoded image (3, or 4 with alpha), for memory estimates; absent in records kept before it was. */
+  channels?: number;
   uploaded_at: string;
   sha256: string;
+}
+
+/** What a memory estimate needs of an upload. */
+export function factsOf(file: FileRecord): InputFacts {
+  return { format: file.format, width: file.width, height: file.height, pages: file.pages, channels: file.channels, sizeBytes: file.size_bytes };
 }
 
 export interface JobResult {

@@ -2,26 +2,20 @@
  * The operations, one at a time, checked by their pixels (never by exact bytes).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MemoryStore } from '../../src/adapters/memory-store.js';
-import { ProcessingError, SharpProcessor } from '../../src/adapters/sharp-processor.js';
+import { ProcessingError } from '../../src/adapters/sharp-processor.js';
 import type { InputFormat, OutputFormat } from '../../src/domain/formats.js';
 import type { Operation } from '../../src/domain/operations.js';
 import { look, noisyJpeg, pixel, solid } from '../helpers/images.js';
+import { processorHarness, type ProcessorHarness } from '../helpers/processor.js';
 
-let store: MemoryStore;
-let processor: SharpProcessor;
+let harness: ProcessorHarness;
 
 beforeAll(() => {
-  store = new MemoryStore();
-  processor = new SharpProcessor(store, 50_000_000);
+  harness = processorHarness();
 });
 
-let counter = 0;
 async function run(input: Buffer, operations: Operation[], format: OutputFormat = 'png', inputFormat: InputFormat = 'png') {
-  const fileId = `file-${++counter}`;
-  const staged = await store.stage([input], { maxBytes: input.length, headBytes: 0 });
-  await store.commitUpload(staged.stagingKey, fileId);
-  const out = await processor.process({ fileId, inputFormat, pages: 1, operations, output: { format, quality: 90 }, keepMetadata: false, timeoutSeconds: 30 });
+  const out = await harness.run(input, operations, format, inputFormat);
   return { ...out, look: await look(out.data) };
 }
 
@@ -93,6 +87,15 @@ describe('SharpProcessor operations', () => {
     expect(png.look.means[3]).toBe(0);
     const jpeg = await run(input, [{ operation: 'grayscale' }], 'jpeg');
     expect(jpeg.look.means[0]).toBeGreaterThan(250);
+  });
+
+  it('passes alpha images between steps as they are: colours not unpremultiplied twice, alpha kept after grayscale', async () => {
+    const input = await solid(8, 8, { r: 90, g: 140, b: 200, alpha: 0.5 });
+    const toned = await run(input, [{ operation: 'blur', intensity: 1 }, { operation: 'sepia', intensity: 0 }]);
+    // Within a level of the colour it had (the old double unpremultiply gave about twice as bright).
+    [90, 140, 200, 128].forEach((value, band) => expect(Math.abs(toned.look.means[band]! - value)).toBeLessThanOrEqual(1.5));
+    const grey = await run(input, [{ operation: 'grayscale' }, { operation: 'blur', intensity: 1 }]);
+    expect(Math.round(grey.look.means.at(-1)!)).toBe(128);
   });
 
   it('a file that is not what it claims fails with decode_failed, not a crash', async () => {

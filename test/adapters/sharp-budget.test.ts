@@ -1,0 +1,103 @@
+/**
+ * The processor under its memory budget: jobs admitted by their estimate, refused when they could never fit,
+ * and BMP decoded on a thread of its own within the job's deadline.
+ */
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { ProcessingError } from '../../src/adapters/sharp-processor.js';
+import type { Operation } from '../../src/domain/operations.js';
+import { look } from '../helpers/images.js';
+import { MIB, processorHarness } from '../helpers/processor.js';
+
+const small = () => sharp({ create: { width: 200, height: 200, channels: 3, background: '#406080' } }).png().toBuffer();
+const enlarge = (side: number): Operation => ({ operation: 'resize', width: side, height: side, fit: 'fill', without_enlargement: false });
+
+/** A 1-bit BMP of arbitrary rows: the JavaScript decoder's slowest common case per byte. */
+function oneBitBmp(width: number, height: number): Buffer {
+  const row = Math.ceil(width / 32) * 4;
+  const offset = 54 + 8;
+  const file = Buffer.alloc(offset + row * height);
+  file.write('BM');
+  file.writeUInt32LE(file.length, 2);
+  file.writeUInt32LE(offset, 10);
+  file.writeUInt32LE(40, 14);
+  file.writeInt32LE(width, 18);
+  file.writeInt32LE(height, 22);
+  file.writeUInt16LE(1, 26);
+  file.writeUInt16LE(1, 28);
+  file.writeUInt32LE(row * height, 34);
+  file.writeUInt32LE(2, 46);
+  file.writeUInt32LE(0xffffff, 58);
+  for (let i = offset; i < file.length; i += 1) file[i] = (i * 2654435761) >>> 24;
+  return file;
+}
+
+/** The longest the event loop went without a turn while `work` ran. */
+async function longestStall<T>(work: () => Promise<T>): Promise<{ result: PromiseSettledResult<T>; stallMs: number }> {
+  let last = performance.now();
+  let stallMs = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    stallMs = Math.max(stallMs, now - last);
+    last = now;
+  }, 5);
+  const [result] = await Promise.allSettled([work()]);
+  clearInterval(ticker);
+  return { result, stallMs };
+}
+
+describe('SharpProcessor memory budget', () => {
+  it('refuses a job whose estimate is over the whole budget, naming the budget', async () => {
+    const { run } = processorHarness({ memoryBudgetBytes: 128 * MIB });
+    await expect(run(await small(), [enlarge(6000)], 'avif')).rejects.toSatisfy(
+      (error: unknown) => error instanceof ProcessingError && error.code === 'out_of_memory_budget' && /MEMORY_BUDGET_MB/.test(error.detail),
+    );
+  });
+
+  it('runs jobs that together exceed the budget one after another, never over it', async () => {
+    const { run, processor } = processorHarness({ memoryBudgetBytes: 300 * MIB });
+    const input = await small();
+    const job = () => run(input, [enlarge(3000), { operation: 'blur', intensity: 2 }, { operation: 'grayscale' }], 'png');
+    const estimate = processor.estimateMemory({ format: 'png', width: 200, height: 200, pages: 1, channels: 3, sizeBytes: input.length }, [enlarge(3000), { operation: 'blur', intensity: 2 }, { operation: 'grayscale' }], { format: 'png' });
+    expect(estimate).toBeGreaterThan(150 * MIB);
+    let mostWaiting = 0;
+    let mostInUse = 0;
+    let done = false;
+    const watching = (async () => {
+      while (!done) {
+        const use = processor.memoryUse();
+        mostWaiting = Math.max(mostWaiting, use.waiting);
+        mostInUse = Math.max(mostInUse, use.inUseBytes);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    })();
+    const results = await Promise.all([job(), job(), job()]);
+    done = true;
+    await watching;
+    expect(results.map((result) => [result.width, result.height])).toEqual([[3000, 3000], [3000, 3000], [3000, 3000]]);
+    expect(mostWaiting).toBeGreaterThanOrEqual(1);
+    expect(mostInUse).toBeLessThanOrEqual(300 * MIB);
+    expect(processor.memoryUse()).toMatchObject({ inUseBytes: 0, waiting: 0 });
+  });
+});
+
+describe('BMP', () => {
+  it('is decoded off the event loop: a 5 MB 1-bit BMP does not stall other work', async () => {
+    const { run } = processorHarness();
+    const { result, stallMs } = await longestStall(() => run(oneBitBmp(6000, 6000), [{ operation: 'resize', width: 300, without_enlargement: false }], 'png', 'bmp'));
+    expect(result.status).toBe('fulfilled');
+    const out = (result as PromiseFulfilledResult<{ data: Uint8Array }>).value;
+    expect(await look(out.data)).toMatchObject({ width: 300, height: 300 });
+    // Decoded on the event loop this file held it for over a second; on its thread, turns keep coming.
+    expect(stallMs).toBeLessThan(300);
+  });
+
+  it('stops at the deadline, its thread ended, with the timeout named', async () => {
+    const { run } = processorHarness();
+    const started = Date.now();
+    await expect(run(oneBitBmp(7000, 7000), [{ operation: 'blur', intensity: 30 }, { operation: 'sharpen', intensity: 5 }], 'png', 'bmp', 1)).rejects.toSatisfy(
+      (error: unknown) => error instanceof ProcessingError && error.code === 'timeout' && /JOB_TIMEOUT_SECONDS/.test(error.detail),
+    );
+    expect(Date.now() - started).toBeLessThan(2500);
+  });
+});
