@@ -19,7 +19,7 @@ import type { AppEnv } from '../handlers/schemas.js';
 import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
 import { rateLimit, requireApiKey } from './access.js';
-import { AppError, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
+import { AppError, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf } from './domain/operations.js';
 import { problem } from './problem.js';
 import type { AppDeps } from './ports.js';
@@ -103,7 +103,7 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.get('/docs', docsPageHandler);
   app.get(DOCS_SCRIPT_PATH, docsScriptHandler(deps));
 
-  app.notFound((c) => problem(new AppError(404, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname.slice(0, 100)}`), c.get('requestId')));
+  app.notFound((c) => problem(new AppError(404, 'not_found', `no route for ${cut(c.req.method)} ${cut(new URL(c.req.url).pathname, 100)}`), c.get('requestId')));
   app.onError((error, c) => {
     const id = c.get('requestId') ?? crypto.randomUUID();
     if (error instanceof AppError) return problem(error, id);
