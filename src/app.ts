@@ -20,7 +20,7 @@ import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
 import { rateLimit, requireApiKey } from './access.js';
 import { AppError, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
-import { fieldErrorsOf } from './domain/operations.js';
+import { fieldErrorsOf, queryFieldErrors } from './domain/operations.js';
 import { problem } from './problem.js';
 import type { AppDeps } from './ports.js';
 
@@ -51,7 +51,9 @@ export interface AppOptions {
 export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = () => {}, clientAddress = () => undefined }: AppOptions) {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
-      if (!result.success) return problem(invalidRequest(fieldErrorsOf(result.error)), c.get('requestId'));
+      if (result.success) return;
+      const errors = result.target === 'query' ? queryFieldErrors(result.error, c.req.queries()) : fieldErrorsOf(result.error);
+      return problem(invalidRequest(errors), c.get('requestId'));
     },
   });
 

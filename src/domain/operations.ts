@@ -179,6 +179,19 @@ export function fieldErrorsOf(error: z.ZodError, stripPrefix?: string): FieldErr
   });
 }
 
+/**
+ * The field errors of a rejected query string. A parameter given more than once reaches the schema as a
+ * list (which zod would call "expected string, received array"); it is named as given more than once.
+ */
+export function queryFieldErrors(error: z.ZodError, queries: Readonly<Record<string, readonly string[]>>): FieldError[] {
+  return fieldErrorsOf(error).map((fieldError, index) => {
+    const key = error.issues[index]!.path[0];
+    const times = typeof key === 'string' && Object.hasOwn(queries, key) ? queries[key]!.length : 1;
+    if (times < 2) return fieldError;
+    return { path: keyName(key as string), message: `${keyName(key as string)} was given ${times} times; it must be given once` };
+  });
+}
+
 const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 /** Text that reads as a finite number becomes that number; anything else (`1e400`, 400 digits) stays text. */
 function numeric(text: string | undefined): number | string | undefined {

@@ -93,6 +93,23 @@ describe('error echoes are cut short', () => {
   });
 });
 
+describe('a parameter given more than once', () => {
+  it.each<[string, string, string, number?]>([
+    ['POST', '/process/{id}?operation=blur&operation=resize', 'operation'],
+    ['POST', '/process/{id}?operation=resize&width=1&width=2', 'width'],
+    ['POST', '/process/{id}?operation=blur&intensity=1&intensity=2&intensity=3', 'intensity', 3],
+    ['GET', '/list?limit=1&limit=2', 'limit'],
+    ['GET', '/list?cursor=a&cursor=b', 'cursor'],
+    ['GET', '/status/{processing_id}?wait=1&wait=2', 'wait'],
+  ])('%s %s names %s as given more than once', async (method, template, field, times = 2) => {
+    const { m, fileId } = await withUpload();
+    const path = template.replace('{id}', fileId).replace('{processing_id}', crypto.randomUUID());
+    const problem = await expectSmallProblem(await m.send(path, { method }));
+    expect(problem.errors).toEqual([{ path: field, message: `${field} was given ${times} times; it must be given once` }]);
+    expect(problem.detail).toBe(`${field} was given ${times} times; it must be given once`);
+  });
+});
+
 describe('request shapes that must never be a 500', () => {
   it('broken percent-encoding, NUL bytes and huge query strings are 400s naming the field', async () => {
     const { m, fileId } = await withUpload();
