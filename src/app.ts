@@ -57,6 +57,11 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
     },
   });
 
+  // No answer is ever read as another type than it says (a problem as HTML, a result as script).
+  app.use(async function noSniff(c, next) {
+    await next();
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
+  });
   // An incoming X-Request-Id is honoured only when short and plain ([A-Za-z0-9_=-]); otherwise a UUID.
   app.use(requestId({ limitLength: 128 }));
   app.use(async function observeRequest(c, next) {

@@ -251,6 +251,7 @@ describe('access control (off by default)', () => {
       const denied = await locked.request('/upload', { method: 'POST', body: multipart(await solid(4, 4, { r: 0, g: 0, b: 0 }), 'a.png') });
       expect(denied.status).toBe(401);
       expect(denied.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(denied.headers.get('x-content-type-options')).toBe('nosniff');
       expect((await locked.request('/list', { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
     } finally {
       await locked.close();
@@ -269,6 +270,7 @@ describe('access control (off by default)', () => {
       const body = await expectProblem(last, 429, 'rate_limited');
       expect(body.detail).toMatch(/at most 3 requests a minute/);
       expect(Number(last.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(last.headers.get('x-content-type-options')).toBe('nosniff');
       expect((await limited.request('/health')).status).toBe(200);
     } finally {
       await limited.close();
