@@ -20,7 +20,7 @@ import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
 import { rateLimit, requireApiKey } from './access.js';
 import { AppError, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
-import { fieldErrorsOf, queryFieldErrors } from './domain/operations.js';
+import { fieldErrorsOf, PipelineRequest, queryFieldErrors } from './domain/operations.js';
 import { problem } from './problem.js';
 import type { AppDeps } from './ports.js';
 
@@ -91,6 +91,8 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.openapi(healthRoute, healthHandler(deps));
   app.openapi(uploadRoute, uploadHandler(deps));
   app.openapi(processRoute, processHandler(deps));
+  // The process route's body is documented by reference (its handler reads the body itself).
+  app.openAPIRegistry.register('PipelineRequest', PipelineRequest);
   app.openapi(statusRoute, statusHandler(deps));
   app.openapi(downloadRoute, downloadHandler(deps));
   app.openapi(listRoute, listHandler(deps));

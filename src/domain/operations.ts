@@ -224,6 +224,16 @@ export function parsePipelineQuery(query: Record<string, string | undefined>): P
   return normalisePipeline(parsed.data);
 }
 
+/**
+ * Checks a parsed JSON body against `PipelineRequest` (anything JSON can hold: `null`, a number, a list).
+ * @example parsePipelineJson({ operations: [{ operation: 'blur', intensity: 3 }], format: 'png' })
+ */
+export function parsePipelineJson(body: unknown): Pipeline {
+  const parsed = PipelineRequest.safeParse(body);
+  if (!parsed.success) throw invalidRequest(fieldErrorsOf(parsed.error));
+  return normalisePipeline(parsed.data);
+}
+
 export interface Size {
   width: number;
   height: number;

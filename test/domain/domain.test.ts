@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { contentDisposition, sanitizeFilename } from '../../src/domain/filenames.js';
 import { defaultOutputFormat, extensionOf, sniffFormat } from '../../src/domain/formats.js';
+import { jsonDepth } from '../../src/domain/json-body.js';
 import { quote } from '../../src/domain/operations.js';
 
 const bytes = (...parts: Array<string | number[]>) =>
@@ -112,5 +113,14 @@ describe('quote', () => {
     expect(quote(wide)).toBe(`{"k0":"${'v'.repeat(30)}...`);
     expect(quote(10n)).toBe('bigint');
     expect(performance.now() - started).toBeLessThan(200);
+  });
+});
+
+describe('jsonDepth', () => {
+  it('counts nesting outside strings, and stops past the limit', () => {
+    expect(jsonDepth('{"a": [1, "[[", {"b": "\\"}]}', 32)).toBe(3);
+    expect(jsonDepth('"[[[[\\"[[["', 32)).toBe(0);
+    expect(jsonDepth('['.repeat(1_000_000), 32)).toBe(33);
+    expect(jsonDepth(']]]][[', 32)).toBe(2);
   });
 });
