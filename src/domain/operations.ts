@@ -211,10 +211,11 @@ export function parsePipelineQuery(query: Record<string, string | undefined>): P
   if (name === undefined || name === '') {
     throw invalidRequest([{ path: 'operation', message: `operation is required: one of ${OPERATION_NAMES.join(', ')} (or send a JSON body with "operations")` }]);
   }
-  const op: Record<string, unknown> = { operation: name };
-  for (const [key, value] of Object.entries(params)) {
-    op[key] = key === 'without_enlargement' ? boolean(value) : numeric(value);
-  }
+  // Own properties even for a key like `__proto__`, so the schema refuses it instead of never seeing it.
+  const op: Record<string, unknown> = Object.fromEntries([
+    ['operation', name],
+    ...Object.entries(params).map(([key, value]) => [key, key === 'without_enlargement' ? boolean(value) : numeric(value)]),
+  ]);
   const body: Record<string, unknown> = { operations: [op] };
   if (format !== undefined) body.format = format;
   if (quality !== undefined) body.quality = numeric(quality);

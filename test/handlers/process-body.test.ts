@@ -156,3 +156,11 @@ describe('POST /process: JSON bodies', () => {
     expect(inner.errors).toEqual([{ path: 'operations.0.constructor', message: 'constructor is not a parameter of blur (it takes intensity)' }]);
   });
 });
+
+describe('POST /process: the query form', () => {
+  it('refuses __proto__ as a parameter instead of dropping it unseen', async () => {
+    const { m, fileId } = await withUpload();
+    const problem = await expectProblem(await m.send(`/process/${fileId}?operation=blur&__proto__=5`, { method: 'POST' }), 400, 'invalid_request');
+    expect(problem.errors).toEqual([{ path: '__proto__', message: '__proto__ is not a parameter of blur (it takes intensity)' }]);
+  });
+});
