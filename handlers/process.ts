@@ -48,7 +48,7 @@ export const processRoute = createRoute({
     400: problemResponse('Unknown operation or a parameter out of range (each offending field is named); a JSON body that is empty, not UTF-8, not JSON, or nested too deep'),
     404: problemResponse('Unknown file_id'),
     413: problemResponse('JSON body too large'),
-    415: problemResponse('A body that is not application/json (the query form takes an empty body)'),
+    415: problemResponse('A body that is not application/json (the query form takes an empty body), or a compressed one'),
     503: problemResponse('The queue is unavailable or full; retry after Retry-After seconds'),
   },
 });
@@ -131,6 +131,11 @@ export function processHandler({ settings, jobs, queue, store, idempotency }: Pr
 async function pipelineOf(request: Request, query: () => Record<string, string>): Promise<Pipeline> {
   const contentType = request.headers.get('content-type');
   const bytes = await bodyOf(request);
+  const coding = request.headers.get('content-encoding')?.trim().toLowerCase();
+  if (bytes.length > 0 && coding && coding !== 'identity') {
+    throw unsupportedMedia('unsupported_content_encoding', `the body must be sent as is: Content-Encoding ${quote(coding)} is not accepted`)
+      .withHeaders({ 'Accept-Encoding': 'identity' });
+  }
   if (contentType?.split(';')[0]!.trim().toLowerCase() === 'application/json') {
     if (isBlank(bytes)) {
       throw badRequest('empty_body', 'Content-Type is application/json but the body is empty: send a pipeline like {"operations": [{"operation": "blur"}]}, or no body and no Content-Type: application/json for the query form (?operation=blur)');

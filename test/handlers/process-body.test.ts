@@ -114,6 +114,16 @@ describe('POST /process: JSON bodies', () => {
     expect(within.status, await within.clone().text()).toBe(200);
   });
 
+  it('a compressed body is a 415 saying it must be sent as is (it is not inflated: no zip bombs)', async () => {
+    const { m, fileId } = await withUpload();
+    const response = await m.send(`/process/${fileId}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: new Uint8Array([0x1f, 0x8b, 8, 0]) });
+    const problem = await expectProblem(response, 415, 'unsupported_content_encoding');
+    expect(problem.detail).toBe('the body must be sent as is: Content-Encoding "gzip" is not accepted');
+    expect(response.headers.get('accept-encoding')).toBe('identity');
+    const plain = await m.send(`/process/${fileId}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'identity' }, body: pipeline });
+    expect(plain.status).toBe(200);
+  });
+
   it('a body that is not UTF-8 is a 400 that says so', async () => {
     const { m, fileId } = await withUpload();
     const body = new Uint8Array([...new TextEncoder().encode('{"operations":[{"operation":"blur'), 0xff, 0xfe, ...new TextEncoder().encode('"}]}')]);
