@@ -153,7 +153,7 @@ async function bodyOf(request: Request): Promise<Uint8Array> {
   try {
     return new Uint8Array(await request.arrayBuffer());
   } catch {
-    throw badRequest('body_incomplete', 'the body ended before its declared length, or could not be read to its end');
+    throw badRequest('body_incomplete', 'the body broke off before its end');
   }
 }
 

@@ -19,7 +19,7 @@ import type { AppEnv } from '../handlers/schemas.js';
 import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
 import { rateLimit, requireApiKey } from './access.js';
-import { AppError, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
+import { AppError, badRequest, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf, PipelineRequest, queryFieldErrors } from './domain/operations.js';
 import { problem } from './problem.js';
 import type { AppDeps } from './ports.js';
@@ -82,10 +82,23 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
       await next();
     });
   }
-  app.use('/process/*', bodyLimit({
+  const limitJsonBody = bodyLimit({
     maxSize: MAX_JSON_BYTES,
     onError: (c) => problem(tooLarge('body_too_large', `the JSON body must be at most ${MAX_JSON_BYTES} bytes`).withHeaders({ Connection: 'close' }), c.get('requestId')),
-  }));
+  });
+  app.use('/process/*', async function boundedBody(c, next) {
+    // Without a Content-Length the limit reads the body here; a body that breaks off is the client's doing, not a 500.
+    let reading = true;
+    try {
+      return await limitJsonBody(c, async () => {
+        reading = false;
+        await next();
+      });
+    } catch (error) {
+      if (reading) throw badRequest('body_incomplete', 'the body broke off before its end');
+      throw error;
+    }
+  });
 
   app.openapi(rootRoute, rootHandler(deps));
   app.openapi(healthRoute, healthHandler(deps));

@@ -124,6 +124,24 @@ describe('POST /process: JSON bodies', () => {
     expect(plain.status).toBe(200);
   });
 
+  it('a body that breaks off (the client gone mid-body) is a 400, not a 500', async () => {
+    const { m, fileId } = await withUpload();
+    const breaking = (chunks: number) => {
+      let sent = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent++ < chunks) controller.enqueue(new TextEncoder().encode('{"operations": '));
+          else controller.error(new Error('connection reset'));
+        },
+      });
+    };
+    // Read by the size limit (no Content-Length), and by the handler (with one).
+    const unsized = { method: 'POST', headers: { 'content-type': 'application/json' }, body: breaking(2), duplex: 'half' } as RequestInit;
+    await expectProblem(await m.send(`/process/${fileId}`, unsized), 400, 'body_incomplete');
+    const sized = { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '1000' }, body: breaking(2), duplex: 'half' } as RequestInit;
+    await expectProblem(await m.send(`/process/${fileId}`, sized), 400, 'body_incomplete');
+  });
+
   it('a body that is not UTF-8 is a 400 that says so', async () => {
     const { m, fileId } = await withUpload();
     const body = new Uint8Array([...new TextEncoder().encode('{"operations":[{"operation":"blur'), 0xff, 0xfe, ...new TextEncoder().encode('"}]}')]);
