@@ -22,7 +22,14 @@ export const OPERATION_NAMES = ['resize', 'blur', 'sharpen', 'grayscale', 'sepia
  */
 export function quote(value: unknown): string {
   if (value === undefined) return 'nothing';
-  return cut(preview(value, 2).replace(/[^\x20-\x7e]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  let text: string;
+  try {
+    text = preview(value, 2);
+  } catch {
+    // Nothing parsed from a request throws here; a value with a throwing getter would.
+    text = typeof value;
+  }
+  return cut(text.replace(/[^\x20-\x7e]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
 const PREVIEW_MEMBERS = 3;
@@ -45,7 +52,11 @@ function preview(value: unknown, depth: number): string {
       members.push(list ? member : `${JSON.stringify(key.slice(0, ECHO_CHARS))}:${member}`);
     }
   } else {
-    for (const key in value) if (Object.hasOwn(value, key)) more = true;
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) continue;
+      more = true;
+      break;
+    }
   }
   const inner = [...members, ...(more ? ['...'] : [])].join(',');
   return list ? `[${inner}]` : `{${inner}}`;

@@ -112,6 +112,7 @@ describe('quote', () => {
     expect(quote(cyclic)).toBe('{"a":1,"self":{"a":1,"self":{...}}}');
     expect(quote(wide)).toBe(`{"k0":"${'v'.repeat(30)}...`);
     expect(quote(10n)).toBe('bigint');
+    expect(quote({ get boom() { throw new Error('no'); } })).toBe('object');
     expect(performance.now() - started).toBeLessThan(200);
   });
 });
