@@ -5,6 +5,7 @@
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { badRequest } from '../src/domain/errors.js';
 import { publicFile, type ListCursor } from '../src/domain/jobs.js';
+import { quote } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
 import { type AppEnv, problemResponse, UploadedFile } from './schemas.js';
 
@@ -53,7 +54,7 @@ export function listHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typeo
 function parseLimit(text: string | undefined): number {
   if (text === undefined) return DEFAULT_LIMIT;
   const value = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
-  if (!(value >= 1 && value <= MAX_LIMIT)) throw badRequest('invalid_limit', `limit must be an integer from 1 to ${MAX_LIMIT}, got ${JSON.stringify(text.slice(0, 40))}`);
+  if (!(value >= 1 && value <= MAX_LIMIT)) throw badRequest('invalid_limit', `limit must be an integer from 1 to ${MAX_LIMIT}, got ${quote(text)}`);
   return value;
 }
 

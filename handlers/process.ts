@@ -5,10 +5,11 @@
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { sha256Hex } from '../src/domain/digest.js';
-import { AppError, invalidRequest, notFound, unavailable } from '../src/domain/errors.js';
+import { AppError, badRequest, invalidRequest, notFound, unavailable, unsupportedMedia } from '../src/domain/errors.js';
 import { defaultOutputFormat, keepsAnimation, LOSSY_FORMATS, type OutputFormat } from '../src/domain/formats.js';
 import { factsOf, publicJob, resultName, storedResult, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
-import { normalisePipeline, outputSize, parsePipelineQuery, PipelineRequest, type Pipeline } from '../src/domain/operations.js';
+import { isBlank, parseJsonBody } from '../src/domain/json-body.js';
+import { outputSize, parsePipelineJson, parsePipelineQuery, quote, type Pipeline } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
 import { type AppEnv, FileIdParams, JobStatusSchema, problemResponse } from './schemas.js';
@@ -38,13 +39,16 @@ export const processRoute = createRoute({
   request: {
     params: FileIdParams,
     query: ProcessQuery,
-    body: { required: false, content: { 'application/json': { schema: PipelineRequest } } },
+    // A reference, not the zod schema: the handler reads the body itself (`pipelineOf`), so that an empty
+    // form body means the query form and each refusal says what is accepted. app.ts registers the schema.
+    body: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/PipelineRequest' } } } },
   },
   responses: {
     200: { description: 'Accepted (queued) or answered from the cache (completed)', content: { 'application/json': { schema: Accepted } } },
-    400: problemResponse('Unknown operation or a parameter out of range; each offending field is named'),
+    400: problemResponse('Unknown operation or a parameter out of range (each offending field is named); a JSON body that is empty, not UTF-8, not JSON, or nested too deep'),
     404: problemResponse('Unknown file_id'),
     413: problemResponse('JSON body too large'),
+    415: problemResponse('A body that is not application/json (the query form takes an empty body), or a compressed one'),
     503: problemResponse('The queue is unavailable or full; retry after Retry-After seconds'),
   },
 });
@@ -55,8 +59,7 @@ export function processHandler({ settings, jobs, queue, store, idempotency, proc
   return async function process(c) {
     const { file_id: fileId } = c.req.valid('param');
     const key = idempotencyKeyOf(c);
-    const isJson = /^application\/json/i.test(c.req.header('content-type') ?? '');
-    const pipeline: Pipeline = isJson ? normalisePipeline(c.req.valid('json')) : parsePipelineQuery(c.req.query());
+    const pipeline = await pipelineOf(c.req.raw, () => c.req.query());
     const { body, replayed } = await once(idempotency, 'process', key, `${fileId}:${JSON.stringify(pipeline)}`, () => accept(fileId, pipeline));
     return c.json(body, 200, replayHeaders(replayed));
   };
@@ -130,6 +133,39 @@ export function processHandler({ settings, jobs, queue, store, idempotency, proc
 
   async function cachedResult(job: JobRecord) {
     return (await storedResult(jobs, store, job.cache_key))?.result;
+  }
+}
+
+/**
+ * The pipeline a request asks for: a JSON body (`Content-Type: application/json`), or the query form
+ * with an empty body, whatever its Content-Type (curl's `-d ''` sends application/x-www-form-urlencoded).
+ */
+async function pipelineOf(request: Request, query: () => Record<string, string>): Promise<Pipeline> {
+  const contentType = request.headers.get('content-type');
+  const bytes = await bodyOf(request);
+  const coding = request.headers.get('content-encoding')?.trim().toLowerCase();
+  if (bytes.length > 0 && coding && coding !== 'identity') {
+    throw unsupportedMedia('unsupported_content_encoding', `the body must be sent as is: Content-Encoding ${quote(coding)} is not accepted`)
+      .withHeaders({ 'Accept-Encoding': 'identity' });
+  }
+  if (contentType?.split(';')[0]!.trim().toLowerCase() === 'application/json') {
+    if (isBlank(bytes)) {
+      throw badRequest('empty_body', 'Content-Type is application/json but the body is empty: send a pipeline like {"operations": [{"operation": "blur"}]}, or no body and no Content-Type: application/json for the query form (?operation=blur)');
+    }
+    return parsePipelineJson(parseJsonBody(bytes));
+  }
+  if (bytes.length === 0) return parsePipelineQuery(query());
+  throw unsupportedMedia('unsupported_media_type', `a body must be application/json (a pipeline like {"operations": [{"operation": "blur"}]}); the query form (?operation=blur) takes an empty body; got a ${bytes.length}-byte body ${contentType === null ? 'with no Content-Type' : `of Content-Type ${quote(contentType)}`}`)
+    .withHeaders({ 'Accept-Post': 'application/json' });
+}
+
+/** The whole body (at most MAX_JSON_BYTES: bodyLimit in app.ts has bounded it). */
+async function bodyOf(request: Request): Promise<Uint8Array> {
+  if (request.body === null) return new Uint8Array(0);
+  try {
+    return new Uint8Array(await request.arrayBuffer());
+  } catch {
+    throw badRequest('body_incomplete', 'the body broke off before its end');
   }
 }
 

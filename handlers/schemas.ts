@@ -5,7 +5,7 @@
 import { z } from '@hono/zod-openapi';
 import type { RequestIdVariables } from 'hono/request-id';
 import { INPUT_FORMATS, OUTPUT_FORMATS } from '../src/domain/formats.js';
-import { Operation } from '../src/domain/operations.js';
+import { Operation, quote } from '../src/domain/operations.js';
 
 /** The Hono environment every route shares: no runtime bindings, so any Fetch runtime can serve the app. */
 export type AppEnv = { Variables: RequestIdVariables & { /** A hash of the caller's API key, when API_KEYS is set. */ caller?: string } };
@@ -16,7 +16,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function uuidParam<const N extends string>(name: N) {
   const id = z
     .string()
-    .regex(UUID, { error: (iss) => `${name} must be a UUID like 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13, got ${JSON.stringify(String(iss.input).slice(0, 40))}` })
+    .regex(UUID, { error: (iss) => `${name} must be a UUID like 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13, got ${quote(iss.input)}` })
     .transform((value) => value.toLowerCase())
     .openapi({ param: { name, in: 'path' }, example: '3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13' });
   return z.object({ [name]: id } as { [K in N]: typeof id });

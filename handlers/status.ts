@@ -7,6 +7,7 @@
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { badRequest, notFound } from '../src/domain/errors.js';
 import { isFinished, publicJob, type JobRecord } from '../src/domain/jobs.js';
+import { quote } from '../src/domain/operations.js';
 import type { AppDeps, JobStore } from '../src/ports.js';
 import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse } from './schemas.js';
 
@@ -39,7 +40,7 @@ function parseWait(text: string | undefined): number {
   if (text === undefined) return 0;
   const value = /^\d{1,2}$/.test(text) ? Number(text) : NaN;
   if (!(value >= 0 && value <= MAX_WAIT_SECONDS)) {
-    throw badRequest('invalid_wait', `wait must be an integer from 0 to ${MAX_WAIT_SECONDS} (seconds), got ${JSON.stringify(text.slice(0, 40))}`);
+    throw badRequest('invalid_wait', `wait must be an integer from 0 to ${MAX_WAIT_SECONDS} (seconds), got ${quote(text)}`);
   }
   return value;
 }

@@ -19,8 +19,8 @@ import type { AppEnv } from '../handlers/schemas.js';
 import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
 import { rateLimit, requireApiKey } from './access.js';
-import { AppError, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
-import { fieldErrorsOf } from './domain/operations.js';
+import { AppError, badRequest, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
+import { fieldErrorsOf, PipelineRequest, queryFieldErrors } from './domain/operations.js';
 import { problem } from './problem.js';
 import type { AppDeps } from './ports.js';
 
@@ -51,10 +51,17 @@ export interface AppOptions {
 export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = () => {}, clientAddress = () => undefined }: AppOptions) {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) => {
-      if (!result.success) return problem(invalidRequest(fieldErrorsOf(result.error)), c.get('requestId'));
+      if (result.success) return;
+      const errors = result.target === 'query' ? queryFieldErrors(result.error, c.req.queries()) : fieldErrorsOf(result.error);
+      return problem(invalidRequest(errors), c.get('requestId'));
     },
   });
 
+  // No answer is ever read as another type than it says (a problem as HTML, a result as script).
+  app.use(async function noSniff(c, next) {
+    await next();
+    c.res.headers.set('X-Content-Type-Options', 'nosniff');
+  });
   // An incoming X-Request-Id is honoured only when short and plain ([A-Za-z0-9_=-]); otherwise a UUID.
   app.use(requestId({ limitLength: 128 }));
   app.use(async function observeRequest(c, next) {
@@ -75,15 +82,30 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
       await next();
     });
   }
-  app.use('/process/*', bodyLimit({
+  const limitJsonBody = bodyLimit({
     maxSize: MAX_JSON_BYTES,
     onError: (c) => problem(tooLarge('body_too_large', `the JSON body must be at most ${MAX_JSON_BYTES} bytes`).withHeaders({ Connection: 'close' }), c.get('requestId')),
-  }));
+  });
+  app.use('/process/*', async function boundedBody(c, next) {
+    // Without a Content-Length the limit reads the body here; a body that breaks off is the client's doing, not a 500.
+    let reading = true;
+    try {
+      return await limitJsonBody(c, async () => {
+        reading = false;
+        await next();
+      });
+    } catch (error) {
+      if (reading) throw badRequest('body_incomplete', 'the body broke off before its end');
+      throw error;
+    }
+  });
 
   app.openapi(rootRoute, rootHandler(deps));
   app.openapi(healthRoute, healthHandler(deps));
   app.openapi(uploadRoute, uploadHandler(deps));
   app.openapi(processRoute, processHandler(deps));
+  // The process route's body is documented by reference (its handler reads the body itself).
+  app.openAPIRegistry.register('PipelineRequest', PipelineRequest);
   app.openapi(statusRoute, statusHandler(deps));
   app.openapi(downloadRoute, downloadHandler(deps));
   app.openapi(listRoute, listHandler(deps));
@@ -103,7 +125,7 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.get('/docs', docsPageHandler);
   app.get(DOCS_SCRIPT_PATH, docsScriptHandler(deps));
 
-  app.notFound((c) => problem(new AppError(404, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname.slice(0, 100)}`), c.get('requestId')));
+  app.notFound((c) => problem(new AppError(404, 'not_found', `no route for ${cut(c.req.method)} ${cut(new URL(c.req.url).pathname, 100)}`), c.get('requestId')));
   app.onError((error, c) => {
     const id = c.get('requestId') ?? crypto.randomUUID();
     if (error instanceof AppError) return problem(error, id);

@@ -44,9 +44,40 @@ export class AppError extends Error {
   }
 }
 
-/** 400 for a request whose fields are wrong; `detail` joins the field messages. */
+/** Characters of a client's own text (a value, a key) that an error echoes back. */
+export const ECHO_CHARS = 40;
+/** Field errors one problem lists, and how many of their messages its `detail` repeats. */
+export const MAX_FIELD_ERRORS = 10;
+const DETAIL_MESSAGES = 3;
+const MAX_PATH_CHARS = 64;
+const MAX_MESSAGE_CHARS = 200;
+
+/**
+ * `text` cut to at most `max` characters, the cut marked by `...`: no error echoes a whole hostile payload.
+ * @example cut('k'.repeat(60_000)) // 37 k's and '...'
+ */
+export function cut(text: string, max = ECHO_CHARS): string {
+  if (text.length <= max) return text;
+  let end = max - 3;
+  // Never half a surrogate pair.
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${text.slice(0, end)}...`;
+}
+
+/**
+ * 400 for a request whose fields are wrong. The problem stays small whatever the request: at most
+ * MAX_FIELD_ERRORS errors, each cut short, and a `detail` that repeats the first few and counts the rest.
+ */
 export function invalidRequest(errors: FieldError[], code = 'invalid_request'): AppError {
-  return new AppError(400, code, errors.map((e) => e.message).join('; '), { errors });
+  const listed = errors.slice(0, MAX_FIELD_ERRORS).map((e) => ({ path: cut(e.path, MAX_PATH_CHARS), message: cut(e.message, MAX_MESSAGE_CHARS) }));
+  const rest = errors.length - DETAIL_MESSAGES;
+  let detail = listed.slice(0, DETAIL_MESSAGES).map((e) => e.message).join('; ');
+  if (rest > 0) {
+    const where = listed.length < errors.length ? `errors lists the first ${listed.length} of ${errors.length}` : 'see errors';
+    detail += `; and ${rest} more (${where})`;
+  }
+  return new AppError(400, code, detail, { errors: listed });
 }
 
 export const badRequest = (code: string, detail: string) => new AppError(400, code, detail);

@@ -5,7 +5,7 @@
  * The zod schemas here are also what `/openapi.json` documents.
  */
 import { z } from '@hono/zod-openapi';
-import { invalidRequest, type FieldError } from './errors.js';
+import { cut, ECHO_CHARS, invalidRequest, type FieldError } from './errors.js';
 import { OUTPUT_FORMATS } from './formats.js';
 
 export const MAX_OUTPUT_DIMENSION = 8192;
@@ -14,11 +14,63 @@ export const DEFAULT_QUALITY = 80;
 export const FIT_MODES = ['cover', 'contain', 'fill', 'inside', 'outside'] as const;
 export const OPERATION_NAMES = ['resize', 'blur', 'sharpen', 'grayscale', 'sepia', 'brightness', 'contrast'] as const;
 
-/** How a rejected value is quoted back to the client: short, and never a whole hostile payload. */
+/**
+ * How a rejected value is quoted back to the client: short, printable ASCII, never a whole hostile payload.
+ * It never throws and costs little whatever the value (a 60 KB string, a list nested 10 000 deep): it
+ * looks at most 2 levels and 3 members deep.
+ * @example quote({ a: [1, 2, 3, 4] }) // '{"a":[1,2,3,...]}'
+ */
 export function quote(value: unknown): string {
   if (value === undefined) return 'nothing';
-  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
-  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
+  let text: string;
+  try {
+    text = preview(value, 2);
+  } catch {
+    // Nothing parsed from a request throws here; a value with a throwing getter would.
+    text = typeof value;
+  }
+  return cut(text.replace(/[^\x20-\x7e]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
+const PREVIEW_MEMBERS = 3;
+
+function preview(value: unknown, depth: number): string {
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, ECHO_CHARS));
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  if (typeof value !== 'object') return typeof value;
+  const list = Array.isArray(value);
+  const members: string[] = [];
+  let more = false;
+  if (depth > 0) {
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) continue;
+      if (members.length === PREVIEW_MEMBERS) {
+        more = true;
+        break;
+      }
+      const member = preview((value as Record<string, unknown>)[key], depth - 1);
+      members.push(list ? member : `${JSON.stringify(key.slice(0, ECHO_CHARS))}:${member}`);
+    }
+  } else {
+    for (const key in value) {
+      if (!Object.hasOwn(value, key)) continue;
+      more = true;
+      break;
+    }
+  }
+  const inner = [...members, ...(more ? ['...'] : [])].join(',');
+  return list ? `[${inner}]` : `{${inner}}`;
+}
+
+/** A client's key as an error names it: plain names as they are, anything else quoted (and cut). */
+export function keyName(key: string): string {
+  return /^[\w-]{1,40}$/.test(key) ? key : quote(key);
+}
+
+/** `width, height and 3 more`: a few names, counted past that. */
+function someKeys(keys: readonly string[]): string {
+  const named = keys.slice(0, PREVIEW_MEMBERS).map(keyName).join(', ');
+  return keys.length > PREVIEW_MEMBERS ? `${named} and ${keys.length - PREVIEW_MEMBERS} more` : named;
 }
 
 type Issue = { input?: unknown };
@@ -48,7 +100,7 @@ function operation<const N extends string, S extends z.ZodRawShape>(name: N, sha
       {
         error: (iss) =>
           iss.code === 'unrecognized_keys'
-            ? `${iss.keys.join(', ')} ${iss.keys.length > 1 ? 'are not parameters' : 'is not a parameter'} of ${name}` +
+            ? `${someKeys(iss.keys)} ${iss.keys.length > 1 ? 'are not parameters' : 'is not a parameter'} of ${name}` +
               ` (${allowed.length ? `it takes ${allowed.join(', ')}` : 'it takes none'})`
             : undefined,
       },
@@ -102,7 +154,7 @@ export const PipelineRequest = z
     keep_metadata: flag('keep_metadata').default(false),
   }, {
     error: (iss) => {
-      if (iss.code === 'unrecognized_keys') return `${iss.keys.join(', ')}: not a field of the request (it takes operations, format, quality, keep_metadata)`;
+      if (iss.code === 'unrecognized_keys') return `${someKeys(iss.keys)}: not ${iss.keys.length > 1 ? 'fields' : 'a field'} of the request (it takes operations, format, quality, keep_metadata)`;
       return `the body must be a JSON object like {"operations": [{"operation": "blur"}]}, got ${quote(iss.input)}`;
     },
   })
@@ -128,18 +180,35 @@ export function normalisePipeline(request: PipelineRequest): Pipeline {
   return { operations, format: request.format, quality: request.quality, keep_metadata: request.keep_metadata };
 }
 
-/** One `FieldError` per zod issue, paths joined with dots (`operations.1.intensity`). */
+/** One `FieldError` per zod issue, paths joined with dots (`operations.1.intensity`), each key named as `keyName` does. */
 export function fieldErrorsOf(error: z.ZodError, stripPrefix?: string): FieldError[] {
   return error.issues.map((issue) => {
     const keys = issue.code === 'unrecognized_keys' ? issue.keys : [];
-    let path = [...issue.path, ...keys.slice(0, 1)].join('.');
+    let path = [...issue.path, ...keys.slice(0, 1)].map((part) => (typeof part === 'string' ? keyName(part) : String(part))).join('.');
     if (stripPrefix && path.startsWith(stripPrefix)) path = path.slice(stripPrefix.length);
     return { path: path || 'body', message: issue.message };
   });
 }
 
+/**
+ * The field errors of a rejected query string. A parameter given more than once reaches the schema as a
+ * list (which zod would call "expected string, received array"); it is named as given more than once.
+ */
+export function queryFieldErrors(error: z.ZodError, queries: Readonly<Record<string, readonly string[]>>): FieldError[] {
+  return fieldErrorsOf(error).map((fieldError, index) => {
+    const key = error.issues[index]!.path[0];
+    const times = typeof key === 'string' && Object.hasOwn(queries, key) ? queries[key]!.length : 1;
+    if (times < 2) return fieldError;
+    return { path: keyName(key as string), message: `${keyName(key as string)} was given ${times} times; it must be given once` };
+  });
+}
+
 const NUMBER_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-const numeric = (text: string | undefined) => (text !== undefined && NUMBER_TEXT.test(text.trim()) ? Number(text) : text);
+/** Text that reads as a finite number becomes that number; anything else (`1e400`, 400 digits) stays text. */
+function numeric(text: string | undefined): number | string | undefined {
+  const value = text !== undefined && NUMBER_TEXT.test(text.trim()) ? Number(text) : NaN;
+  return Number.isFinite(value) ? value : text;
+}
 const BOOLEAN_TEXT: Record<string, boolean> = { true: true, false: false, '1': true, '0': false };
 const boolean = (text: string | undefined) => (text !== undefined && text.toLowerCase() in BOOLEAN_TEXT ? BOOLEAN_TEXT[text.toLowerCase()] : text);
 
@@ -153,16 +222,27 @@ export function parsePipelineQuery(query: Record<string, string | undefined>): P
   if (name === undefined || name === '') {
     throw invalidRequest([{ path: 'operation', message: `operation is required: one of ${OPERATION_NAMES.join(', ')} (or send a JSON body with "operations")` }]);
   }
-  const op: Record<string, unknown> = { operation: name };
-  for (const [key, value] of Object.entries(params)) {
-    op[key] = key === 'without_enlargement' ? boolean(value) : numeric(value);
-  }
+  // Own properties even for a key like `__proto__`, so the schema refuses it instead of never seeing it.
+  const op: Record<string, unknown> = Object.fromEntries([
+    ['operation', name],
+    ...Object.entries(params).map(([key, value]) => [key, key === 'without_enlargement' ? boolean(value) : numeric(value)]),
+  ]);
   const body: Record<string, unknown> = { operations: [op] };
   if (format !== undefined) body.format = format;
   if (quality !== undefined) body.quality = numeric(quality);
   if (keep_metadata !== undefined) body.keep_metadata = boolean(keep_metadata);
   const parsed = PipelineRequest.safeParse(body);
   if (!parsed.success) throw invalidRequest(fieldErrorsOf(parsed.error, 'operations.0.'));
+  return normalisePipeline(parsed.data);
+}
+
+/**
+ * Checks a parsed JSON body against `PipelineRequest` (anything JSON can hold: `null`, a number, a list).
+ * @example parsePipelineJson({ operations: [{ operation: 'blur', intensity: 3 }], format: 'png' })
+ */
+export function parsePipelineJson(body: unknown): Pipeline {
+  const parsed = PipelineRequest.safeParse(body);
+  if (!parsed.success) throw invalidRequest(fieldErrorsOf(parsed.error));
   return normalisePipeline(parsed.data);
 }
 

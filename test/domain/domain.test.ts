@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { contentDisposition, sanitizeFilename } from '../../src/domain/filenames.js';
 import { defaultOutputFormat, extensionOf, sniffFormat } from '../../src/domain/formats.js';
+import { jsonDepth } from '../../src/domain/json-body.js';
+import { quote } from '../../src/domain/operations.js';
 
 const bytes = (...parts: Array<string | number[]>) =>
   new Uint8Array(parts.flatMap((part) => (typeof part === 'string' ? [...part].map((ch) => ch.charCodeAt(0)) : part)));
@@ -85,5 +87,41 @@ describe('loadConfig', () => {
       expect((thrown as Error).message).toMatch(message);
       expect((thrown as Error).message).not.toContain('\n');
     }
+  });
+});
+
+describe('quote', () => {
+  it('quotes values short, as printable ASCII', () => {
+    expect(quote(undefined)).toBe('nothing');
+    expect(quote('blur')).toBe('"blur"');
+    expect(quote(1.5)).toBe('1.5');
+    expect(quote(null)).toBe('null');
+    expect(quote({ a: [1, 2, 3, 4] })).toBe('{"a":[1,2,3,...]}');
+    expect(quote('k'.repeat(60_000))).toBe(`"${'k'.repeat(36)}...`);
+    expect(quote('\u202egnp.exe\u0000')).toBe('"\\u202egnp.exe\\u0000"');
+  });
+
+  it('never throws and stays fast on values JSON.stringify chokes on', () => {
+    let deep: unknown = [];
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    const wide = Object.fromEntries(Array.from({ length: 100_000 }, (_, i) => [`k${i}`, 'v'.repeat(100)]));
+    const started = performance.now();
+    expect(quote(deep)).toBe('[[[...]]]');
+    expect(quote(cyclic)).toBe('{"a":1,"self":{"a":1,"self":{...}}}');
+    expect(quote(wide)).toBe(`{"k0":"${'v'.repeat(30)}...`);
+    expect(quote(10n)).toBe('bigint');
+    expect(quote({ get boom() { throw new Error('no'); } })).toBe('object');
+    expect(performance.now() - started).toBeLessThan(200);
+  });
+});
+
+describe('jsonDepth', () => {
+  it('counts nesting outside strings, and stops past the limit', () => {
+    expect(jsonDepth('{"a": [1, "[[", {"b": "\\"}]}', 32)).toBe(3);
+    expect(jsonDepth('"[[[[\\"[[["', 32)).toBe(0);
+    expect(jsonDepth('['.repeat(1_000_000), 32)).toBe(33);
+    expect(jsonDepth(']]]][[', 32)).toBe(2);
   });
 });

@@ -2,13 +2,15 @@
  * Hostile input: every case gets a clear 4xx problem naming what was wrong (never a 5xx, a crash, or a
  * file left behind), and afterwards the service is healthy and a normal job still works.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostileCorpus, type HostileCase } from '../../scripts/hostile-corpus.js';
 import { expectProblem, multipart, processToBytes, submit, upload, waitForJob } from '../helpers/client.js';
 import { embeddedHarness, memoryHarness, type Harness } from '../helpers/harness.js';
 import { look, noisyJpeg, solid } from '../helpers/images.js';
+import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
 let h: Harness;
 let m: Harness;
@@ -251,6 +253,7 @@ describe('access control (off by default)', () => {
       const denied = await locked.request('/upload', { method: 'POST', body: multipart(await solid(4, 4, { r: 0, g: 0, b: 0 }), 'a.png') });
       expect(denied.status).toBe(401);
       expect(denied.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(denied.headers.get('x-content-type-options')).toBe('nosniff');
       expect((await locked.request('/list', { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
     } finally {
       await locked.close();
@@ -269,9 +272,102 @@ describe('access control (off by default)', () => {
       const body = await expectProblem(last, 429, 'rate_limited');
       expect(body.detail).toMatch(/at most 3 requests a minute/);
       expect(Number(last.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(last.headers.get('x-content-type-options')).toBe('nosniff');
       expect((await limited.request('/health')).status).toBe(200);
     } finally {
       await limited.close();
+    }
+  });
+});
+
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/**
+ * One request over its own socket, exactly as given: the body is sent in `chunks` (chunked, no
+ * Content-Length, unless the headers say otherwise), and sending stops as soon as the server answers.
+ * With `end: false` the body is left unfinished once the chunks are sent (a body still arriving).
+ */
+function raw(baseUrl: string, method: string, path: string, headers: Record<string, string>, chunks: Iterable<string | Buffer>, { end = true } = {}): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${baseUrl}${path}`, { method, headers, agent: false });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', (error) => (answered ? undefined : reject(error)));
+    const source = chunks[Symbol.iterator]();
+    const pump = () => {
+      for (;;) {
+        if (answered) return;
+        const next = source.next();
+        if (next.done) return void (end ? req.end() : undefined);
+        if (!req.write(next.value)) return void req.once('drain', pump);
+      }
+    };
+    pump();
+  });
+}
+
+describe('hostile request shapes over a real socket', () => {
+  let server: ServerProcess;
+  let fileId: string;
+  const fetchServer = (path: string, init?: RequestInit) => fetch(`${server.baseUrl}${path}`, init);
+
+  beforeAll(async () => {
+    server = await startServer({ WORKER_CONCURRENCY: '1' });
+    fileId = (await upload(fetchServer, await noisyJpeg(32, 24), 'socket.jpg')).file_id;
+  });
+  afterAll(async () => {
+    await server.stop('SIGKILL');
+    await rm(server.dir, { recursive: true, force: true });
+  });
+
+  it("curl -X POST -d '' on the query form (an empty form body) is processed as the query form", async () => {
+    const answer = await raw(server.baseUrl, 'POST', `/process/${fileId}?operation=blur`, { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '0' }, []);
+    expect(answer.status, answer.body).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ status: 'queued', operations: [{ operation: 'blur', intensity: 2 }] });
+    expect(answer.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it('a chunked JSON body (no Content-Length) is refused past 64 KiB while it is still arriving, with Connection: close', async () => {
+    // 72 KiB of a body that never ends: the answer must come from the bytes counted, not from the end.
+    const start = '{"operations": [{"operation": "blur"}], "pad": "';
+    const chunks = [start, ...Array.from({ length: 9 }, () => 'x'.repeat(8192))];
+    const answer = await raw(server.baseUrl, 'POST', `/process/${fileId}`, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, chunks, { end: false });
+    expect(answer.status).toBe(413);
+    expect(answer.headers.connection).toBe('close');
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'body_too_large', detail: 'the JSON body must be at most 65536 bytes' });
+  });
+
+  it('JSON nested 10 000 deep is a 400 json_too_deep, and the server lives on', async () => {
+    const deep = `{"operations": [{"operation": "blur", "intensity": ${'['.repeat(10_000)}${']'.repeat(10_000)}}]}`;
+    const answer = await raw(server.baseUrl, 'POST', `/process/${fileId}`, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, [deep.slice(0, 7000), deep.slice(7000)]);
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body)).toMatchObject({ code: 'json_too_deep' });
+    expect((await fetchServer('/health')).status).toBe(200);
+  });
+
+  it('broken percent-encoding and repeated parameters in the request line are precise 400s with nosniff', async () => {
+    const cases: Array<[string, string, string]> = [
+      ['GET', '/status/%E0%A4%A', 'processing_id must be a UUID'],
+      ['GET', '/list?limit=%E0%A4%A', 'limit must be an integer from 1 to 100, got "%E0%A4%A"'],
+      ['GET', '/list?limit=1&limit=2', 'limit was given 2 times; it must be given once'],
+      ['POST', `/process/${fileId}?operation=blur&operation=resize`, 'operation was given 2 times; it must be given once'],
+    ];
+    for (const [method, path, detail] of cases) {
+      const answer = await raw(server.baseUrl, method, path, { 'content-length': '0' }, []);
+      expect(answer.status, path).toBe(400);
+      expect(answer.headers['content-type']).toBe('application/problem+json');
+      expect(answer.headers['x-content-type-options']).toBe('nosniff');
+      expect((JSON.parse(answer.body) as { detail: string }).detail).toContain(detail);
     }
   });
 });

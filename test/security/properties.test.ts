@@ -1,6 +1,7 @@
 /**
- * Properties over random input: whatever bytes follow a real magic number, and whatever parameters a client
- * sends, the answer is 200 or 4xx (never 5xx), and every accepted job ends completed or failed.
+ * Properties over random input: whatever bytes follow a real magic number, and whatever parameters, bodies
+ * and query strings a client sends, the answer is 200 or 4xx (never 5xx), a refusal is a small problem, and
+ * every accepted job ends completed or failed.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +78,42 @@ describe('properties', () => {
         expect(asQuery.status < 500, `query ${query} → ${asQuery.status}`).toBe(true);
       }),
       { numRuns: 300 },
+    );
+    await h.idle();
+  });
+
+  it('random bodies, media types and query strings (repeated, odd or broken keys): 200 or a small 4xx problem, with nosniff', async () => {
+    const fileId = (await upload(h.request, await noisyJpeg(32, 24), 'shapes.jpg')).file_id;
+    const mediaType = fc.constantFrom(undefined, 'application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'application/merge-patch+json', 'multipart/form-data');
+    const body = fc.oneof(
+      fc.constant(''),
+      fc.string({ maxLength: 200 }),
+      fc.jsonValue({ maxDepth: 40 }).map((value) => JSON.stringify(value)),
+      fc.nat({ max: 20_000 }).map((depth) => `${'['.repeat(depth)}${']'.repeat(depth)}`),
+      fc.uint8Array({ maxLength: 200 }),
+    );
+    const key = fc.oneof(fc.constantFrom('operation', 'width', 'height', 'intensity', 'format', 'quality', '__proto__', '%E0%A4%A', ''), fc.string({ maxLength: 300 }));
+    const value = fc.oneof(fc.constantFrom('blur', 'resize', '10', '1e400', '%ZZ', '\u0000'), fc.string({ maxLength: 300 }));
+    const query = fc.array(fc.tuple(key, value), { maxLength: 6 }).map((pairs) => new URLSearchParams(pairs).toString());
+    await fc.assert(
+      fc.asyncProperty(mediaType, body, query, async (contentType, payload, search) => {
+        const headers: Record<string, string> = contentType ? { 'content-type': contentType } : {};
+        const response = await h.request(`/process/${fileId}?${search}`, { method: 'POST', headers, body: payload });
+        const text = await response.text();
+        expect(response.status === 200 || (response.status >= 400 && response.status < 500), `${contentType} ?${search.slice(0, 100)} → ${response.status} ${text.slice(0, 200)}`).toBe(true);
+        expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+        if (response.status !== 200) {
+          expect(response.headers.get('content-type')).toBe('application/problem+json');
+          expect(new TextEncoder().encode(text).length, text.slice(0, 200)).toBeLessThan(4096);
+        }
+        for (const path of [`/list?${search}`, `/status/${fileId}?${search}`]) {
+          const answer = await h.request(path);
+          expect(answer.status, `${path.slice(0, 100)} → ${answer.status}`).toBeLessThan(500);
+          const bytes = (await answer.arrayBuffer()).byteLength;
+          if (answer.status !== 200) expect(bytes, path.slice(0, 100)).toBeLessThan(4096);
+        }
+      }),
+      { numRuns: 200 },
     );
     await h.idle();
   });
