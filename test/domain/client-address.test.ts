@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { addressNetwork, clientAddress, MAX_FORWARDED_CHARS, parseIpAddress } from '../../src/client-address.js';
+import { loadConfig } from '../../src/config.js';
 
 const forwarded = (...values: string[]) => {
   const headers = new Headers();
@@ -98,5 +99,13 @@ describe('addressNetwork', () => {
     expect(addressNetwork('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
     expect(addressNetwork('2001:db8:1:2::ffff')).toBe('2001:db8:1:2::/64');
     expect(addressNetwork('::1')).toBe('::/64');
+  });
+});
+
+describe('TRUST_PROXY', () => {
+  it('is a hop count from 0 (the default: trust no proxy) to 10; anything else stops start-up naming it', () => {
+    expect(loadConfig({}).TRUST_PROXY).toBe(0);
+    expect(loadConfig({ TRUST_PROXY: '1' }).TRUST_PROXY).toBe(1);
+    for (const value of ['true', '-1', '11', '1.5']) expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY must be an integer from 0 to 10/);
   });
 });
