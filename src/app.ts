@@ -18,7 +18,7 @@ import { rootHandler, rootRoute } from '../handlers/root.js';
 import type { AppEnv } from '../handlers/schemas.js';
 import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
-import { rateLimit, requireApiKey } from './access.js';
+import { accessControl } from './access.js';
 import { AppError, badRequest, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf, PipelineRequest, queryFieldErrors } from './domain/operations.js';
 import { problem } from './problem.js';
@@ -44,7 +44,7 @@ export interface AppOptions {
   metrics: RequestMetrics;
   /** Called with errors that became a 500, for logging; the client sees no detail of them. */
   onUnexpectedError?: (error: unknown, requestId: string) => void;
-  /** The client's address, for per-address rate limits (the runtime knows it; a plain Request does not). */
+  /** The connection's peer address, for per-address rate limits (the runtime knows it; a plain Request does not). */
   clientAddress?: (c: Context) => string | undefined;
 }
 
@@ -73,8 +73,8 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
     metrics.observeRequest(c.req.method, route, c.res.status, seconds);
     logger.info({ request_id: c.get('requestId'), method: c.req.method, route, path: c.req.path.slice(0, 200), status: c.res.status, duration_ms: Math.round(seconds * 10_000) / 10 }, 'request');
   });
-  if (deps.settings.apiKeys.length) app.use(requireApiKey(deps.settings.apiKeys));
-  if (deps.rateLimiter) app.use(rateLimit(deps.rateLimiter, deps.settings.rateLimitPerMinute, clientAddress));
+  const { apiKeys, rateLimitPerMinute: perMinute, trustProxy: trustedHops = 0 } = deps.settings;
+  if (apiKeys.length || deps.rateLimiter) app.use(accessControl({ apiKeys, limiter: deps.rateLimiter, perMinute, trustedHops, peerAddress: clientAddress }));
   // With Redis down, refuse work at once (before reading a 10 MB body) instead of hanging.
   for (const path of ['/upload', '/process/*']) {
     app.on('POST', path, async (c, next) => {

@@ -134,6 +134,7 @@ export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): 
       workerAbsentSeconds: config.WORKER_ABSENT_SECONDS,
       apiKeys: config.API_KEYS,
       rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
+      trustProxy: config.TRUST_PROXY,
       startedAt: new Date(),
     },
     uploads: new MultipartReceiver(parts.store, nodeBodyOf),

@@ -112,6 +112,7 @@ const schema = z
         message: 'API_KEYS must be a comma-separated list of keys of 16 to 256 visible ASCII characters',
       }),
     RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 0, 1_000_000),
+    TRUST_PROXY: integer('TRUST_PROXY', 0, 0, 10),
     LOG_LEVEL: z
       .string()
       .optional()

@@ -213,7 +213,7 @@ export interface JobQueue {
   depth(): Promise<number>;
 }
 
-/** A fixed-window request counter per subject (an API key or a client address). */
+/** A request-rate limit per subject (an API key's hash or a client address): one `hit` per request. */
 export interface RateLimiter {
   hit(subject: string): Promise<{ allowed: boolean; retryAfterSeconds: number }>;
 }
@@ -259,6 +259,8 @@ export interface ServiceSettings {
   apiKeys: readonly string[];
   /** 0 = no limit. */
   rateLimitPerMinute: number;
+  /** `TRUST_PROXY`: proxy hops whose `X-Forwarded-For` entries name the client; absent or 0 = the peer. */
+  trustProxy?: number;
   startedAt: Date;
 }
 

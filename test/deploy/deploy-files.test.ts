@@ -71,6 +71,11 @@ describe('ECS task definitions', () => {
     expect(worker.volumes[0]!.efsVolumeConfiguration!.fileSystemId).toBe(api.volumes[0]!.efsVolumeConfiguration!.fileSystemId);
   });
 
+  it('the API sits behind the ALB, one proxy hop: TRUST_PROXY=1 (the worker serves no requests)', () => {
+    expect(env(api.containerDefinitions[0]!, 'TRUST_PROXY')).toBe('1');
+    expect(env(worker.containerDefinitions[0]!, 'TRUST_PROXY')).toBeUndefined();
+  });
+
   it('the API container health check asks / with node, and the port is 8000', () => {
     const container = api.containerDefinitions[0]!;
     expect(container.healthCheck!.command.slice(0, 3)).toEqual(['CMD', 'node', '-e']);
