@@ -71,6 +71,16 @@ describe('ECS task definitions', () => {
     expect(worker.volumes[0]!.efsVolumeConfiguration!.fileSystemId).toBe(api.volumes[0]!.efsVolumeConfiguration!.fileSystemId);
   });
 
+  it('the worker runs jobs within a memory budget that leaves its task room, and the API refuses by the same budget', () => {
+    for (const [workerTask, apiTask] of [[worker, api], [workerS3, apiS3]] as const) {
+      const budget = Number(env(workerTask.containerDefinitions[0]!, 'MEMORY_BUDGET_MB'));
+      expect(budget).toBeGreaterThan(0);
+      // Node, the queue and the allocator's slack need their share too.
+      expect(Number(workerTask.memory) - budget).toBeGreaterThanOrEqual(1024);
+      expect(env(apiTask.containerDefinitions[0]!, 'MEMORY_BUDGET_MB')).toBe(String(budget));
+    }
+  });
+
   it('the API sits behind the ALB, one proxy hop: TRUST_PROXY=1 (the worker serves no requests)', () => {
     expect(env(api.containerDefinitions[0]!, 'TRUST_PROXY')).toBe('1');
     expect(env(worker.containerDefinitions[0]!, 'TRUST_PROXY')).toBeUndefined();
