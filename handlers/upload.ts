@@ -90,6 +90,7 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       height: info.height,
       pages: info.pages,
       channels: info.channels,
+      progressive: info.progressive,
       uploaded_at: new Date().toISOString(),
       sha256: staged.sha256,
     };
@@ -104,7 +105,7 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       await store.deleteUploads([record.file_id]).then((gone) => (gone.length ? jobs.forgetUploads(gone) : undefined)).catch(() => undefined);
       throw error;
     }
-    const { pages: _pages, channels: _channels, ...visible } = record;
+    const { pages: _pages, channels: _channels, progressive: _progressive, ...visible } = record;
     return visible;
   }
 }

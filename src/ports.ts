@@ -111,6 +111,8 @@ export interface ImageInfo {
   pages: number;
   /** Bands of the decoded image: 1 to 4 (3 colour, 4 with alpha). */
   channels: number;
+  /** A progressive JPEG (or interlaced PNG): its decoder holds the whole image. */
+  progressive: boolean;
 }
 
 /** What a job's memory estimate needs to know of its upload: the facts its header gave. */
@@ -121,6 +123,8 @@ export interface InputFacts {
   pages: number;
   /** Bands of the decoded image; unknown (records from before it was kept) counts as 4. */
   channels?: number;
+  /** A progressive JPEG; unknown counts as progressive. */
+  progressive?: boolean;
   /** Bytes of the file (BMP is read whole). */
   sizeBytes: number;
 }

@@ -65,10 +65,12 @@ const FIXED_BYTES = 64 * MIB;
 /** Working memory of an operation (a blur's or sharpen's line buffers), per pixel it handles. */
 const OPERATION_BPP = 2;
 
-/** Decoding (with an operation on the way), per input pixel: [3 bands, 4 bands]. Progressive JPEG, interlaced or 16-bit PNG and TIFF included. */
+/** Decoding (with an operation on the way), per input pixel: [3 bands, 4 bands]. Interlaced or 16-bit PNG and TIFF included. */
 const DECODE_BPP: Readonly<Record<Exclude<InputFormat, 'bmp'>, readonly [number, number]>> = {
-  jpeg: [7.5, 9], png: [8, 9.5], gif: [10, 11], tiff: [8, 10], webp: [12, 15], avif: [20, 26],
+  jpeg: [5, 6], png: [8, 9.5], gif: [10, 11], tiff: [8, 10], webp: [12, 15], avif: [20, 26],
 };
+/** A progressive JPEG's decoder holds every coefficient of the image until the last scan. */
+const PROGRESSIVE_JPEG_BPP: readonly [number, number] = [10, 12];
 /**
  * Encoding, per output pixel, the compressed result held in memory included (noise does not compress):
  * [3 bands, 4 bands]. WebP, GIF and AVIF encoders hold the whole frame several times over.
@@ -102,6 +104,7 @@ export function memoryEstimate(facts: InputFacts, operations: readonly Operation
     let reads: number;
     if (index > 0) reads = inPixels * bands;
     else if (facts.format === 'bmp') reads = facts.sizeBytes + inPixels * 4;
+    else if (facts.format === 'jpeg' && facts.progressive !== false) reads = inPixels * per(PROGRESSIVE_JPEG_BPP, bands);
     else reads = inPixels * per(DECODE_BPP[facts.format], bands);
     const work = OPERATION_BPP * Math.max(inPixels, outPixels);
     const writes = index === groups.length - 1 ? outPixels * per(ENCODE_BPP[output.format], bands) : outPixels * bands;

@@ -261,8 +261,8 @@ function infoOf(meta: Metadata | undefined, format: Exclude<InputFormat, 'bmp'>)
   const pages = Math.max(1, meta.pages ?? 1);
   const frameHeight = meta.pageHeight && pages > 1 ? meta.pageHeight : meta.height;
   const rotated = (meta.orientation ?? 1) >= 5;
-  const channels = meta.channels ?? 4;
-  return rotated ? { width: frameHeight, height: meta.width, pages, channels } : { width: meta.width, height: frameHeight, pages, channels };
+  const facts = { pages, channels: meta.channels ?? 4, progressive: meta.isProgressive ?? true };
+  return rotated ? { width: frameHeight, height: meta.width, ...facts } : { width: meta.width, height: frameHeight, ...facts };
 }
 
 /** The same memory as a Buffer (sharp's typings want one); no copy. */
@@ -306,7 +306,7 @@ function probeBmp(head: Uint8Array): ImageInfo {
   // (A header cut short of it counts as maybe alpha: the decoder will tell.)
   const at = headerSize === 12 ? 24 : 28;
   const bitCount = buffer.byteLength >= at + 2 ? buffer.readUInt16LE(at) : 32;
-  return { width, height, pages: 1, channels: bitCount === 32 ? 4 : 3 };
+  return { width, height, pages: 1, channels: bitCount === 32 ? 4 : 3, progressive: false };
 }
 
 /** Turns whatever sharp or a decoder threw into a `ProcessingError` whose message names no path. */

@@ -20,13 +20,15 @@ export interface FileRecord {
   pages: number;
   /** Bands of the decoded image (3, or 4 with alpha), for memory estimates; absent in records kept before it was. */
   channels?: number;
+  /** A progressive JPEG or interlaced PNG (its decoder holds the whole image), for memory estimates. */
+  progressive?: boolean;
   uploaded_at: string;
   sha256: string;
 }
 
 /** What a memory estimate needs of an upload. */
 export function factsOf(file: FileRecord): InputFacts {
-  return { format: file.format, width: file.width, height: file.height, pages: file.pages, channels: file.channels, sizeBytes: file.size_bytes };
+  return { format: file.format, width: file.width, height: file.height, pages: file.pages, channels: file.channels, progressive: file.progressive, sizeBytes: file.size_bytes };
 }
 
 export interface JobResult {
