@@ -97,13 +97,13 @@ const status = () => readFileSync('/proc/self/status', 'utf8');
 const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status())![1]) * 1024;
 
 /** Runs `count` jobs of case `index` in this process; prints one JSON line. */
-async function child(index: number, count: number, inputPath: string): Promise<void> {
+async function child(index: number, count: number, inputPath: string, budgetBytes: number): Promise<void> {
   const spec = cases[index]!;
   const bytes = readFileSync(inputPath);
   const dir = mkdtempSync(join(tmpdir(), 'bench-memory-'));
   try {
     const store = await DiskStore.open({ uploadDir: join(dir, 'uploads'), processedDir: join(dir, 'processed'), instanceId: 'bench' });
-    const processor = new SharpProcessor(store, { maxInputPixels: 50_000_000, memoryBudgetBytes: BUDGET_BYTES });
+    const processor = new SharpProcessor(store, { maxInputPixels: 50_000_000, memoryBudgetBytes: budgetBytes });
     const staged = await store.stage(Readable.from([bytes]), { maxBytes: bytes.length, headBytes: 4096 });
     const facts = { format: spec.format, ...(await processor.probe(staged, spec.format)), sizeBytes: bytes.length };
     const ids: string[] = [];
@@ -130,14 +130,14 @@ async function child(index: number, count: number, inputPath: string): Promise<v
 }
 
 async function main(): Promise<void> {
-  const [, , mode, indexText, countText, inputPath] = process.argv;
-  if (mode === '--child') return child(Number(indexText), Number(countText), inputPath!);
+  const [, , mode, indexText, countText, inputPath, budgetText] = process.argv;
+  if (mode === '--child') return child(Number(indexText), Number(countText), inputPath!, Number(budgetText));
   const jemalloc = spawnSync('bash', ['-c', 'find /usr/lib /usr/local/lib -name libjemalloc.so.2 2>/dev/null | head -n 1']).stdout.toString().trim();
   const inputs = join(tmpdir(), `bench-memory-inputs-${side}`);
   mkdirSync(inputs, { recursive: true });
-  const run = (index: number, count: number) => {
+  const run = (index: number, count: number, budgetBytes = BUDGET_BYTES) => {
     const path = join(inputs, `${index}`);
-    const result = spawnSync(process.execPath, [...process.execArgv, import.meta.filename, '--child', String(index), String(count), path, ...(quick ? ['--quick'] : [])], {
+    const result = spawnSync(process.execPath, [...process.execArgv, import.meta.filename, '--child', String(index), String(count), path, String(budgetBytes), ...(quick ? ['--quick'] : [])], {
       env: { ...process.env, ...(jemalloc ? { LD_PRELOAD: jemalloc } : {}) },
       encoding: 'utf8',
       maxBuffer: 1024 * 1024,
@@ -162,6 +162,9 @@ async function main(): Promise<void> {
   const fitsBudget = many.peak <= BUDGET_BYTES + 64 * MIB;
   console.log(`\n${CONCURRENT_JOBS} × "${cases[CONCURRENT_CASE]!.name}" at once (estimate ${Math.round(many.estimate / MIB)} MiB each, ${Math.round((CONCURRENT_JOBS * many.estimate) / MIB)} MiB together): ` +
     `peak ${Math.round(many.peak / MIB)} MiB over the process's own, budget ${BUDGET_BYTES / MIB} MiB${fitsBudget ? '' : ' **over**'}, ${many.seconds.toFixed(1)} s, ${many.failed.length} failed`);
+  // The same jobs with no budget to hold them (what a process did before it had one): for comparison only.
+  const unbounded = run(CONCURRENT_CASE, CONCURRENT_JOBS, 2 ** 50);
+  console.log(`the same ${CONCURRENT_JOBS} with no budget (all at once): peak ${Math.round(unbounded.peak / MIB)} MiB, ${unbounded.seconds.toFixed(1)} s, ${unbounded.failed.length} failed`);
   if (over || !fitsBudget || many.failed.length) process.exitCode = 1;
 }
 
