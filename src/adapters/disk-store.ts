@@ -70,7 +70,7 @@ export class DiskStore implements ImageStore {
     try {
       // Created before a byte is read, so a staging folder swept meanwhile is simply made again.
       const handle = await inFolder(this.uploadStaging, () => open(path, 'wx'));
-      await pipeline(source, tap.transform(), createWriteStream('', { fd: handle, flush: true, highWaterMark: WRITE_BUFFER_BYTES }));
+      await pipeline(chunksOf(source), tap.transform(), createWriteStream('', { fd: handle, flush: true, highWaterMark: WRITE_BUFFER_BYTES }));
     } catch (error) {
       // An open descriptor does not stop the unlink; the space is freed when it closes.
       await rm(path, { force: true }).catch(() => undefined);
@@ -182,6 +182,15 @@ async function inFolder<T>(folder: string, create: () => Promise<T>): Promise<T>
     await mkdir(folder, { recursive: true });
     return create();
   }
+}
+
+/**
+ * The chunks of `source`, read one by one. Piped whole instead, a stream destroyed after its end was pushed
+ * but before it was read (a refused upload: busboy ends the file part, the next part is over a limit) makes
+ * Node's pipeline wait for ever, and the staged file stays; read this way it fails as a premature close.
+ */
+async function* chunksOf(source: ByteSource): AsyncGenerator<Uint8Array> {
+  for await (const chunk of source) yield chunk;
 }
 
 /** A file opened now and read from that descriptor: what it holds cannot change under the reader. */

@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiskStore } from '../../src/adapters/disk-store.js';
 import { MemoryStore } from '../../src/adapters/memory-store.js';
@@ -118,6 +119,32 @@ describe.each(kinds)('$name store', (kind) => {
     await store.close();
   });
 
+  it('a source that fails mid-stream (the client went away) rejects, and leaves nothing staged', async () => {
+    const store = await fresh();
+    async function* goneAfter(bytes: number) {
+      yield* chunks(bytes);
+      throw new Error('the client went away');
+    }
+    await expect(store.stage(goneAfter(300_000), { maxBytes: MiB, headBytes: 32 })).rejects.toThrow(/went away/);
+    expect((await store.sweep(new Date(0), future)).staged).toBe(0);
+    await store.close();
+  });
+
+  it('a source destroyed after its end was pushed but before it was read (a refused upload) settles, and leaves nothing once discarded', async () => {
+    const store = await fresh();
+    const source = new Readable({ read() {} });
+    source.push(whole(100_000));
+    source.push(null);
+    const staged = store.stage(source, { maxBytes: MiB, headBytes: 32 });
+    source.destroy();
+    // Node's pipeline waited for ever on such a source (the disk store's staged file then stayed).
+    const outcome = await Promise.race([staged.then((done) => done, () => 'rejected' as const), new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 5000))]);
+    expect(outcome).not.toBe('hung');
+    if (typeof outcome === 'object') await store.discardStaged(outcome.stagingKey);
+    expect((await store.sweep(new Date(0), future)).staged).toBe(0);
+    await store.close();
+  });
+
   it('writes results whole, refreshes them on touch, and sweeps only those older than the cutoff', async () => {
     const store = await fresh();
     const bytes = whole(200_000);
@@ -143,6 +170,16 @@ describe.each(kinds)('$name store', (kind) => {
     await store.close();
   });
 
+});
+
+describe('memory store byte budget', () => {
+  it('a stage past the budget is a 507 storage_full, and what it had reserved is given back', async () => {
+    const store = new MemoryStore({ maxBytes: 200_000 });
+    const refused = await store.stage(chunks(300_000), { maxBytes: MiB, headBytes: 32 }).catch((error: unknown) => error);
+    expect({ status: (refused as AppError).status, code: (refused as AppError).code }).toEqual({ status: 507, code: 'storage_full' });
+    expect(await store.freeBytes()).toBe(200_000);
+    expect((await store.sweep(new Date(0), future)).staged).toBe(0);
+  });
 });
 
 describe.each(kinds.filter((kind) => kind.shared))('$name store shared by several processes', (kind) => {
