@@ -4,7 +4,7 @@
  * and its header, then committed under a new `file_id`.
  */
 import { createRoute, type RouteHandler } from '@hono/zod-openapi';
-import { AppError, tooLarge, unsupportedMedia } from '../src/domain/errors.js';
+import { tooLarge, unsupportedMedia } from '../src/domain/errors.js';
 import { sanitizeFilename } from '../src/domain/filenames.js';
 import { EXTENSION_FORMATS, extensionOf, MIME_TYPES, sniffFormat } from '../src/domain/formats.js';
 import type { FileRecord } from '../src/domain/jobs.js';
@@ -31,9 +31,10 @@ export const uploadRoute = createRoute({
   responses: {
     200: { description: 'Stored', content: { 'application/json': { schema: UploadedFile } } },
     400: problemResponse('No file, an empty file, several files, or not multipart'),
+    408: problemResponse('upload_timeout: the body stalled for UPLOAD_IDLE_TIMEOUT_SECONDS, or took longer than UPLOAD_TIMEOUT_SECONDS; the connection is closed'),
     413: problemResponse('Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames)'),
     415: problemResponse('Extension not allowed, or the bytes are not an image of an allowed format'),
-    503: problemResponse('The file store (or Redis) is unreachable: storage_unavailable, redis_unavailable; retry after Retry-After seconds'),
+    503: problemResponse('MAX_CONCURRENT_UPLOADS uploads are arriving already (too_many_uploads, refused unread, the connection closed), or the file store (or Redis) is unreachable (storage_unavailable, redis_unavailable); retry after Retry-After seconds'),
     507: problemResponse('The file store is full: storage_full; retry after Retry-After seconds'),
   },
 });
@@ -55,10 +56,8 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
   return async function upload(c) {
     const key = idempotencyKeyOf(c);
     const rules = { fieldName: 'file', maxBytes: settings.maxFileSize, checkFilename };
-    const staged = await uploads.receive(c.req.raw, rules).catch((error: unknown) => {
-      // A body refused as too large may still be arriving (or never end): close rather than drain it.
-      throw error instanceof AppError && error.status === 413 ? error.withHeaders({ Connection: 'close' }) : error;
-    });
+    // A refusal of a body that may still be arriving (too large, too slow, too many at once) closes the connection.
+    const staged = await uploads.receive(c.req.raw, rules);
     const filename = sanitizeFilename(staged.filename);
     try {
       const { body, replayed } = await once(idempotency, 'upload', key, `${staged.sha256}:${filename}`, () => commit(staged, filename));

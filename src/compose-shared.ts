@@ -137,7 +137,9 @@ export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): 
       trustProxy: config.TRUST_PROXY,
       startedAt: new Date(),
     },
-    uploads: new MultipartReceiver(parts.store, nodeBodyOf),
+    uploads: new MultipartReceiver(parts.store, nodeBodyOf, {
+      maxConcurrent: config.MAX_CONCURRENT_UPLOADS, idleSeconds: config.UPLOAD_IDLE_TIMEOUT_SECONDS, totalSeconds: config.UPLOAD_TIMEOUT_SECONDS,
+    }),
     docs: scalarAssets,
     ...parts,
   };

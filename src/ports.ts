@@ -43,9 +43,14 @@ export interface UploadRules {
   checkFilename(filename: string): void;
 }
 
-/** Reads a multipart upload and hands the file's bytes to the store, enforcing the size limit while they arrive. */
+/**
+ * Reads a multipart upload and hands the file's bytes to the store, enforcing the size limit while they arrive.
+ * A refusal that leaves the body unread (too large, too slow, too many uploads at once) carries `Connection: close`.
+ */
 export interface UploadReceiver {
   receive(request: Request, rules: UploadRules): Promise<StagedUpload>;
+  /** Resolves once no upload is arriving and the staged bytes of every refused one are removed (a stop waits for it). */
+  idle(): Promise<void>;
 }
 
 /** Stored bytes opened for reading: as a stream, or (inputs, bounded by MAX_FILE_SIZE) whole. */

@@ -7,7 +7,7 @@ import { EmbeddedJobStore } from '../../src/adapters/embedded-job-store.js';
 import { EmbeddedQueue } from '../../src/adapters/embedded-queue.js';
 import { MemoryIdempotency } from '../../src/adapters/memory-idempotency.js';
 import { MemoryStore } from '../../src/adapters/memory-store.js';
-import { MultipartReceiver } from '../../src/adapters/multipart-receiver.js';
+import { MultipartReceiver, type ReceiverLimits } from '../../src/adapters/multipart-receiver.js';
 import { SharpProcessor } from '../../src/adapters/sharp-processor.js';
 import { createApp } from '../../src/app.js';
 import { createJobRunner } from '../../src/job-runner.js';
@@ -30,12 +30,14 @@ export interface MemoryAppOptions {
   /** Wraps the store or the job store the handlers see (to inject a fault of our own port). */
   wrapStore?: (store: MemoryStore) => ImageStore;
   wrapJobs?: (jobs: EmbeddedJobStore) => JobStore;
+  /** The upload receiver's cap and deadlines (defaults: the configuration's). */
+  receiverLimits?: Partial<ReceiverLimits>;
 }
 
 /** The service's default budget (MEMORY_BUDGET_MB=1024). */
 const MEMORY_BUDGET_BYTES = 1024 * 1024 * 1024;
 
-export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s) => s, wrapJobs = (j) => j }: MemoryAppOptions = {}): MemoryApp {
+export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s) => s, wrapJobs = (j) => j, receiverLimits }: MemoryAppOptions = {}): MemoryApp {
   const store = new MemoryStore({ maxBytes: storeBytes });
   const jobs = EmbeddedJobStore.inMemory();
   const seenStore = wrapStore(store);
@@ -47,7 +49,7 @@ export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s
       version: '0.0.0-test', maxFileSize, maxInputPixels: 50_000_000, memoryBudgetBytes: MEMORY_BUDGET_BYTES, allowedExtensions: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tiff', 'tif'],
       maxQueueDepth: 100, workerAbsentSeconds: 30, apiKeys: [], rateLimitPerMinute: 0, startedAt: new Date(),
     },
-    uploads: new MultipartReceiver(seenStore),
+    uploads: new MultipartReceiver(seenStore, undefined, receiverLimits),
     store: seenStore,
     processor,
     jobs: seenJobs,
