@@ -12,9 +12,14 @@ import type { Readable } from 'node:stream';
 import { createApp } from './app.js';
 import { composeService } from './compose.js';
 import { onStopSignal, readConfigOrExit } from './entry.js';
+import { httpServerOptions, limitConnections } from './http-limits.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { keepEventLoopFirst } from './thread-priority.js';
+
+/** How long a stop waits for cut uploads to remove their staged bytes (a local disk: milliseconds; S3: a call). */
+const UPLOADS_SETTLE_MS = 5000;
+const STOPPING_KEEP_ALIVE_MS = 1000;
 
 async function main(): Promise<void> {
   const config = readConfigOrExit();
@@ -36,20 +41,26 @@ async function main(): Promise<void> {
     // The bindings stay for getConnInfo (the client address) in this file; the app's routes never read them.
     return app.fetch(request, env);
   };
-  const server = serve({ fetch, port: config.PORT, hostname: config.HOST }, (info) => {
+  const server = serve({ fetch, port: config.PORT, hostname: config.HOST, serverOptions: httpServerOptions(config) }, (info) => {
     logger.info({ port: info.port, mode: service.mode, worker_concurrency: config.WORKER_CONCURRENCY }, 'listening');
   }) as Server;
+  limitConnections(server, config);
 
   onStopSignal(logger, async () => {
     const deadline = config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
     stopping.abort();
-    // No new connections; idle keep-alive ones close now, busy ones once their request is answered.
+    // No new connections; idle keep-alive ones close now, busy ones once their request is answered (and
+    // idle a second, not the ALB-sized keep-alive: the ALB sends nothing more to a target it has drained).
+    server.keepAliveTimeout = STOPPING_KEEP_ALIVE_MS;
     const requestsDone = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    const drained = Promise.race([requestsDone, new Promise((resolve) => setTimeout(resolve, deadline).unref())]);
+    const drained = Promise.race([requestsDone, new Promise((resolve) => setTimeout(resolve, deadline).unref())]).then(async () => {
+      // Uploads still arriving at the deadline are cut; what they staged is removed before the store closes.
+      server.closeAllConnections();
+      await Promise.race([service.deps.uploads.idle(), new Promise((resolve) => setTimeout(resolve, UPLOADS_SETTLE_MS).unref())]);
+    });
     // Jobs finish while requests drain; Redis and the store's connections close only once both are done.
     await service.close(deadline, drained);
-    server.closeAllConnections();
   });
 }
 
