@@ -12,10 +12,10 @@ import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, utimes
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AppError, storageFault } from '../domain/errors.js';
 import type { ByteSource, ImageStore, StagedBytes, StageOptions, StoredFile, SweptFiles } from '../ports.js';
 import { PARTIAL, writeFileAtomically } from './atomic-file.js';
 import { ByteTap, OWN_LEFTOVER_AGE_MS, sha256Of } from './byte-tap.js';
+import { asStorageError } from './fs-faults.js';
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
 const STAGING = '.staging';
@@ -261,13 +261,4 @@ async function removeOlder(dir: string, cutoff: Date, pick: (entry: string) => b
     }
   }
   return removed;
-}
-
-/** A file-system fault as the client should see it: 507 when full, 503 when not writable or failing. */
-function asStorageError(error: unknown): unknown {
-  if (error instanceof AppError) return error;
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return storageFault('full');
-  if (code && ['EROFS', 'EACCES', 'EPERM', 'EIO', 'ENOENT', 'ESTALE', 'ETIMEDOUT', 'EMFILE', 'ENFILE'].includes(code)) return storageFault('unavailable');
-  return error;
 }

@@ -11,6 +11,7 @@ import { notFound } from '../domain/errors.js';
 import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobStore } from '../ports.js';
 import { PARTIAL, writeFileAtomically } from './atomic-file.js';
+import { asStorageError } from './fs-faults.js';
 
 export class EmbeddedJobStore implements JobStore {
   private readonly files = new Map<string, FileRecord>();
@@ -200,7 +201,10 @@ export class EmbeddedJobStore implements JobStore {
     if (!dir) return Promise.resolve();
     const key = `${kind}/${id}`;
     const previous = this.writes.get(key) ?? Promise.resolve();
-    const write = previous.catch(() => undefined).then(() => writeFileAtomically(join(dir, kind), `${id}.json`, JSON.stringify(record)));
+    // A full or read-only STATE_DIR is a 507 or 503 the client can retry, not a 500.
+    const write = previous.catch(() => undefined).then(() => writeFileAtomically(join(dir, kind), `${id}.json`, JSON.stringify(record))).catch((error: unknown) => {
+      throw asStorageError(error);
+    });
     this.writes.set(key, write);
     void write.finally(() => {
       if (this.writes.get(key) === write) this.writes.delete(key);
