@@ -122,12 +122,19 @@ export function processHandler({ settings, jobs, queue, store, idempotency, proc
 
   /** A job no worker could admit (its estimated peak is over the whole memory budget) is refused now, not failed later. */
   function checkMemory(file: FileRecord, pipeline: Pipeline, format: OutputFormat): void {
-    const need = processor.estimateMemory(factsOf(file), pipeline.operations, { format });
+    const facts = factsOf(file);
+    const need = processor.estimateMemory(facts, pipeline.operations, { format });
     if (need <= settings.memoryBudgetBytes) return;
     const mib = (bytes: number) => Math.ceil(bytes / 2 ** 20);
+    const budget = `the memory budget of ${mib(settings.memoryBudgetBytes)} MiB (MEMORY_BUDGET_MB)`;
+    // What to change depends on what costs: reading the upload (nothing the request can change), or the result.
+    const unreadable = processor.readingMemory(facts) > settings.memoryBudgetBytes;
+    const lighter = format !== 'jpeg' && format !== 'png';
     throw invalidRequest([{
-      path: pipeline.format ? 'format' : 'operations',
-      message: `this job needs about ${mib(need)} MiB at its peak (${format} output), more than the memory budget of ${mib(settings.memoryBudgetBytes)} MiB (MEMORY_BUDGET_MB); ask for a smaller size or a lighter output format (jpeg, png)`,
+      path: unreadable || !lighter ? 'operations' : 'format',
+      message: unreadable
+        ? `this upload needs about ${mib(processor.readingMemory(facts))} MiB just to be read, more than ${budget}: no job can run on it`
+        : `this job needs about ${mib(need)} MiB at its peak (${format} output), more than ${budget}; ask for a smaller size${lighter ? ' or a lighter output format (jpeg, png)' : ''}`,
     }], 'out_of_memory_budget');
   }
 

@@ -79,6 +79,11 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
     if (pixels > settings.maxInputPixels) {
       throw tooLarge('too_many_pixels', `the image is ${info.width}×${info.height}${info.pages > 1 ? `×${info.pages} frames` : ''} = ${pixels} pixels; the limit is ${settings.maxInputPixels} (MAX_INPUT_PIXELS)`);
     }
+    // An upload no job could ever be admitted for (reading it alone is over the memory budget) is refused now.
+    const reading = processor.readingMemory({ format, ...info, sizeBytes: staged.sizeBytes });
+    if (reading > settings.memoryBudgetBytes) {
+      throw tooLarge('out_of_memory_budget', `the image needs about ${Math.ceil(reading / 2 ** 20)} MiB just to be read, more than the memory budget of ${Math.ceil(settings.memoryBudgetBytes / 2 ** 20)} MiB (MEMORY_BUDGET_MB): no job could run on it; send it smaller or as JPEG or PNG`);
+    }
     const record: FileRecord = {
       file_id: crypto.randomUUID(),
       filename,
@@ -90,6 +95,7 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       pages: info.pages,
       channels: info.channels,
       progressive: info.progressive,
+      deep: info.deep,
       uploaded_at: new Date().toISOString(),
       sha256: staged.sha256,
     };
@@ -104,7 +110,7 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       await store.deleteUploads([record.file_id]).then((gone) => (gone.length ? jobs.forgetUploads(gone) : undefined)).catch(() => undefined);
       throw error;
     }
-    const { pages: _pages, channels: _channels, progressive: _progressive, ...visible } = record;
+    const { pages: _pages, channels: _channels, progressive: _progressive, deep: _deep, ...visible } = record;
     return visible;
   }
 }

@@ -78,7 +78,8 @@ export function instanceId(config: Config): string {
 export async function openStorage(config: Config, edge: Edge): Promise<{ store: ImageStore; processor: ImageProcessor }> {
   const store = edge.store ?? (await openConfiguredStore(config, edge.logger));
   const processor = new SharpProcessor(store, { maxInputPixels: config.MAX_INPUT_PIXELS, memoryBudgetBytes: config.MEMORY_BUDGET_MB * 1024 * 1024 });
-  edge.metrics.watchMemory(() => processor.memoryUse());
+  // Only a process that runs jobs has a budget in use (an API-only one would count twice in a fleet's sum).
+  if (config.WORKER_CONCURRENCY > 0) edge.metrics.watchMemory(() => processor.memoryUse());
   return { store, processor };
 }
 

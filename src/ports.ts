@@ -118,6 +118,8 @@ export interface ImageInfo {
   channels: number;
   /** A progressive JPEG (or interlaced PNG): its decoder holds the whole image. */
   progressive: boolean;
+  /** 16 bits a sample (some PNG and TIFF). */
+  deep: boolean;
 }
 
 /** What a job's memory estimate needs to know of its upload: the facts its header gave. */
@@ -130,6 +132,8 @@ export interface InputFacts {
   channels?: number;
   /** A progressive JPEG; unknown counts as progressive. */
   progressive?: boolean;
+  /** 16 bits a sample; unknown counts as possibly (PNG, TIFF). */
+  deep?: boolean;
   /** Bytes of the file (BMP is read whole). */
   sizeBytes: number;
 }
@@ -155,6 +159,8 @@ export interface ImageProcessor {
   probe(staged: StagedBytes, format: InputFormat): Promise<ImageInfo>;
   /** An upper bound of the job's peak memory, in bytes, known before it runs (POST /process refuses what no worker could admit). */
   estimateMemory(facts: InputFacts, operations: readonly Operation[], output: { format: OutputFormat }): number;
+  /** What any job on this upload needs at least: reading it (an upload over the budget is refused). */
+  readingMemory(facts: InputFacts): number;
   /** Runs the job once its estimated memory fits in the process's budget; waits its turn until then. */
   process(task: ProcessTask): Promise<ProcessedImage>;
 }

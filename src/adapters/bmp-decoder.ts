@@ -44,14 +44,14 @@ const THREAD_LIMITS = { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16
 /** Decodes `bytes` in a thread of its own; rejects with a "timeout" error once `deadline` (ms since epoch) passes. */
 export function decodeBmp(bytes: Uint8Array, deadline: number): Promise<DecodedBmp> {
   return new Promise((resolve, reject) => {
-    const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: { module: BMP_TS }, resourceLimits: THREAD_LIMITS, stdout: true, stderr: true });
+    const thread = new Worker(THREAD_SOURCE, { eval: true, workerData: { module: BMP_TS }, resourceLimits: THREAD_LIMITS });
     let settled = false;
     const settle = (outcome: () => void) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      void thread.terminate();
-      outcome();
+      // Settled once the thread is gone: its memory is the job's until then.
+      void thread.terminate().then(outcome, outcome);
     };
     const timer = setTimeout(() => settle(() => reject(new Error('timeout'))), Math.max(0, deadline - Date.now()));
     thread.once('message', (message: { error?: string; width: number; height: number; hasAlpha: boolean; pixels: ArrayBuffer }) => {

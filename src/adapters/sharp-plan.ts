@@ -33,16 +33,22 @@ const ADDS_COLOUR: ReadonlySet<Operation['operation']> = new Set(['sepia', 'brig
  * which is not linear, would see premultiplied colours; alone it sees them as they are.
  */
 const PREMULTIPLIES: ReadonlySet<Operation['operation']> = new Set(['resize', 'blur', 'sharpen']);
+/**
+ * sharp's recomb (sepia) writes floats it does not clip; later in the same pipeline linear (contrast) would
+ * scale values over 255 that, one pipeline each, were clipped first. (Modulate and sharpen clip on the way.)
+ */
+const UNCLIPPED: Operation['operation'] = 'sepia';
 
 /**
  * The client's operations as the pipelines that run them, in order: each a run of operations sharp applies in
  * the asked order anyway. With a JPEG output the last operation runs alone with the encoder (as it always
  * has): JPEG flattens alpha first in sharp's order, and an earlier operation must still see the alpha.
  * With alpha, brightness never shares a pipeline with an operation that premultiplies, and grayscale runs
- * alone (see `greyKeepingAlpha` in the processor).
+ * alone (see `greyKeepingAlpha` in the processor). Contrast never follows sepia in a pipeline, nor joins the
+ * first one unless the input is known to have 8 bits a sample.
  * @example pipelinesOf([{ operation: 'resize', width: 100 }, { operation: 'sharpen', intensity: 1 }], 'png', true).length // 1
  */
-export function pipelinesOf(operations: readonly Operation[], output: OutputFormat, alpha: boolean): Operation[][] {
+export function pipelinesOf(operations: readonly Operation[], output: OutputFormat, alpha: boolean, maybeDeep = false): Operation[][] {
   const groups: Operation[][] = [];
   for (const [index, op] of operations.entries()) {
     const group = groups.at(-1);
@@ -52,6 +58,10 @@ export function pipelinesOf(operations: readonly Operation[], output: OutputForm
       && SHARP_ORDER[op.operation] > SHARP_ORDER[last.operation]
       && !(group.some((earlier) => earlier.operation === 'grayscale') && (alpha || ADDS_COLOUR.has(op.operation)))
       && !(alpha && [...group, op].some((any) => any.operation === 'brightness') && [...group, op].some((any) => PREMULTIPLIES.has(any.operation)))
+      && !(op.operation === 'contrast' && group.some((earlier) => earlier.operation === UNCLIPPED))
+      // The first pipeline reads the file itself, 16 bits a sample for some PNG and TIFF, until an operation
+      // (greyscale) makes it 8: contrast's offset is for one depth, so there it only ever comes first.
+      && !(op.operation === 'contrast' && groups.length === 1 && maybeDeep)
       && !(isFinal && output === 'jpeg');
     if (joins) group.push(op);
     else groups.push([op]);
@@ -64,6 +74,13 @@ const MIB = 1024 * 1024;
 const FIXED_BYTES = 64 * MIB;
 /** Working memory of an operation (a blur's or sharpen's line buffers), per pixel it handles. */
 const OPERATION_BPP = 2;
+/** The BMP decoder thread's own JavaScript heap, at most (bmp-decoder.ts). */
+const BMP_THREAD_HEAP = 80 * MIB;
+
+/** What reading the upload alone needs (the first pipeline with one cheap operation): no job on it can need less. */
+export function readingEstimate(facts: InputFacts): number {
+  return memoryEstimate(facts, [{ operation: 'grayscale' }], { format: 'jpeg' });
+}
 
 /** Decoding (with an operation on the way), per input pixel: [3 bands, 4 bands]. Interlaced or 16-bit PNG and TIFF included. */
 const DECODE_BPP: Readonly<Record<Exclude<InputFormat, 'bmp'>, readonly [number, number]>> = {
@@ -80,7 +97,9 @@ const ENCODE_BPP: Readonly<Record<OutputFormat, readonly [number, number]>> = {
 };
 
 /** Whether the image may carry alpha: 2 or 4 bands, or not known. */
-export const mayHaveAlpha = (facts: Pick<InputFacts, 'channels'>) => facts.channels === undefined || facts.channels === 2 || facts.channels === 4;
+export const mayHaveAlpha = (facts: Pick<InputFacts, 'channels'>) => facts.channels !== 1 && facts.channels !== 3;
+/** Whether the file may hold 16 bits a sample: the record says so, or does not say and it is PNG or TIFF. */
+export const maybeDeep = (facts: Pick<InputFacts, 'format' | 'deep'>) => facts.deep ?? (facts.format === 'png' || facts.format === 'tiff');
 
 const bandsOf = (facts: InputFacts) => (facts.channels === undefined ? 4 : Math.min(4, Math.max(3, facts.channels)));
 const per = (table: readonly [number, number], bands: number) => table[bands >= 4 ? 1 : 0];
@@ -94,7 +113,7 @@ export function memoryEstimate(facts: InputFacts, operations: readonly Operation
   const bands = bandsOf(facts);
   const frames = keepsAnimation(facts.format, facts.pages, output.format) ? facts.pages : 1;
   const pixelsOf = (size: Size) => size.width * size.height * frames;
-  const groups = pipelinesOf(operations, output.format, mayHaveAlpha(facts));
+  const groups = pipelinesOf(operations, output.format, mayHaveAlpha(facts), maybeDeep(facts));
   let size: Size = { width: facts.width, height: facts.height };
   let peak = 0;
   for (const [index, group] of groups.entries()) {
@@ -103,7 +122,7 @@ export function memoryEstimate(facts: InputFacts, operations: readonly Operation
     const outPixels = pixelsOf(next);
     let reads: number;
     if (index > 0) reads = inPixels * bands;
-    else if (facts.format === 'bmp') reads = facts.sizeBytes + inPixels * 4;
+    else if (facts.format === 'bmp') reads = 2 * facts.sizeBytes + BMP_THREAD_HEAP + inPixels * 4;
     else if (facts.format === 'jpeg' && facts.progressive !== false) reads = inPixels * per(PROGRESSIVE_JPEG_BPP, bands);
     else reads = inPixels * per(DECODE_BPP[facts.format], bands);
     const work = OPERATION_BPP * Math.max(inPixels, outPixels);

@@ -15,7 +15,7 @@ import type { OutputFormat } from '../domain/formats.js';
 import { MemoryBudget, type BudgetUse } from '../memory-budget.js';
 import type { ImageInfo, ImageProcessor, ImageStore, InputFacts, ProcessedImage, ProcessTask, StagedBytes } from '../ports.js';
 import { decodeBmp } from './bmp-decoder.js';
-import { mayHaveAlpha, memoryEstimate, mib, pipelinesOf } from './sharp-plan.js';
+import { mayHaveAlpha, maybeDeep, memoryEstimate, mib, pipelinesOf, readingEstimate } from './sharp-plan.js';
 
 /** The classic sepia tone matrix; `sepia` blends it with the identity by its intensity. */
 const SEPIA = [
@@ -56,6 +56,10 @@ export class SharpProcessor implements ImageProcessor {
 
   estimateMemory(facts: InputFacts, operations: readonly Operation[], output: { format: OutputFormat }): number {
     return memoryEstimate(facts, operations, output);
+  }
+
+  readingMemory(facts: InputFacts): number {
+    return readingEstimate(facts);
   }
 
   /** How much of the budget running jobs hold, and how many jobs wait for room (metrics). */
@@ -133,11 +137,13 @@ export class SharpProcessor implements ImageProcessor {
     // the operations share a pipeline; elsewhere each run gets its own, and the pixels are passed on raw
     // (uncompressed, no re-encoding): a whole raw image in memory between the two.
     const alpha = mayHaveAlpha(task.input);
-    const pipelines = pipelinesOf(task.operations, task.output.format, alpha);
+    const pipelines = pipelinesOf(task.operations, task.output.format, alpha, maybeDeep(task.input));
     for (const [index, operations] of pipelines.entries()) {
       const final = index === pipelines.length - 1;
       // sharp writes greyscale as one raw band, dropping alpha; between steps the same grey keeps it.
-      for (const op of operations) if (!final && alpha && op.operation === 'grayscale') greyKeepingAlpha(image); else apply(image, op);
+      // The first pipeline reads the file at its own depth (contrast is then its first operation); later ones 8-bit raw.
+      const sampleMax = index === 0 && task.input.deep === true ? 65535 : 255;
+      for (const op of operations) if (!final && alpha && op.operation === 'grayscale') greyKeepingAlpha(image); else apply(image, op, sampleMax);
       if (final) break;
       const { data, info } = await step(image.timeout({ seconds: remaining(deadline) }).raw().toBuffer({ resolveWithObject: true }));
       image = sharp(data, {
@@ -178,7 +184,8 @@ function overBudget(need: number, budget: number): ProcessingError {
   return new ProcessingError('out_of_memory_budget', `the job needs about ${mib(need)} MiB at its peak, more than this worker's memory budget of ${mib(budget)} MiB (MEMORY_BUDGET_MB); ask for a smaller size or a lighter output format`);
 }
 
-function apply(image: Sharp, op: Operation): void {
+/** `sampleMax`: the largest value of a sample in the pipeline (255, or 65535 for 16 bits), for contrast's mid-grey. */
+function apply(image: Sharp, op: Operation, sampleMax = 255): void {
   switch (op.operation) {
     case 'resize':
       image.resize({ width: op.width, height: op.height, fit: op.fit ?? 'cover', withoutEnlargement: op.without_enlargement, kernel: 'lanczos3' });
@@ -201,7 +208,7 @@ function apply(image: Sharp, op: Operation): void {
       image.modulate({ brightness: op.intensity });
       return;
     case 'contrast':
-      image.linear(op.intensity, 128 * (1 - op.intensity));
+      image.linear(op.intensity, ((128 * sampleMax) / 255) * (1 - op.intensity));
       return;
   }
 }
@@ -261,7 +268,7 @@ function infoOf(meta: Metadata | undefined, format: Exclude<InputFormat, 'bmp'>)
   const pages = Math.max(1, meta.pages ?? 1);
   const frameHeight = meta.pageHeight && pages > 1 ? meta.pageHeight : meta.height;
   const rotated = (meta.orientation ?? 1) >= 5;
-  const facts = { pages, channels: meta.channels ?? 4, progressive: meta.isProgressive ?? true };
+  const facts = { pages, channels: meta.channels ?? 4, progressive: meta.isProgressive ?? true, deep: meta.depth === 'ushort' || meta.depth === 'short' };
   return rotated ? { width: frameHeight, height: meta.width, ...facts } : { width: meta.width, height: frameHeight, ...facts };
 }
 
@@ -306,7 +313,11 @@ function probeBmp(head: Uint8Array): ImageInfo {
   // (A header cut short of it counts as maybe alpha: the decoder will tell.)
   const at = headerSize === 12 ? 24 : 28;
   const bitCount = buffer.byteLength >= at + 2 ? buffer.readUInt16LE(at) : 32;
-  return { width, height, pages: 1, channels: bitCount === 32 ? 4 : 3, progressive: false };
+  // A palette larger than the bit count allows would make the decoder build it all (millions of entries).
+  const colours = headerSize >= 40 && buffer.byteLength >= 50 ? buffer.readUInt32LE(46) : 0;
+  if (bitCount <= 8 && colours > 2 ** bitCount) throw unsupportedMedia('undecodable_image', `the BMP header declares ${colours} palette colours for ${bitCount} bits a pixel (at most ${2 ** bitCount})`);
+  if (bitCount > 8 && colours > 256) throw unsupportedMedia('undecodable_image', `the BMP header declares ${colours} palette colours (at most 256)`);
+  return { width, height, pages: 1, channels: bitCount === 32 ? 4 : 3, progressive: false, deep: false };
 }
 
 /** Turns whatever sharp or a decoder threw into a `ProcessingError` whose message names no path. */
@@ -315,7 +326,8 @@ function asProcessingError(error: unknown, timeoutSeconds: number): ProcessingEr
   const raw = error instanceof Error ? error.message : String(error);
   const message = (raw.split('\n')[0] ?? '').replace(/(?:[A-Za-z]:)?[\\/][^\s:'"]+/g, '<file>').slice(0, 200);
   if (/timeout/i.test(raw)) return new ProcessingError('timeout', `processing took longer than the limit of ${timeoutSeconds} s (JOB_TIMEOUT_SECONDS)`);
-  if (/out of memory|memory area too large|ERR_WORKER_OUT_OF_MEMORY/i.test(raw)) return new ProcessingError('out_of_memory', 'the job ran out of memory; ask for a smaller size');
+  if (/ERR_WORKER_OUT_OF_MEMORY|decoding the BMP/i.test(raw)) return new ProcessingError('decode_failed', 'the BMP could not be decoded within its decoder\'s memory (a malformed header?)');
+  if (/out of memory|memory area too large/i.test(raw)) return new ProcessingError('out_of_memory', 'the job ran out of memory; ask for a smaller size');
   if (/pixel limit/i.test(raw)) return new ProcessingError('too_many_pixels', 'the image has more pixels than MAX_INPUT_PIXELS allows');
   if (/jpeg|png|gif|tiff|webp|heif|bmp|premature|corrupt|truncat|decode|unsupported image format|invalid/i.test(raw)) {
     return new ProcessingError('decode_failed', `the image could not be decoded: ${message}`);

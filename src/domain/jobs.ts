@@ -22,13 +22,15 @@ export interface FileRecord {
   channels?: number;
   /** A progressive JPEG or interlaced PNG (its decoder holds the whole image), for memory estimates. */
   progressive?: boolean;
+  /** More than 8 bits a sample, for pipeline planning. */
+  deep?: boolean;
   uploaded_at: string;
   sha256: string;
 }
 
 /** What a memory estimate needs of an upload. */
 export function factsOf(file: FileRecord): InputFacts {
-  return { format: file.format, width: file.width, height: file.height, pages: file.pages, channels: file.channels, progressive: file.progressive, sizeBytes: file.size_bytes };
+  return { format: file.format, width: file.width, height: file.height, pages: file.pages, channels: file.channels, progressive: file.progressive, deep: file.deep, sizeBytes: file.size_bytes };
 }
 
 export interface JobResult {

@@ -76,7 +76,8 @@ describe('SharpProcessor memory budget', () => {
     await watching;
     expect(results.map((result) => [result.width, result.height])).toEqual([[3000, 3000], [3000, 3000], [3000, 3000]]);
     expect(mostWaiting).toBeGreaterThanOrEqual(1);
-    expect(mostInUse).toBeLessThanOrEqual(300 * MIB);
+    // At most one of them held the budget at a time (each needs more than half of it).
+    expect(mostInUse).toBeLessThan(2 * estimate);
     expect(processor.memoryUse()).toMatchObject({ inUseBytes: 0, waiting: 0 });
   });
 });

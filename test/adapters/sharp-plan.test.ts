@@ -40,8 +40,14 @@ describe('pipelinesOf', () => {
   it('keeps brightness apart from operations that premultiply alpha, where there may be alpha', () => {
     expect(names(pipelinesOf([resize(100), brightness], 'png', true))).toEqual(['resize', 'brightness']);
     expect(names(pipelinesOf([brightness, sharpen], 'png', true))).toEqual(['brightness', 'sharpen']);
-    expect(names(pipelinesOf([sepia, brightness, contrast], 'png', true))).toEqual(['sepia+brightness+contrast']);
+    expect(names(pipelinesOf([sepia, brightness, contrast], 'png', true))).toEqual(['sepia+brightness', 'contrast']);
     expect(names(pipelinesOf([resize(100), brightness, sharpen], 'png', false))).toEqual(['resize+brightness+sharpen']);
+  });
+
+  it('keeps contrast out of a pipeline after sepia (unclipped), and out of the first unless the input is 8-bit', () => {
+    expect(names(pipelinesOf([resize(100), sepia, contrast], 'png', false))).toEqual(['resize+sepia', 'contrast']);
+    expect(names(pipelinesOf([resize(100), contrast], 'png', false, true))).toEqual(['resize', 'contrast']);
+    expect(names(pipelinesOf([blur, grayscale, contrast], 'png', false, true))).toEqual(['blur', 'grayscale+contrast']);
   });
 
   it('runs the last operation alone with a JPEG encoder, which flattens alpha first', () => {
@@ -79,22 +85,34 @@ describe('shared pipelines give the pixels of one pipeline per operation', () =>
     fc.double({ min: 0.5, max: 1.5, noNaN: true }).map((intensity): Operation => ({ operation: 'contrast', intensity })),
   );
 
-  it('for any pipeline that shares, to within rounding, with alpha and without', async () => {
-    const inputs = await Promise.all(([3, 4] as const).map((channels) =>
-      sharp({ create: { width: 64, height: 48, channels, background: { r: 90, g: 140, b: 200, alpha: 0.8 }, noise: { type: 'gaussian', mean: 128, sigma: 30 } } }).png().toBuffer()));
+  it('for any pipeline that shares, to within rounding: with alpha and without, mid-grey and bright, 8 and 16 bits', async () => {
+    const noise = (channels: 3 | 4, mean: number) => sharp({ create: { width: 64, height: 48, channels, background: { r: 90, g: 140, b: 200, alpha: 0.8 }, noise: { type: 'gaussian', mean, sigma: 30 } } });
+    const inputs = await Promise.all([
+      noise(3, 128).png().toBuffer(), noise(4, 128).png().toBuffer(), noise(3, 210).png().toBuffer(), noise(4, 210).png().toBuffer(),
+      noise(3, 128).toColourspace('rgb16').png().toBuffer(),
+    ]);
+    const alphaOf = [false, true, false, true, false];
     await fc.assert(
-      fc.asyncProperty(fc.array(operation, { minLength: 2, maxLength: 4 }), fc.boolean(), async (operations, alpha) => {
-        fc.pre(pipelinesOf(operations, 'png', alpha).length < operations.length);
-        const input = inputs[alpha ? 1 : 0]!;
+      fc.asyncProperty(fc.array(operation, { minLength: 2, maxLength: 4 }), fc.integer({ min: 0, max: inputs.length - 1 }), async (operations, which) => {
+        fc.pre(pipelinesOf(operations, 'png', alphaOf[which]!).length < operations.length);
+        const input = inputs[which]!;
         const shared = await rgba(await run(input, operations, 'png'));
         const apart = await rgba(await oneByOne(input, operations));
         expect([shared.info.width, shared.info.height]).toEqual([apart.info.width, apart.info.height]);
         let total = 0;
-        for (let i = 0; i < shared.data.length; i += 1) total += Math.abs(shared.data[i]! - apart.data[i]!);
-        // Shared pipelines keep full precision between operations; one pipeline each rounds to 8 bits.
+        let most = 0;
+        for (let i = 0; i < shared.data.length; i += 1) {
+          const difference = Math.abs(shared.data[i]! - apart.data[i]!);
+          total += difference;
+          most = Math.max(most, difference);
+        }
+        // Shared pipelines keep full precision between operations; one pipeline each rounds to 8 bits and clips
+        // (a Lanczos overshoot past 255, say), which a following sharpen amplifies on a few edge pixels.
+        // Never a different image: on average under 2 levels of 255, nowhere more than 32.
         expect(total / shared.data.length).toBeLessThan(2);
+        expect(most).toBeLessThanOrEqual(32);
       }),
-      { numRuns: 40 },
+      { numRuns: 60 },
     );
   });
 });

@@ -3,7 +3,8 @@
  * budget is refused at once, naming the budget, and nothing is queued for it.
  */
 import { describe, expect, it } from 'vitest';
-import { expectProblem, upload } from '../helpers/client.js';
+import sharp from 'sharp';
+import { expectProblem, multipart, upload } from '../helpers/client.js';
 import { noisyJpeg } from '../helpers/images.js';
 import { memoryApp } from '../helpers/memory-app.js';
 
@@ -24,5 +25,19 @@ describe('POST /process memory budget', () => {
     const accepted = await m.send(`/process/${file.file_id}`, pipeline({ operations: [resize], format: 'png' }));
     expect(accepted.status).toBe(200);
     await m.queue.idle();
+  });
+
+  it('refuses at upload, 413 out_of_memory_budget, an image no job could be admitted for', async () => {
+    const m = memoryApp({ memoryBudgetBytes: 128 * 2 ** 20 });
+    const large = await sharp({ create: { width: 2000, height: 2000, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0.5 } } }).png().toBuffer();
+    const refused = await m.send('/upload', { method: 'POST', body: multipart(large, 'large.png') });
+    const problem = await expectProblem(refused, 413, 'out_of_memory_budget');
+    expect(problem.detail).toMatch(/MEMORY_BUDGET_MB/);
+    expect(await m.jobs.listFiles(10)).toMatchObject({ total: 0 });
+    // A smaller one is taken, and a job on it that would be over the budget is refused without blaming PNG.
+    const file = await upload(m.send, await sharp(large).resize(600).png().toBuffer(), 'small.png');
+    const over = await m.send(`/process/${file.file_id}`, pipeline({ operations: [{ operation: 'resize', width: 4000, height: 4000, fit: 'fill' }], format: 'png' }));
+    const body = await expectProblem(over, 400, 'out_of_memory_budget');
+    expect(body.errors).toEqual([expect.objectContaining({ path: 'operations', message: expect.not.stringMatching(/lighter output format/) })]);
   });
 });

@@ -32,21 +32,20 @@ export interface MemoryAppOptions {
   wrapJobs?: (jobs: EmbeddedJobStore) => JobStore;
   /** The upload receiver's cap and deadlines (defaults: the configuration's). */
   receiverLimits?: Partial<ReceiverLimits>;
+  /** MEMORY_BUDGET_MB in bytes (default: the configuration's 1024 MiB). */
+  memoryBudgetBytes?: number;
 }
 
-/** The service's default budget (MEMORY_BUDGET_MB=1024). */
-const MEMORY_BUDGET_BYTES = 1024 * 1024 * 1024;
-
-export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s) => s, wrapJobs = (j) => j, receiverLimits }: MemoryAppOptions = {}): MemoryApp {
+export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s) => s, wrapJobs = (j) => j, receiverLimits, memoryBudgetBytes = 1024 * 1024 * 1024 }: MemoryAppOptions = {}): MemoryApp {
   const store = new MemoryStore({ maxBytes: storeBytes });
   const jobs = EmbeddedJobStore.inMemory();
   const seenStore = wrapStore(store);
   const seenJobs = wrapJobs(jobs);
-  const processor = new SharpProcessor(seenStore, { maxInputPixels: 50_000_000, memoryBudgetBytes: MEMORY_BUDGET_BYTES });
+  const processor = new SharpProcessor(seenStore, { maxInputPixels: 50_000_000, memoryBudgetBytes });
   const queue = new EmbeddedQueue(createJobRunner({ jobs: seenJobs, store: seenStore, processor, timeoutSeconds: 30 }), 1);
   const deps: AppDeps = {
     settings: {
-      version: '0.0.0-test', maxFileSize, maxInputPixels: 50_000_000, memoryBudgetBytes: MEMORY_BUDGET_BYTES, allowedExtensions: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tiff', 'tif'],
+      version: '0.0.0-test', maxFileSize, maxInputPixels: 50_000_000, memoryBudgetBytes, allowedExtensions: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tiff', 'tif'],
       maxQueueDepth: 100, workerAbsentSeconds: 30, apiKeys: [], rateLimitPerMinute: 0, startedAt: new Date(),
     },
     uploads: new MultipartReceiver(seenStore, undefined, receiverLimits),
