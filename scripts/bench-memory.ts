@@ -120,7 +120,7 @@ async function child(index: number, count: number, inputPath: string, budgetByte
     const started = performance.now();
     const outcomes = await Promise.allSettled(ids.map((fileId) => processor.process({
       fileId, input: facts, operations: spec.operations, output: { format: spec.output, quality: 80 }, keepMetadata: false, timeoutSeconds: 600,
-    })));
+    }, async (image) => image.width)));
     const seconds = (performance.now() - started) / 1000;
     const failed = outcomes.filter((outcome) => outcome.status === 'rejected').map((outcome) => String((outcome as PromiseRejectedResult).reason).slice(0, 120));
     console.log(JSON.stringify({ estimate, peak: kib('VmHWM') - before, seconds, failed }));

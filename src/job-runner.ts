@@ -116,15 +116,11 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
   async function compute(job: JobRecord): Promise<JobResult> {
     const file = await jobs.getFile(job.file_id);
     if (!file) throw new AppError(422, 'file_missing', 'the uploaded file is no longer known');
-    const image = await processor.process({
-      fileId: file.file_id,
-      input: factsOf(file),
-      operations: job.operations,
-      output: job.output,
-      keepMetadata: job.keep_metadata,
-      timeoutSeconds,
+    const task = { fileId: file.file_id, input: factsOf(file), operations: job.operations, output: job.output, keepMetadata: job.keep_metadata, timeoutSeconds };
+    // Written while the job still holds its memory budget: the encoded result is part of its peak.
+    return processor.process(task, async (image) => {
+      const written = await store.writeResult(resultName(job), image.data);
+      return { format: job.output.format, width: image.width, height: image.height, size_bytes: written.sizeBytes, sha256: written.sha256 };
     });
-    const written = await store.writeResult(resultName(job), image.data);
-    return { format: job.output.format, width: image.width, height: image.height, size_bytes: written.sizeBytes, sha256: written.sha256 };
   }
 }

@@ -161,8 +161,11 @@ export interface ImageProcessor {
   estimateMemory(facts: InputFacts, operations: readonly Operation[], output: { format: OutputFormat }): number;
   /** What any job on this upload needs at least: reading it (an upload over the budget is refused). */
   readingMemory(facts: InputFacts): number;
-  /** Runs the job once its estimated memory fits in the process's budget; waits its turn until then. */
-  process(task: ProcessTask): Promise<ProcessedImage>;
+  /**
+   * Runs the job once its estimated memory fits in the process's budget (it waits its turn until then), and
+   * hands the result to `use` (to store it) while the job still holds its share of the budget.
+   */
+  process<T>(task: ProcessTask, use: (image: ProcessedImage) => Promise<T>): Promise<T>;
 }
 
 export interface FilePage {

@@ -84,17 +84,18 @@ export class SharpProcessor implements ImageProcessor {
   }
 
   /**
-   * Runs the job once its estimated peak fits in the budget (it waits its turn until then). The answer comes
-   * at the deadline at the latest; the budget is given back only once libvips has stopped working for it
-   * (sharp's own timeout stops a pipeline within a second of the deadline).
+   * Runs the job once its estimated peak fits in the budget (it waits its turn until then; JOB_TIMEOUT_SECONDS
+   * counts from there), and hands the result to `use` within it. The answer comes at the deadline at the
+   * latest; the budget is given back once `use` is done and libvips has stopped working for the job (sharp's
+   * own timeout stops a pipeline within a second of the deadline).
    */
-  async process(task: ProcessTask): Promise<ProcessedImage> {
+  async process<T>(task: ProcessTask, use: (image: ProcessedImage) => Promise<T>): Promise<T> {
     const need = memoryEstimate(task.input, task.operations, task.output);
     if (!this.budget.fits(need)) throw overBudget(need, this.budget.budgetBytes);
     const giveBack = await this.budget.take(need);
     const work = { pending: Promise.resolve() as Promise<unknown> };
     try {
-      return await this.processWithin(task, work);
+      return await use(await this.processWithin(task, work));
     } finally {
       void work.pending.then(giveBack, giveBack);
     }

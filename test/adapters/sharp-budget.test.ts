@@ -78,7 +78,18 @@ describe('SharpProcessor memory budget', () => {
     expect(mostWaiting).toBeGreaterThanOrEqual(1);
     // At most one of them held the budget at a time (each needs more than half of it).
     expect(mostInUse).toBeLessThan(2 * estimate);
-    expect(processor.memoryUse()).toMatchObject({ inUseBytes: 0, waiting: 0 });
+    await expect.poll(() => processor.memoryUse()).toMatchObject({ inUseBytes: 0, waiting: 0 });
+  });
+
+  it("holds the job's share while its result is being stored, and gives it back after", async () => {
+    const { run, processor } = processorHarness();
+    let heldWhileStoring = 0;
+    await run(await small(), [{ operation: 'blur', intensity: 1 }], 'png', 'png', 30, async (image) => {
+      heldWhileStoring = processor.memoryUse().inUseBytes;
+      return image;
+    });
+    expect(heldWhileStoring).toBeGreaterThan(0);
+    await expect.poll(() => processor.memoryUse().inUseBytes).toBe(0);
   });
 });
 
