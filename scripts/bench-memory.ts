@@ -17,6 +17,7 @@ import { DiskStore } from '../src/adapters/disk-store.js';
 import { SharpProcessor } from '../src/adapters/sharp-processor.js';
 import type { InputFormat, OutputFormat } from '../src/domain/formats.js';
 import type { Operation } from '../src/domain/operations.js';
+import { paletteBmp, rle8Bmp } from '../test/helpers/images.js';
 
 const MIB = 2 ** 20;
 const BUDGET_BYTES = 1024 * MIB;
@@ -34,46 +35,6 @@ interface Case {
 const noise = (width: number, height: number, channels: 3 | 4 = 3) =>
   sharp({ create: { width, height, channels, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } });
 const blur = (intensity: number): Operation => ({ operation: 'blur', intensity });
-
-/** A BMP of `bits` per pixel with a palette, rows of arbitrary bytes (the decoder's costliest common case). */
-function paletteBmp(width: number, height: number, bits: 1 | 8): Buffer {
-  const colours = 2 ** bits;
-  const row = Math.ceil((width * bits) / 32) * 4;
-  const offset = 54 + colours * 4;
-  const file = Buffer.alloc(offset + row * height);
-  file.write('BM');
-  file.writeUInt32LE(file.length, 2);
-  file.writeUInt32LE(offset, 10);
-  file.writeUInt32LE(40, 14);
-  file.writeInt32LE(width, 18);
-  file.writeInt32LE(height, 22);
-  file.writeUInt16LE(1, 26);
-  file.writeUInt16LE(bits, 28);
-  file.writeUInt32LE(row * height, 34);
-  file.writeUInt32LE(colours, 46);
-  for (let i = 0; i < colours; i += 1) file.writeUInt32LE((i * 0x010101 * (255 / (colours - 1))) & 0xffffff, 54 + i * 4);
-  for (let i = offset; i < file.length; i += 1) file[i] = (i * 2654435761) >>> 24;
-  return file;
-}
-
-/** An RLE8 BMP of a kilobyte that declares `width`×`height` pixels (the decoder allocates them all). */
-function rle8Bmp(width: number, height: number): Buffer {
-  const offset = 54 + 256 * 4;
-  const file = Buffer.alloc(offset + 2);
-  file.write('BM');
-  file.writeUInt32LE(file.length, 2);
-  file.writeUInt32LE(offset, 10);
-  file.writeUInt32LE(40, 14);
-  file.writeInt32LE(width, 18);
-  file.writeInt32LE(height, 22);
-  file.writeUInt16LE(1, 26);
-  file.writeUInt16LE(8, 28);
-  file.writeUInt32LE(1, 30);
-  file.writeUInt32LE(2, 34);
-  file.writeUInt32LE(256, 46);
-  file.writeUInt16LE(0x0100, offset); // end of bitmap
-  return file;
-}
 
 const s = side;
 const cases: Case[] = [

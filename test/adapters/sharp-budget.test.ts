@@ -6,31 +6,11 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { ProcessingError } from '../../src/adapters/sharp-processor.js';
 import type { Operation } from '../../src/domain/operations.js';
-import { look } from '../helpers/images.js';
+import { look, paletteBmp } from '../helpers/images.js';
 import { MIB, processorHarness } from '../helpers/processor.js';
 
 const small = () => sharp({ create: { width: 200, height: 200, channels: 3, background: '#406080' } }).png().toBuffer();
 const enlarge = (side: number): Operation => ({ operation: 'resize', width: side, height: side, fit: 'fill', without_enlargement: false });
-
-/** A 1-bit BMP of arbitrary rows: the JavaScript decoder's slowest common case per byte. */
-function oneBitBmp(width: number, height: number): Buffer {
-  const row = Math.ceil(width / 32) * 4;
-  const offset = 54 + 8;
-  const file = Buffer.alloc(offset + row * height);
-  file.write('BM');
-  file.writeUInt32LE(file.length, 2);
-  file.writeUInt32LE(offset, 10);
-  file.writeUInt32LE(40, 14);
-  file.writeInt32LE(width, 18);
-  file.writeInt32LE(height, 22);
-  file.writeUInt16LE(1, 26);
-  file.writeUInt16LE(1, 28);
-  file.writeUInt32LE(row * height, 34);
-  file.writeUInt32LE(2, 46);
-  file.writeUInt32LE(0xffffff, 58);
-  for (let i = offset; i < file.length; i += 1) file[i] = (i * 2654435761) >>> 24;
-  return file;
-}
 
 /** The longest the event loop went without a turn while `work` ran. */
 async function longestStall<T>(work: () => Promise<T>): Promise<{ result: PromiseSettledResult<T>; stallMs: number }> {
@@ -96,7 +76,7 @@ describe('SharpProcessor memory budget', () => {
 describe('BMP', () => {
   it('is decoded off the event loop: a 5 MB 1-bit BMP does not stall other work', async () => {
     const { run } = processorHarness();
-    const { result, stallMs } = await longestStall(() => run(oneBitBmp(6000, 6000), [{ operation: 'resize', width: 300, without_enlargement: false }], 'png', 'bmp'));
+    const { result, stallMs } = await longestStall(() => run(paletteBmp(6000, 6000, 1), [{ operation: 'resize', width: 300, without_enlargement: false }], 'png', 'bmp'));
     expect(result.status).toBe('fulfilled');
     const out = (result as PromiseFulfilledResult<{ data: Uint8Array }>).value;
     expect(await look(out.data)).toMatchObject({ width: 300, height: 300 });
@@ -107,7 +87,7 @@ describe('BMP', () => {
   it('stops at the deadline, its thread ended, with the timeout named', async () => {
     const { run } = processorHarness();
     const started = Date.now();
-    await expect(run(oneBitBmp(7000, 7000), [{ operation: 'blur', intensity: 30 }, { operation: 'sharpen', intensity: 5 }], 'png', 'bmp', 1)).rejects.toSatisfy(
+    await expect(run(paletteBmp(7000, 7000, 1), [{ operation: 'blur', intensity: 30 }, { operation: 'sharpen', intensity: 5 }], 'png', 'bmp', 1)).rejects.toSatisfy(
       (error: unknown) => error instanceof ProcessingError && error.code === 'timeout' && /JOB_TIMEOUT_SECONDS/.test(error.detail),
     );
     expect(Date.now() - started).toBeLessThan(2500);

@@ -43,6 +43,38 @@ export function bmp24(width: number, height: number, rgb: [number, number, numbe
   return bmp.encode({ data, bitPP: 24, width, height } as unknown as Parameters<typeof bmp.encode>[0]).data;
 }
 
+/** The file and DIB headers of an uncompressed-or-RLE BMP with a palette (BITMAPINFOHEADER). */
+function bmpWithPalette(width: number, height: number, bits: 1 | 8, colours: number, compression: number, data: Buffer): Buffer {
+  const offset = 54 + colours * 4;
+  const file = Buffer.alloc(offset + data.length);
+  file.write('BM');
+  file.writeUInt32LE(file.length, 2);
+  file.writeUInt32LE(offset, 10);
+  file.writeUInt32LE(40, 14);
+  file.writeInt32LE(width, 18);
+  file.writeInt32LE(height, 22);
+  file.writeUInt16LE(1, 26);
+  file.writeUInt16LE(bits, 28);
+  file.writeUInt32LE(compression, 30);
+  file.writeUInt32LE(data.length, 34);
+  file.writeUInt32LE(colours, 46);
+  for (let i = 0; i < colours; i += 1) file.writeUInt32LE((Math.round((i * 255) / Math.max(1, colours - 1)) * 0x010101) & 0xffffff, 54 + i * 4);
+  data.copy(file, offset);
+  return file;
+}
+
+/** A BMP of `bits` per pixel with a full palette and rows of arbitrary bytes: the JavaScript decoder's costliest common case. */
+export function paletteBmp(width: number, height: number, bits: 1 | 8): Buffer {
+  const rows = Buffer.alloc(Math.ceil((width * bits) / 32) * 4 * height);
+  for (let i = 0; i < rows.length; i += 1) rows[i] = (i * 2654435761) >>> 24;
+  return bmpWithPalette(width, height, bits, 2 ** bits, 0, rows);
+}
+
+/** An RLE8 BMP of about a kilobyte that declares `width`×`height` pixels (the decoder allocates them all). */
+export function rle8Bmp(width: number, height: number): Buffer {
+  return bmpWithPalette(width, height, 8, 256, 1, Buffer.from([0, 1]));
+}
+
 /** A JPEG whose EXIF says "rotate 90° clockwise to display" (orientation 6). */
 export function rotatedJpeg(width: number, height: number): Promise<Buffer> {
   return sharp(Buffer.alloc(width * height * 3, 200), { raw: { width, height, channels: 3 } })
