@@ -7,9 +7,10 @@ import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { sha256Hex } from '../src/domain/digest.js';
 import { AppError, badRequest, invalidRequest, notFound, unavailable, unsupportedMedia } from '../src/domain/errors.js';
 import { defaultOutputFormat, keepsAnimation, LOSSY_FORMATS, type OutputFormat } from '../src/domain/formats.js';
-import { factsOf, publicJob, resultName, storedResult, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
+import { publicJob, resultName, storedResult, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
 import { isBlank, parseJsonBody } from '../src/domain/json-body.js';
 import { outputSize, parsePipelineJson, parsePipelineQuery, quote, type Pipeline } from '../src/domain/operations.js';
+import { mib } from '../src/memory-budget.js';
 import type { AppDeps } from '../src/ports.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
 import { type AppEnv, FileIdParams, JobStatusSchema, problemResponse } from './schemas.js';
@@ -122,18 +123,17 @@ export function processHandler({ settings, jobs, queue, store, idempotency, proc
 
   /** A job no worker could admit (its estimated peak is over the whole memory budget) is refused now, not failed later. */
   function checkMemory(file: FileRecord, pipeline: Pipeline, format: OutputFormat): void {
-    const facts = factsOf(file);
-    const need = processor.estimateMemory(facts, pipeline.operations, { format });
+    const need = processor.estimateMemory(file, pipeline.operations, { format });
     if (need <= settings.memoryBudgetBytes) return;
-    const mib = (bytes: number) => Math.ceil(bytes / 2 ** 20);
     const budget = `the memory budget of ${mib(settings.memoryBudgetBytes)} MiB (MEMORY_BUDGET_MB)`;
     // What to change depends on what costs: reading the upload (nothing the request can change), or the result.
-    const unreadable = processor.readingMemory(facts) > settings.memoryBudgetBytes;
+    const reading = processor.readingMemory(file);
+    const unreadable = reading > settings.memoryBudgetBytes;
     const lighter = format !== 'jpeg' && format !== 'png';
     throw invalidRequest([{
       path: unreadable || !lighter ? 'operations' : 'format',
       message: unreadable
-        ? `this upload needs about ${mib(processor.readingMemory(facts))} MiB just to be read, more than ${budget}: no job can run on it`
+        ? `this upload needs about ${mib(reading)} MiB just to be read, more than ${budget}: no job can run on it`
         : `this job needs about ${mib(need)} MiB at its peak (${format} output), more than ${budget}; ask for a smaller size${lighter ? ' or a lighter output format (jpeg, png)' : ''}`,
     }], 'out_of_memory_budget');
   }

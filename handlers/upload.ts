@@ -8,6 +8,7 @@ import { tooLarge, unsupportedMedia } from '../src/domain/errors.js';
 import { sanitizeFilename } from '../src/domain/filenames.js';
 import { EXTENSION_FORMATS, extensionOf, MIME_TYPES, sniffFormat } from '../src/domain/formats.js';
 import type { FileRecord } from '../src/domain/jobs.js';
+import { mib } from '../src/memory-budget.js';
 import type { AppDeps, StagedUpload } from '../src/ports.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
 import { type AppEnv, problemResponse, UploadedFile } from './schemas.js';
@@ -80,9 +81,9 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
       throw tooLarge('too_many_pixels', `the image is ${info.width}×${info.height}${info.pages > 1 ? `×${info.pages} frames` : ''} = ${pixels} pixels; the limit is ${settings.maxInputPixels} (MAX_INPUT_PIXELS)`);
     }
     // An upload no job could ever be admitted for (reading it alone is over the memory budget) is refused now.
-    const reading = processor.readingMemory({ format, ...info, sizeBytes: staged.sizeBytes });
+    const reading = processor.readingMemory({ format, ...info, size_bytes: staged.sizeBytes });
     if (reading > settings.memoryBudgetBytes) {
-      throw tooLarge('out_of_memory_budget', `the image needs about ${Math.ceil(reading / 2 ** 20)} MiB just to be read, more than the memory budget of ${Math.ceil(settings.memoryBudgetBytes / 2 ** 20)} MiB (MEMORY_BUDGET_MB): no job could run on it; send it smaller or as JPEG or PNG`);
+      throw tooLarge('out_of_memory_budget', `the image needs about ${mib(reading)} MiB just to be read, more than the memory budget of ${mib(settings.memoryBudgetBytes)} MiB (MEMORY_BUDGET_MB): no job could run on it; send it smaller or as JPEG or PNG`);
     }
     const record: FileRecord = {
       file_id: crypto.randomUUID(),

@@ -66,7 +66,7 @@ async function child(index: number, count: number, inputPath: string, budgetByte
     const store = await DiskStore.open({ uploadDir: join(dir, 'uploads'), processedDir: join(dir, 'processed'), instanceId: 'bench' });
     const processor = new SharpProcessor(store, { maxInputPixels: 50_000_000, memoryBudgetBytes: budgetBytes });
     const staged = await store.stage(Readable.from([bytes]), { maxBytes: bytes.length, headBytes: 4096 });
-    const facts = { format: spec.format, ...(await processor.probe(staged, spec.format)), sizeBytes: bytes.length };
+    const facts = { format: spec.format, ...(await processor.probe(staged, spec.format)), size_bytes: bytes.length };
     const ids: string[] = [];
     for (let i = 0; i < count; i += 1) {
       const again = i === 0 ? staged : await store.stage(Readable.from([bytes]), { maxBytes: bytes.length, headBytes: 4096 });

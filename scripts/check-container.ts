@@ -14,6 +14,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
+import { freePort } from '../test/helpers/server-process.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const dockerfile = readFileSync(join(repo, 'Dockerfile'), 'utf8');
@@ -93,8 +94,9 @@ async function main(): Promise<void> {
     check('runtime stage has the compiled entry points', existsSync(join(appDir, 'dist/src/server.js')) && existsSync(join(appDir, 'dist/src/worker.js')));
 
     const env = envOf(runtime.lines);
-    // The image's paths, moved into this check's own folder; the preloaded jemalloc, where this machine has it.
-    Object.assign(env, { UPLOAD_DIR: join(dataDir, 'uploads'), PROCESSED_DIR: join(dataDir, 'processed'), STATE_DIR: join(dataDir, 'state'), PORT: '18765', HOST: '127.0.0.1' });
+    // The image's paths, moved into this check's own folder, on a port nobody holds (a fixed one taken by
+    // another process would make the checks below pass against it); the preloaded jemalloc, where this machine has it.
+    Object.assign(env, { UPLOAD_DIR: join(dataDir, 'uploads'), PROCESSED_DIR: join(dataDir, 'processed'), STATE_DIR: join(dataDir, 'state'), PORT: String(await freePort()), HOST: '127.0.0.1' });
     if (env.LD_PRELOAD && !existsSync(env.LD_PRELOAD)) {
       const found = spawnSync('bash', ['-c', 'find /usr/lib -name libjemalloc.so.2 | head -n 1']).stdout.toString().trim();
       if (found) env.LD_PRELOAD = found;

@@ -77,7 +77,7 @@ export function instanceId(config: Config): string {
 /** The configured store (S3 loaded only when asked for) and the processor reading from it. */
 export async function openStorage(config: Config, edge: Edge): Promise<{ store: ImageStore; processor: ImageProcessor }> {
   const store = edge.store ?? (await openConfiguredStore(config, edge.logger));
-  const processor = new SharpProcessor(store, { maxInputPixels: config.MAX_INPUT_PIXELS, memoryBudgetBytes: config.MEMORY_BUDGET_MB * 1024 * 1024 });
+  const processor = new SharpProcessor(store, { maxInputPixels: config.MAX_INPUT_PIXELS, memoryBudgetBytes: memoryBudgetBytes(config) });
   // Only a process that runs jobs has a budget in use (an API-only one would count twice in a fleet's sum).
   if (config.WORKER_CONCURRENCY > 0) edge.metrics.watchMemory(() => processor.memoryUse());
   return { store, processor };
@@ -129,7 +129,7 @@ export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): 
       version: packageVersion(),
       maxFileSize: config.MAX_FILE_SIZE,
       maxInputPixels: config.MAX_INPUT_PIXELS,
-      memoryBudgetBytes: config.MEMORY_BUDGET_MB * 1024 * 1024,
+      memoryBudgetBytes: memoryBudgetBytes(config),
       allowedExtensions: config.ALLOWED_EXTENSIONS,
       maxQueueDepth: config.MAX_QUEUE_DEPTH,
       workerAbsentSeconds: config.WORKER_ABSENT_SECONDS,
@@ -145,6 +145,9 @@ export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): 
     ...parts,
   };
 }
+
+/** MEMORY_BUDGET_MB in bytes: the processor admits jobs by it, the API refuses by it. */
+const memoryBudgetBytes = (config: Config) => config.MEMORY_BUDGET_MB * 2 ** 20;
 
 /** Waits for `promise`, but no longer than `timeoutMs`. */
 export function within(promise: Promise<unknown>, timeoutMs: number): Promise<void> {

@@ -5,7 +5,7 @@
  * `failed` with a code and a message; nothing escapes to crash the worker.
  */
 import { AppError } from './domain/errors.js';
-import { factsOf, isFinished, resultName, type JobRecord, type JobResult, storedResult } from './domain/jobs.js';
+import { isFinished, resultName, type JobRecord, type JobResult, storedResult } from './domain/jobs.js';
 import type { Operation } from './domain/operations.js';
 import { silentLogger, type Logger } from './log.js';
 import type { ImageProcessor, ImageStore, JobOutcome, JobStore } from './ports.js';
@@ -116,7 +116,7 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
   async function compute(job: JobRecord): Promise<JobResult> {
     const file = await jobs.getFile(job.file_id);
     if (!file) throw new AppError(422, 'file_missing', 'the uploaded file is no longer known');
-    const task = { fileId: file.file_id, input: factsOf(file), operations: job.operations, output: job.output, keepMetadata: job.keep_metadata, timeoutSeconds };
+    const task = { fileId: file.file_id, input: file, operations: job.operations, output: job.output, keepMetadata: job.keep_metadata, timeoutSeconds };
     // Written while the job still holds its memory budget: the encoded result is part of its peak.
     return processor.process(task, async (image) => {
       const written = await store.writeResult(resultName(job), image.data);

@@ -6,6 +6,9 @@
  * instead of being overtaken forever by small ones.
  */
 
+/** Bytes as whole MiB, rounded up, for messages. */
+export const mib = (bytes: number) => Math.ceil(bytes / 2 ** 20);
+
 export interface BudgetUse {
   budgetBytes: number;
   inUseBytes: number;

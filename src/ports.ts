@@ -122,21 +122,12 @@ export interface ImageInfo {
   deep: boolean;
 }
 
-/** What a job's memory estimate needs to know of its upload: the facts its header gave. */
-export interface InputFacts {
-  format: InputFormat;
-  width: number;
-  height: number;
-  pages: number;
-  /** Bands of the decoded image; unknown (records from before it was kept) counts as 4. */
-  channels?: number;
-  /** A progressive JPEG; unknown counts as progressive. */
-  progressive?: boolean;
-  /** 16 bits a sample; unknown counts as possibly (PNG, TIFF). */
-  deep?: boolean;
-  /** Bytes of the file (BMP is read whole). */
-  sizeBytes: number;
-}
+/**
+ * What a job's plan and memory estimate need to know of its upload: the facts its header gave, as the
+ * upload's record keeps them (a record is one). Unknown `channels` count as 4, unknown `progressive` as
+ * progressive, unknown `deep` as possibly 16-bit (PNG, TIFF).
+ */
+export type InputFacts = Pick<FileRecord, 'format' | 'width' | 'height' | 'pages' | 'channels' | 'progressive' | 'deep' | 'size_bytes'>;
 
 export interface ProcessTask {
   fileId: string;

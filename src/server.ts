@@ -11,6 +11,7 @@ import type { Server } from 'node:http';
 import type { Readable } from 'node:stream';
 import { createApp } from './app.js';
 import { composeService } from './compose.js';
+import { within } from './compose-shared.js';
 import { onStopSignal, readConfigOrExit } from './entry.js';
 import { httpServerOptions, limitConnections } from './http-limits.js';
 import { createLogger } from './log.js';
@@ -54,10 +55,10 @@ async function main(): Promise<void> {
     server.keepAliveTimeout = STOPPING_KEEP_ALIVE_MS;
     const requestsDone = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
-    const drained = Promise.race([requestsDone, new Promise((resolve) => setTimeout(resolve, deadline).unref())]).then(async () => {
+    const drained = within(requestsDone, deadline).then(async () => {
       // Uploads still arriving at the deadline are cut; what they staged is removed before the store closes.
       server.closeAllConnections();
-      await Promise.race([service.deps.uploads.idle(), new Promise((resolve) => setTimeout(resolve, UPLOADS_SETTLE_MS).unref())]);
+      await within(service.deps.uploads.idle(), UPLOADS_SETTLE_MS);
     });
     // Jobs finish while requests drain; Redis and the store's connections close only once both are done.
     await service.close(deadline, drained);

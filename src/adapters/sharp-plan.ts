@@ -122,7 +122,7 @@ export function memoryEstimate(facts: InputFacts, operations: readonly Operation
     const outPixels = pixelsOf(next);
     let reads: number;
     if (index > 0) reads = inPixels * bands;
-    else if (facts.format === 'bmp') reads = 2 * facts.sizeBytes + BMP_THREAD_HEAP + inPixels * 4;
+    else if (facts.format === 'bmp') reads = 2 * facts.size_bytes + BMP_THREAD_HEAP + inPixels * 4;
     else if (facts.format === 'jpeg' && facts.progressive !== false) reads = inPixels * per(PROGRESSIVE_JPEG_BPP, bands);
     else reads = inPixels * per(DECODE_BPP[facts.format], bands);
     const work = OPERATION_BPP * Math.max(inPixels, outPixels);
@@ -132,6 +132,3 @@ export function memoryEstimate(facts: InputFacts, operations: readonly Operation
   }
   return Math.ceil(FIXED_BYTES + peak);
 }
-
-/** Bytes as whole MiB, for messages. */
-export const mib = (bytes: number) => Math.ceil(bytes / MIB);

@@ -12,10 +12,10 @@ import { AppError, storageFault, unsupportedMedia } from '../domain/errors.js';
 import { HEADER_FIRST_FORMATS, keepsAnimation, type InputFormat } from '../domain/formats.js';
 import type { Operation } from '../domain/operations.js';
 import type { OutputFormat } from '../domain/formats.js';
-import { MemoryBudget, type BudgetUse } from '../memory-budget.js';
+import { MemoryBudget, mib, type BudgetUse } from '../memory-budget.js';
 import type { ImageInfo, ImageProcessor, ImageStore, InputFacts, ProcessedImage, ProcessTask, StagedBytes } from '../ports.js';
 import { decodeBmp } from './bmp-decoder.js';
-import { mayHaveAlpha, maybeDeep, memoryEstimate, mib, pipelinesOf, readingEstimate } from './sharp-plan.js';
+import { mayHaveAlpha, maybeDeep, memoryEstimate, pipelinesOf, readingEstimate } from './sharp-plan.js';
 
 /** The classic sepia tone matrix; `sepia` blends it with the identity by its intensity. */
 const SEPIA = [

@@ -4,7 +4,7 @@
  */
 import { FILE_EXTENSIONS, type InputFormat, type OutputFormat } from './formats.js';
 import type { Operation } from './operations.js';
-import type { ImageStore, InputFacts, JobStore } from '../ports.js';
+import type { ImageStore, JobStore } from '../ports.js';
 
 export type JobStatus = 'queued' | 'processing' | 'completed' | 'failed';
 
@@ -22,15 +22,10 @@ export interface FileRecord {
   channels?: number;
   /** A progressive JPEG or interlaced PNG (its decoder holds the whole image), for memory estimates. */
   progressive?: boolean;
-  /** More than 8 bits a sample, for pipeline planning. */
+  /** 16 bits a sample, for pipeline planning. */
   deep?: boolean;
   uploaded_at: string;
   sha256: string;
-}
-
-/** What a memory estimate needs of an upload. */
-export function factsOf(file: FileRecord): InputFacts {
-  return { format: file.format, width: file.width, height: file.height, pages: file.pages, channels: file.channels, progressive: file.progressive, deep: file.deep, sizeBytes: file.size_bytes };
 }
 
 export interface JobResult {

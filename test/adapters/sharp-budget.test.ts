@@ -38,7 +38,7 @@ describe('SharpProcessor memory budget', () => {
     const { run, processor } = processorHarness({ memoryBudgetBytes: 300 * MIB });
     const input = await small();
     const job = () => run(input, [enlarge(3000), { operation: 'blur', intensity: 2 }, { operation: 'grayscale' }], 'png');
-    const estimate = processor.estimateMemory({ format: 'png', width: 200, height: 200, pages: 1, channels: 3, sizeBytes: input.length }, [enlarge(3000), { operation: 'blur', intensity: 2 }, { operation: 'grayscale' }], { format: 'png' });
+    const estimate = processor.estimateMemory({ format: 'png', width: 200, height: 200, pages: 1, channels: 3, size_bytes: input.length }, [enlarge(3000), { operation: 'blur', intensity: 2 }, { operation: 'grayscale' }], { format: 'png' });
     expect(estimate).toBeGreaterThan(150 * MIB);
     let mostWaiting = 0;
     let mostInUse = 0;
