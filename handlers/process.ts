@@ -70,7 +70,6 @@ export function processHandler({ settings, jobs, queue, store, idempotency, proc
     if (!file) throw notFound('file_not_found', `no upload has file_id ${fileId}`);
     const output = { format: pipeline.format ?? defaultOutputFormat(file.format), quality: pipeline.quality };
     checkOutputSize(file, pipeline, output.format);
-    checkMemory(file, pipeline, output.format);
     const now = new Date().toISOString();
     const job: JobRecord = {
       processing_id: crypto.randomUUID(),
@@ -94,6 +93,8 @@ export function processHandler({ settings, jobs, queue, store, idempotency, proc
       await store.touchResult(resultName(job));
       return accepted(answer);
     }
+    // Only work still to be done needs memory: a cached result is answered whatever its job once cost.
+    checkMemory(file, pipeline, output.format);
     if ((await queue.depth()) >= settings.maxQueueDepth) {
       throw unavailable('queue_full', `the queue holds ${settings.maxQueueDepth} waiting jobs (MAX_QUEUE_DEPTH); retry shortly`, 10);
     }
