@@ -10,12 +10,17 @@ import { RedisIdempotency } from '../../src/adapters/redis-idempotency.js';
 import { expectProblem, submit, upload } from '../helpers/client.js';
 import { embeddedHarness } from '../helpers/harness.js';
 import { noisyJpeg } from '../helpers/images.js';
-import { releaseTestRedis, testRedis } from '../helpers/redis.js';
+import { ownedTestRedis, releaseTestRedis, testRedis } from '../helpers/redis.js';
 
 const redis = await testRedis();
+/** A Redis of this file's own, to stop and start again (append-only: its keys outlive the restart). */
+const own = await ownedTestRedis();
 const prefix = `idem-${randomUUID().slice(0, 8)}`;
 const clients: Redis[] = [];
-afterAll(() => releaseTestRedis(redis, { clients, prefixes: [prefix] }));
+afterAll(async () => {
+  await releaseTestRedis(redis, { clients, prefixes: [prefix] });
+  await own?.dispose();
+});
 
 describe('MemoryIdempotency', () => {
   it('frees a claim whose request never finished once the lease is over, and keeps an answer for the TTL', async () => {
@@ -51,6 +56,23 @@ describe.runIf(redis !== undefined)('RedisIdempotency', () => {
     expect(await store.claim('crashed', 'f')).toEqual({ state: 'claimed' });
     await store.complete('crashed', 'f', 200, { done: true });
     expect(await client.ttl(`${prefix}:idem:crashed`)).toBeGreaterThan(86_000);
+  });
+});
+
+describe.runIf(own !== undefined)('RedisIdempotency with Redis away', () => {
+  it("releases a failed request's claim once Redis is back, so the retry its client is told to make runs", async () => {
+    // As the API's connection is: no offline queue, so a command fails at once while Redis is away.
+    const client = new Redis(own!.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 100 });
+    client.on('error', () => undefined);
+    clients.push(client);
+    await new Promise((resolve) => client.once('ready', resolve));
+    const store = new RedisIdempotency(client, prefix, { leaseSeconds: 60, ttlSeconds: 3600 });
+    expect(await store.claim('cut-off', 'f')).toEqual({ state: 'claimed' });
+    await own!.stop();
+    await expect(store.release('cut-off')).rejects.toBeDefined();
+    await own!.start();
+    // Within the 60 s lease: the key is free again as soon as the late release lands.
+    await expect.poll(() => store.claim('cut-off', 'f').catch(() => ({ state: 'unreachable' })), { timeout: 10_000, interval: 200 }).toEqual({ state: 'claimed' });
   });
 });
 
