@@ -171,22 +171,29 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
       sharp({ create: { width: width!, height: height!, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer()));
     const apis = ['api1', 'api2'];
     const outage = { from: Infinity, to: Infinity };
+    const retryable = (answer: { status: number; body: Buffer }) =>
+      answer.status === 0 || answer.status === 503 || (answer.status === 409 && answer.body.toString().includes('idempotency_key_in_progress'));
     const record = (endpoint: string, answer: { status: number; headers: Record<string, unknown>; body: Buffer }) => {
       if (answer.status === 0) return void (counts.refusedConnections += 1);
-      const label = `${endpoint} ${answer.status}`;
+      // "Still being handled, retry": the answer to a retry whose first attempt Redis's outage cut short (its
+      // claim is released once Redis is back). Not a refusal: the client retries, as it does a 503.
+      const label = retryable(answer) && answer.status === 409 ? `${endpoint} 409 (in progress, retried)` : `${endpoint} ${answer.status}`;
       counts.answers.set(label, (counts.answers.get(label) ?? 0) + 1);
       // A 503 is documented only with Retry-After, and only while Redis is away.
       const duringOutage = Date.now() >= outage.from && Date.now() <= outage.to;
       const documented = answer.status < 300 || [400, 404, 409, 413, 415, 422].includes(answer.status) || (answer.status === 503 && answer.headers['retry-after'] !== undefined && duringOutage);
       if (!documented) counts.undocumented.push(`${label}: ${answer.body.toString().slice(0, 200)}`);
     };
-    /** Sends until an answer other than a refused connection or a 503 arrives (as a client behind a load balancer). */
+    /**
+     * Sends until an answer other than a refused connection, a 503, or a 409 "this Idempotency-Key is still
+     * being handled" arrives (as a client behind a load balancer does: those say to retry after Retry-After).
+     */
     const send = async (endpoint: string, path: string, method: string, body: Buffer | undefined, headers: Record<string, string>, start: number) => {
       for (let attempt = 0; attempt < 60; attempt++) {
         const answer = await call(apiBase(apis[(start + attempt) % 2]!), path, method, body, headers);
         record(endpoint, answer);
-        if (answer.status !== 0 && answer.status !== 503) return answer;
-        await sleep(answer.status === 503 ? Math.min(2000, 1000 * Number(answer.headers['retry-after'] ?? 1)) : 200);
+        if (!retryable(answer)) return answer;
+        await sleep(answer.status === 0 ? 200 : Math.min(2000, 1000 * Number(answer.headers['retry-after'] ?? 1)));
       }
       throw new Error(`${endpoint} got no answer in 60 tries`);
     };
