@@ -71,6 +71,16 @@ describe('the original service\'s routes', () => {
     expect([image.width, image.height]).toEqual([400, 800]);
   });
 
+  it('is the same job as POST /upload + POST /process with that resize: either form is answered from its cache', async () => {
+    const m = memoryApp();
+    const photo = await noisyJpeg(900, 300);
+    await waitForJob(m.send, (await uploadImage(m.send, photo, 'first.jpg')).body.task_id);
+    const file = await upload(m.send, photo, 'again.jpg');
+    const query = await submit(m.send, file.file_id, 'operation=resize&width=800&height=800&fit=inside&without_enlargement=true');
+    const json = await submit(m.send, file.file_id, { operations: [{ operation: 'resize', width: 800, height: 800, fit: 'inside', without_enlargement: true }] });
+    expect([query.cached, json.cached]).toEqual([true, true]);
+  });
+
   it('refuses what POST /upload refuses, with the same problems', async () => {
     const m = memoryApp({ maxFileSize: 50_000 });
     await expectProblem(await m.send('/upload-image/', { method: 'POST', body: multipart(new TextEncoder().encode('hello'), 'notes.txt') }), 415, 'unsupported_extension');
