@@ -5,6 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { expectProblem, multipart, submit, upload, waitForJob } from '../helpers/client.js';
 import { look, noisyJpeg, solid } from '../helpers/images.js';
+import { createApp } from '../../src/app.js';
+import { silentLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
 import { memoryApp } from '../helpers/memory-app.js';
 
 type Send = (path: string, init?: RequestInit) => Promise<Response>;
@@ -92,6 +95,17 @@ describe('the original service\'s routes', () => {
     // Nothing was stored, nothing was queued.
     expect(((await (await m.send('/list')).json()) as { total: number }).total).toBe(0);
     expect(((await (await m.send('/tasks')).json()) as TaskPage).total).toBe(0);
+  });
+
+  it('with Redis unreachable, is refused at once with 503 redis_unavailable, as POST /upload is', async () => {
+    const { deps } = memoryApp();
+    const redis = { ready: () => false, ping: async () => ({ status: 'disconnected' as const }) };
+    const app = createApp({ ...deps, redis }, { logger: silentLogger, metrics: createMetrics() });
+    for (const path of ['/upload-image/', '/upload-image', '/upload/']) {
+      const response = await app.fetch(new Request(`http://handlers.test${path}`, { method: 'POST', body: multipart(await noisyJpeg(40, 30), 'a.jpg') }));
+      await expectProblem(response, 503, 'redis_unavailable');
+      expect(response.headers.get('retry-after'), path).toMatch(/^\d+$/);
+    }
   });
 
   it('an Idempotency-Key covers upload and job: the retry gets the same task, and nothing twice', async () => {
