@@ -60,5 +60,6 @@ describe.runIf(redis !== undefined)('the original service\'s flow across API pro
     const refused = await send2(`/download/${plain.file_id}`);
     expect(refused.status).toBe(404);
     expect(((await refused.json()) as { detail: string }).detail).toContain('not a processing_id');
-  });
+    // Two server processes start here (each ~3 s idle, over 10 s on a loaded 2-core runner).
+  }, 90_000);
 });
