@@ -1,6 +1,7 @@
 /**
  * @module
- * `GET /download/{processing_id}` (and `HEAD`): the result, streamed from storage, with a strong ETag.
+ * `GET /download/{processing_id}` (and `HEAD`): the result, streamed from storage, with a strong ETag. The
+ * `file_id` of an upload made with `POST /upload-image/` downloads its resize (the original service's call).
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { AppError, notFound } from '../src/domain/errors.js';
@@ -14,22 +15,35 @@ export const downloadRoute = createRoute({
   method: 'get',
   path: '/download/{processing_id}',
   summary: 'Download a result',
+  description: 'By the processing_id `POST /process` answered. The file_id of an upload made with the original service\'s `POST /upload-image/` works too (its resize result); any other file_id is a 404 saying so.',
   tags: ['images'],
   request: { params: ProcessingIdParams },
   responses: {
     200: { description: 'The image bytes', content: { 'image/*': { schema: z.string().openapi({ format: 'binary' }) } } },
     304: { description: 'Not modified (If-None-Match)' },
     400: problemResponse('Malformed processing_id'),
-    404: problemResponse('Unknown processing_id'),
+    404: problemResponse('Unknown processing_id (nor the file_id of a POST /upload-image/ upload)'),
     409: problemResponse('Not completed yet, or failed: the problem carries job_status (and error)'),
   },
 });
 
 export function downloadHandler({ jobs, store }: Pick<AppDeps, 'jobs' | 'store'>): RouteHandler<typeof downloadRoute, AppEnv> {
+  /** The job an id names: a processing id, or the file_id of an upload `POST /upload-image/` made a job for. */
+  async function jobNamed(id: string) {
+    const job = await jobs.getJob(id);
+    if (job) return job;
+    const task = await jobs.taskOf(id);
+    const linked = task ? await jobs.getJob(task) : undefined;
+    if (linked) return linked;
+    const hint = (await jobs.getFile(id))
+      ? `${id} is the file_id of an upload, not a processing_id: results are downloaded by the processing_id that POST /process/${id} answered`
+      : `no job has processing_id ${id}; results are downloaded by the processing_id that POST /process answered (a file_id works only for uploads made with POST /upload-image/)`;
+    throw notFound('job_not_found', hint);
+  }
+
   return async function download(c) {
-    const { processing_id: processingId } = c.req.valid('param');
-    const job = await jobs.getJob(processingId);
-    if (!job) throw notFound('job_not_found', `no job has processing_id ${processingId}`);
+    const job = await jobNamed(c.req.valid('param').processing_id);
+    const processingId = job.processing_id;
     if (job.status !== 'completed' || !job.result) {
       const failed = job.status === 'failed';
       throw new AppError(409, failed ? 'job_failed' : 'job_not_completed', failed ? `the job failed: ${job.error?.message ?? 'unknown error'}` : `the job is ${job.status}; poll /status/${processingId} until it is completed`, {

@@ -9,8 +9,8 @@ import { quote } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
 import { type AppEnv, problemResponse, UploadedFile } from './schemas.js';
 
-const MAX_LIMIT = 100;
-const DEFAULT_LIMIT = 20;
+export const MAX_LIMIT = 100;
+export const DEFAULT_LIMIT = 20;
 
 export const listRoute = createRoute({
   method: 'get',
@@ -51,7 +51,7 @@ export function listHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typeo
   };
 }
 
-function parseLimit(text: string | undefined): number {
+export function parseLimit(text: string | undefined): number {
   if (text === undefined) return DEFAULT_LIMIT;
   const value = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
   if (!(value >= 1 && value <= MAX_LIMIT)) throw badRequest('invalid_limit', `limit must be an integer from 1 to ${MAX_LIMIT}, got ${quote(text)}`);

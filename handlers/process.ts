@@ -56,14 +56,26 @@ export const processRoute = createRoute({
 
 type ProcessDeps = Pick<AppDeps, 'settings' | 'jobs' | 'queue' | 'store' | 'idempotency' | 'processor'>;
 
-export function processHandler({ settings, jobs, queue, store, idempotency, processor }: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
+export function processHandler(deps: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
+  const accept = jobAcceptor(deps);
   return async function process(c) {
     const { file_id: fileId } = c.req.valid('param');
     const key = idempotencyKeyOf(c);
     const pipeline = await pipelineOf(c.req.raw, () => c.req.query());
-    const { body, replayed } = await once(idempotency, 'process', key, `${fileId}:${JSON.stringify(pipeline)}`, () => accept(fileId, pipeline));
+    const { body, replayed } = await once(deps.idempotency, 'process', key, `${fileId}:${JSON.stringify(pipeline)}`, () => accept(fileId, pipeline));
     return c.json(body, 200, replayHeaders(replayed));
   };
+}
+
+/** The answer of `POST /process/{file_id}`. */
+export type AcceptedJob = ReturnType<typeof accepted>;
+
+/**
+ * What `POST /process/{file_id}` does once the request is parsed, for it and for `POST /upload-image/`:
+ * checks the pipeline against the upload, answers from the result cache or queues the job.
+ */
+export function jobAcceptor({ settings, jobs, queue, store, processor }: Omit<ProcessDeps, 'idempotency'>): (fileId: string, pipeline: Pipeline) => Promise<AcceptedJob> {
+  return accept;
 
   async function accept(fileId: string, pipeline: Pipeline) {
     const file = await jobs.getFile(fileId);

@@ -63,6 +63,7 @@ export const Output = z.object({ format: z.enum(OUTPUT_FORMATS), quality: z.numb
 export const JobStatusSchema = z
   .object({
     processing_id: z.string().uuid(),
+    task_id: z.string().uuid().openapi({ description: "The same as processing_id, under the original service's name for it (GET /status/{task_id})" }),
     file_id: z.string().uuid(),
     status: z.enum(['queued', 'processing', 'completed', 'failed']),
     cached: z.boolean(),

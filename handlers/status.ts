@@ -22,6 +22,7 @@ export const statusRoute = createRoute({
   method: 'get',
   path: '/status/{processing_id}',
   summary: 'Job status',
+  description: "Also the original service's `GET /status/{task_id}`: a task_id (POST /upload-image/) is a processing_id, and every job answer carries both.",
   tags: ['images'],
   request: {
     params: ProcessingIdParams,

@@ -10,8 +10,11 @@ import { EXTENSION_FORMATS, extensionOf, MIME_TYPES, sniffFormat } from '../src/
 import type { FileRecord } from '../src/domain/jobs.js';
 import { mib } from '../src/memory-budget.js';
 import type { AppDeps, StagedUpload } from '../src/ports.js';
-import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
+import { idempotencyKeyOf, once, replayHeaders, type Idempotent, type IdempotencyKey } from './idempotency.js';
 import { type AppEnv, problemResponse, UploadedFile } from './schemas.js';
+
+/** An upload as `POST /upload` answers it (the record without the facts kept for planning jobs). */
+export type UploadedFileRecord = Omit<FileRecord, 'pages' | 'channels' | 'progressive' | 'deep'>;
 
 export const uploadRoute = createRoute({
   method: 'post',
@@ -42,7 +45,19 @@ export const uploadRoute = createRoute({
 
 type UploadDeps = Pick<AppDeps, 'settings' | 'uploads' | 'store' | 'processor' | 'jobs' | 'idempotency'>;
 
-export function uploadHandler({ settings, uploads, store, processor, jobs, idempotency }: UploadDeps): RouteHandler<typeof uploadRoute, AppEnv> {
+export function uploadHandler(deps: UploadDeps): RouteHandler<typeof uploadRoute, AppEnv> {
+  const intake = uploadIntake(deps);
+  return async function upload(c) {
+    const { body, replayed } = await intake(c.req.raw, idempotencyKeyOf(c), 'upload', async (file) => file);
+    return c.json(body, 200, replayHeaders(replayed));
+  };
+}
+
+/**
+ * What `POST /upload` does, for it and for `POST /upload-image/`: receives the multipart body, checks and
+ * commits it, and answers what `answer` makes of the stored upload, once per `Idempotency-Key` in `scope`.
+ */
+export function uploadIntake({ settings, uploads, store, processor, jobs, idempotency }: UploadDeps) {
   const allowedExtensions = new Set(settings.allowedExtensions);
   const allowedFormats = new Set(settings.allowedExtensions.map((ext) => EXTENSION_FORMATS[ext]));
   const extensionList = settings.allowedExtensions.map((ext) => `.${ext}`).join(', ');
@@ -54,23 +69,22 @@ export function uploadHandler({ settings, uploads, store, processor, jobs, idemp
     }
   }
 
-  return async function upload(c) {
-    const key = idempotencyKeyOf(c);
+  return async function intake<T>(request: Request, key: IdempotencyKey | undefined, scope: string, answer: (file: UploadedFileRecord) => Promise<T>): Promise<Idempotent<T>> {
     const rules = { fieldName: 'file', maxBytes: settings.maxFileSize, checkFilename };
     // A refusal of a body that may still be arriving (too large, too slow, too many at once) closes the connection.
-    const staged = await uploads.receive(c.req.raw, rules);
+    const staged = await uploads.receive(request, rules);
     const filename = sanitizeFilename(staged.filename);
     try {
-      const { body, replayed } = await once(idempotency, 'upload', key, `${staged.sha256}:${filename}`, () => commit(staged, filename));
-      if (replayed) await store.discardStaged(staged.stagingKey);
-      return c.json(body, 200, replayHeaders(replayed));
+      const result = await once(idempotency, scope, key, `${staged.sha256}:${filename}`, async () => answer(await commit(staged, filename)));
+      if (result.replayed) await store.discardStaged(staged.stagingKey);
+      return result;
     } catch (error) {
       await store.discardStaged(staged.stagingKey);
       throw error;
     }
   };
 
-  async function commit(staged: StagedUpload, filename: string) {
+  async function commit(staged: StagedUpload, filename: string): Promise<UploadedFileRecord> {
     const format = sniffFormat(staged.head);
     if (!format || !allowedFormats.has(format)) {
       throw unsupportedMedia('unsupported_format', `the file's content is not an image of an allowed format (${[...allowedFormats].join(', ')})`);

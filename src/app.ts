@@ -12,6 +12,7 @@ import { routePath } from 'hono/route';
 import { docsPageHandler, docsScriptHandler, DOCS_SCRIPT_PATH } from '../handlers/docs.js';
 import { downloadHandler, downloadRoute } from '../handlers/download.js';
 import { healthHandler, healthRoute } from '../handlers/health.js';
+import { tasksHandler, tasksRoute, uploadImageHandler, uploadImageRoute } from '../handlers/legacy.js';
 import { listHandler, listRoute } from '../handlers/list.js';
 import { processHandler, processRoute } from '../handlers/process.js';
 import { rootHandler, rootRoute } from '../handlers/root.js';
@@ -19,6 +20,7 @@ import type { AppEnv } from '../handlers/schemas.js';
 import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
 import { accessControl } from './access.js';
+import { methodNotAllowed } from './allowed-methods.js';
 import { AppError, badRequest, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf, PipelineRequest, queryFieldErrors } from './domain/operations.js';
 import { problem } from './problem.js';
@@ -50,6 +52,8 @@ export interface AppOptions {
 
 export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = () => {}, clientAddress = () => undefined }: AppOptions) {
   const app = new OpenAPIHono<AppEnv>({
+    // `/list/` is `/list`, for every method: a redirect would lose a POST's body.
+    strict: false,
     defaultHook: (result, c) => {
       if (result.success) return;
       const errors = result.target === 'query' ? queryFieldErrors(result.error, c.req.queries()) : fieldErrorsOf(result.error);
@@ -75,10 +79,11 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   });
   const { apiKeys, rateLimitPerMinute: perMinute, trustProxy: trustedHops = 0 } = deps.settings;
   if (apiKeys.length || deps.rateLimiter) app.use(accessControl({ apiKeys, limiter: deps.rateLimiter, perMinute, trustedHops, peerAddress: clientAddress }));
-  // With Redis down, refuse work at once (before reading a 10 MB body) instead of hanging.
-  for (const path of ['/upload', '/process/*']) {
-    app.on('POST', path, async (c, next) => {
-      if (deps.redis && !deps.redis.ready()) throw unavailable('redis_unavailable', 'Redis is unreachable; retry shortly', 2);
+  // With Redis down, refuse work at once (before reading a 10 MB body) instead of hanging. (Middleware is
+  // registered with `use`, never with a method: only routes count for 405's Allow.)
+  for (const path of ['/upload', '/upload-image', '/process/*']) {
+    app.use(path, async (c, next) => {
+      if (c.req.method === 'POST' && deps.redis && !deps.redis.ready()) throw unavailable('redis_unavailable', 'Redis is unreachable; retry shortly', 2);
       await next();
     });
   }
@@ -109,6 +114,9 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.openapi(statusRoute, statusHandler(deps));
   app.openapi(downloadRoute, downloadHandler(deps));
   app.openapi(listRoute, listHandler(deps));
+  // The original service's routes (docs/migration.md).
+  app.openapi(uploadImageRoute, uploadImageHandler(deps));
+  app.openapi(tasksRoute, tasksHandler(deps));
 
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
@@ -125,7 +133,8 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.get('/docs', docsPageHandler);
   app.get(DOCS_SCRIPT_PATH, docsScriptHandler(deps));
 
-  app.notFound((c) => problem(new AppError(404, 'not_found', `no route for ${cut(c.req.method)} ${cut(new URL(c.req.url).pathname, 100)}`), c.get('requestId')));
+  const wrongMethod = methodNotAllowed(() => app.routes);
+  app.notFound((c) => wrongMethod(c) ?? problem(new AppError(404, 'not_found', `no route for ${cut(c.req.method)} ${cut(new URL(c.req.url).pathname, 100)}`), c.get('requestId')));
   app.onError((error, c) => {
     const id = c.get('requestId') ?? crypto.randomUUID();
     if (error instanceof AppError) return problem(error, id);

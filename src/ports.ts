@@ -5,7 +5,7 @@
  * Handlers never know which.
  */
 import type { InputFormat, OutputFormat } from './domain/formats.js';
-import type { FileRecord, JobRecord, JobStatus, ListCursor } from './domain/jobs.js';
+import type { FileRecord, JobCursor, JobRecord, JobStatus, ListCursor } from './domain/jobs.js';
 import type { Operation } from './domain/operations.js';
 
 /** Bytes arriving in pieces: a Node stream, a Web `ReadableStream`, or any (async) iterable of chunks. */
@@ -165,7 +165,13 @@ export interface FilePage {
   hasMore: boolean;
 }
 
-/** Records of uploads and jobs, the `/list` index and the result cache. */
+export interface JobPage {
+  items: JobRecord[];
+  total: number;
+  hasMore: boolean;
+}
+
+/** Records of uploads and jobs, the `/list` and `/tasks` indexes and the result cache. */
 export interface JobStore {
   putFile(file: FileRecord): Promise<void>;
   getFile(fileId: string): Promise<FileRecord | undefined>;
@@ -173,6 +179,18 @@ export interface JobStore {
   /** Records a job; one not yet finished rejects with a 404 `file_not_found` if its upload is gone (swept). */
   putJob(job: JobRecord): Promise<void>;
   getJob(processingId: string): Promise<JobRecord | undefined>;
+  /**
+   * Jobs newest first (by `created_at`, ties by id), strictly after the cursor: the `/tasks` index, written
+   * with the record and cleaned up with it (retention), so it holds what `getJob` can still find.
+   */
+  listJobs(limit: number, after?: JobCursor): Promise<JobPage>;
+  /**
+   * Remembers that `POST /upload-image/` started this job for this upload, so `GET /download/{file_id}` (the
+   * original service's call) finds its result; the link lives as long as the upload's record.
+   */
+  linkTask(fileId: string, processingId: string): Promise<void>;
+  /** The processing id `linkTask` recorded for this upload, if any. */
+  taskOf(fileId: string): Promise<string | undefined>;
   /**
    * Applies `patch` if the job may move to its status (forward only, never from completed or failed:
    * `canMove`), atomically, and returns the record as it now is: unchanged when the move was refused, so
@@ -196,9 +214,12 @@ export interface JobStore {
    * be recorded for them. The sweep deletes their bytes, then `forgetUploads` them.
    */
   takeDueUploads(cutoff: Date, limit: number): Promise<string[]>;
-  /** Removes these uploads' records, their place in `/list`, and the sweep's mark on them. */
+  /** Removes these uploads' records, their place in `/list`, their task link, and the sweep's mark on them. */
   forgetUploads(fileIds: string[]): Promise<void>;
-  /** Removes finished jobs created before `cutoff`, where records do not expire by themselves; returns how many. */
+  /**
+   * Removes finished jobs created before `cutoff` where records do not expire by themselves (returns how
+   * many), and the `/tasks` index entries of jobs created before it.
+   */
   forgetJobsBefore(cutoff: Date): Promise<number>;
   /**
    * Calls `listener` as soon as the store learns that the job ended (completed or failed), whichever process

@@ -1,23 +1,35 @@
 /**
  * @module
  * The embedded default's job store: records held in memory and persisted one JSON file per record under
- * `stateDir/files/` and `stateDir/jobs/` (written to a partial name, synced, renamed), so a restart loses
+ * `stateDir/files/`, `stateDir/jobs/` and `stateDir/links/` (task links of `POST /upload-image/`; written to a partial name, synced, renamed), so a restart loses
  * nothing and a crash never leaves a torn record. `inMemory()` keeps them in memory only (handler tests).
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { canMove, isFinished, isOlder, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
+import { canMove, isFinished, isOlder, isOlderJob, type FileRecord, type JobCursor, type JobRecord, type ListCursor } from '../domain/jobs.js';
 import { notFound } from '../domain/errors.js';
 import { FinishListeners } from '../domain/finish-listeners.js';
-import type { FilePage, JobStore } from '../ports.js';
+import type { FilePage, JobPage, JobStore } from '../ports.js';
 import { PARTIAL, writeFileAtomically } from './atomic-file.js';
 import { asStorageError } from './fs-faults.js';
+
+type RecordKind = 'files' | 'jobs' | 'links';
+
+/** What `stateDir/links/<file_id>.json` holds. */
+interface TaskLink {
+  file_id: string;
+  processing_id: string;
+}
 
 export class EmbeddedJobStore implements JobStore {
   private readonly files = new Map<string, FileRecord>();
   /** Uploads oldest first: appends are the common case, so the listing stays sorted cheaply. */
   private readonly fileOrder: FileRecord[] = [];
   private readonly jobs = new Map<string, JobRecord>();
+  /** Jobs oldest first, for `/tasks` (as `fileOrder`). */
+  private readonly jobOrder: JobCursor[] = [];
+  /** file_id → processing_id of the job `POST /upload-image/` started for it. */
+  private readonly links = new Map<string, string>();
   private readonly completedByKey = new Map<string, string>();
   /** Writes of one record are serialised, so an older state never overwrites a newer one. */
   private readonly writes = new Map<string, Promise<void>>();
@@ -37,7 +49,7 @@ export class EmbeddedJobStore implements JobStore {
   static async open(stateDir: string): Promise<EmbeddedJobStore> {
     stateDir = resolve(stateDir);
     const store = new EmbeddedJobStore(stateDir);
-    for (const kind of ['files', 'jobs'] as const) {
+    for (const kind of ['files', 'jobs', 'links'] as const) {
       const dir = join(stateDir, kind);
       await mkdir(dir, { recursive: true });
       for (const entry of await readdir(dir)) {
@@ -47,10 +59,12 @@ export class EmbeddedJobStore implements JobStore {
         }
         const record: unknown = JSON.parse(await readFile(join(dir, entry), 'utf8'));
         if (kind === 'files') store.indexFile(record as FileRecord);
-        else store.indexJob(record as JobRecord);
+        else if (kind === 'jobs') store.indexJob(record as JobRecord);
+        else store.links.set((record as TaskLink).file_id, (record as TaskLink).processing_id);
       }
     }
     store.fileOrder.sort((a, b) => (isOlder(a, b) ? -1 : 1));
+    store.jobOrder.sort((a, b) => (isOlderJob(a, b) ? -1 : 1));
     return store;
   }
 
@@ -88,6 +102,33 @@ export class EmbeddedJobStore implements JobStore {
     }
     await this.persist('jobs', job.processing_id, job);
     this.indexJob(job);
+    const last = this.jobOrder.at(-2);
+    if (last && isOlderJob(job, last)) this.jobOrder.sort((a, b) => (isOlderJob(a, b) ? -1 : 1));
+  }
+
+  async listJobs(limit: number, after?: JobCursor): Promise<JobPage> {
+    let end = this.jobOrder.length;
+    if (after) {
+      let low = 0;
+      let high = this.jobOrder.length;
+      while (low < high) {
+        const mid = (low + high) >>> 1;
+        if (isOlderJob(this.jobOrder[mid]!, after)) low = mid + 1;
+        else high = mid;
+      }
+      end = low;
+    }
+    const ids = this.jobOrder.slice(Math.max(0, end - limit), end).reverse();
+    return { items: ids.map((entry) => this.jobs.get(entry.processing_id)!), total: this.jobOrder.length, hasMore: end - limit > 0 };
+  }
+
+  async linkTask(fileId: string, processingId: string): Promise<void> {
+    await this.persist('links', fileId, { file_id: fileId, processing_id: processingId } satisfies TaskLink);
+    this.links.set(fileId, processingId);
+  }
+
+  async taskOf(fileId: string): Promise<string | undefined> {
+    return this.links.get(fileId);
   }
 
   async getJob(processingId: string): Promise<JobRecord | undefined> {
@@ -146,7 +187,10 @@ export class EmbeddedJobStore implements JobStore {
 
   async forgetUploads(fileIds: string[]): Promise<void> {
     this.unindex(fileIds);
-    for (const fileId of fileIds) await this.forget('files', fileId);
+    for (const fileId of fileIds) {
+      await this.forget('files', fileId);
+      if (this.links.delete(fileId)) await this.forget('links', fileId);
+    }
   }
 
   /**
@@ -166,6 +210,12 @@ export class EmbeddedJobStore implements JobStore {
   async forgetJobsBefore(cutoff: Date): Promise<number> {
     const limit = cutoff.toISOString();
     const old = [...this.jobs.values()].filter((job) => isFinished(job.status) && job.created_at < limit);
+    if (old.length) {
+      const gone = new Set(old.map((job) => job.processing_id));
+      let kept = 0;
+      for (const entry of this.jobOrder) if (!gone.has(entry.processing_id)) this.jobOrder[kept++] = entry;
+      this.jobOrder.length = kept;
+    }
     for (const job of old) {
       this.jobs.delete(job.processing_id);
       if (this.completedByKey.get(job.cache_key) === job.processing_id) this.completedByKey.delete(job.cache_key);
@@ -188,15 +238,16 @@ export class EmbeddedJobStore implements JobStore {
   }
 
   private indexJob(job: JobRecord): void {
+    if (!this.jobs.has(job.processing_id)) this.jobOrder.push({ created_at: job.created_at, processing_id: job.processing_id });
     this.jobs.set(job.processing_id, job);
     if (job.status === 'completed' && !this.completedByKey.has(job.cache_key)) this.completedByKey.set(job.cache_key, job.processing_id);
   }
 
-  private async forget(kind: 'files' | 'jobs', id: string): Promise<void> {
+  private async forget(kind: RecordKind, id: string): Promise<void> {
     if (this.dir) await rm(join(this.dir, kind, `${id}.json`), { force: true });
   }
 
-  private persist(kind: 'files' | 'jobs', id: string, record: object): Promise<void> {
+  private persist(kind: RecordKind, id: string, record: object): Promise<void> {
     const dir = this.dir;
     if (!dir) return Promise.resolve();
     const key = `${kind}/${id}`;

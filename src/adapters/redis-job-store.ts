@@ -4,6 +4,9 @@
  * - `<p>:file:<id>`  upload record (JSON string), expiring after the retention period;
  * - `<p>:files`      sorted set of upload ids by upload time (ms), the `/list` index;
  * - `<p>:job:<id>`   job record, a hash of JSON-encoded fields so a status change is one atomic HSET;
+ * - `<p>:jobs`       sorted set of processing ids by creation time (ms), the `/tasks` index: written with the
+ *   record (one script or MULTI), trimmed by the retention sweep, and a listing drops ids whose record expired;
+ * - `<p>:task:<file_id>` the processing id `POST /upload-image/` started for that upload, expiring with it;
  * - `<p>:cache:<k>`  processing id of a completed job with that result, expiring with the result.
  * - `<p>:pending:<file_id>` set of the upload's unfinished jobs: the sweep keeps an upload a job still needs.
  * - `<p>:computing:<k>` the processing id computing that result now (a claim with a TTL).
@@ -13,9 +16,9 @@
  *   in any API process.
  */
 import type { Redis } from 'ioredis';
-import { isFinished, type FileRecord, type JobRecord, type ListCursor } from '../domain/jobs.js';
+import { isFinished, type FileRecord, type JobCursor, type JobRecord, type ListCursor } from '../domain/jobs.js';
 import { FinishListeners } from '../domain/finish-listeners.js';
-import type { FilePage, JobStore } from '../ports.js';
+import type { FilePage, JobPage, JobStore } from '../ports.js';
 import { notFound } from '../domain/errors.js';
 import { guarded } from './redis-connection.js';
 
@@ -67,11 +70,15 @@ end
 for _, id in ipairs(taken) do redis.call('zadd', KEYS[2], ARGV[4], id) end
 return taken`;
 
-/** Records an unfinished job only while its upload's record exists (a sweep may have just taken it). */
+/**
+ * Records an unfinished job only while its upload's record exists (a sweep may have just taken it), and
+ * indexes it in KEYS[4] at its creation time (ARGV[3], ms).
+ */
 const PUT_PENDING_JOB = `
 if redis.call('exists', KEYS[2]) == 0 then return 0 end
-redis.call('hset', KEYS[1], unpack(ARGV, 3))
+redis.call('hset', KEYS[1], unpack(ARGV, 4))
 redis.call('expire', KEYS[1], ARGV[1])
+redis.call('zadd', KEYS[4], ARGV[3], ARGV[2])
 redis.call('sadd', KEYS[3], ARGV[2])
 redis.call('expire', KEYS[3], ARGV[1])
 redis.call('expire', KEYS[2], ARGV[1])
@@ -86,7 +93,7 @@ type ScriptedRedis = Redis & {
   updateJobIfAllowed(key: string, status: string, pendingPrefix: string, ...fieldsAndValues: string[]): Promise<string[] | null>;
   releaseIfHeld(key: string, holder: string): Promise<number>;
   takeDue(files: string, sweeping: string, cutoffMs: string, limit: string, prefix: string, nowMs: string): Promise<string[]>;
-  putPendingJob(job: string, file: string, pending: string, ttl: string, processingId: string, ...fieldsAndValues: string[]): Promise<number>;
+  putPendingJob(job: string, file: string, pending: string, index: string, ttl: string, processingId: string, createdMs: string, ...fieldsAndValues: string[]): Promise<number>;
 };
 
 export class RedisJobStore implements JobStore {
@@ -100,7 +107,7 @@ export class RedisJobStore implements JobStore {
     redis.defineCommand('updateJobIfAllowed', { numberOfKeys: 1, lua: UPDATE_IF_ALLOWED });
     redis.defineCommand('releaseIfHeld', { numberOfKeys: 1, lua: RELEASE_IF_HELD });
     redis.defineCommand('takeDue', { numberOfKeys: 2, lua: TAKE_DUE });
-    redis.defineCommand('putPendingJob', { numberOfKeys: 3, lua: PUT_PENDING_JOB });
+    redis.defineCommand('putPendingJob', { numberOfKeys: 4, lua: PUT_PENDING_JOB });
     this.redis = redis as ScriptedRedis;
   }
 
@@ -145,7 +152,7 @@ export class RedisJobStore implements JobStore {
 
   listFiles(limit: number, after?: ListCursor): Promise<FilePage> {
     return guarded(async () => {
-      const ids = await this.idsAfter(limit + 1, after);
+      const ids = await this.idsAfter(this.key('files'), limit + 1, after && { ms: Date.parse(after.uploaded_at), id: after.file_id });
       const page = ids.slice(0, limit);
       const texts = page.length ? await this.redis.mget(page.map((id) => this.key('file', id))) : [];
       const items = texts.filter((text): text is string => text !== null).map((text) => JSON.parse(text) as FileRecord);
@@ -153,17 +160,20 @@ export class RedisJobStore implements JobStore {
     });
   }
 
-  /** Up to `count` ids, newest first, strictly after the cursor (ties at one millisecond ordered by id). */
-  private async idsAfter(count: number, after?: ListCursor): Promise<string[]> {
-    const afterMs = after ? Date.parse(after.uploaded_at) : undefined;
+  /**
+   * Up to `count` ids of the index sorted set, newest first, strictly after the cursor (its time in ms and
+   * its id: ties at one millisecond are ordered by id).
+   */
+  private async idsAfter(index: string, count: number, after?: { ms: number; id: string }): Promise<string[]> {
+    const afterMs = after?.ms;
     if (afterMs !== undefined && Number.isNaN(afterMs)) return [];
     const ids: string[] = [];
     for (let offset = 0; ids.length < count; ) {
-      const batch = await this.redis.zrevrangebyscore(this.key('files'), afterMs ?? '+inf', '-inf', 'WITHSCORES', 'LIMIT', offset, count + 16);
+      const batch = await this.redis.zrevrangebyscore(index, afterMs ?? '+inf', '-inf', 'WITHSCORES', 'LIMIT', offset, count + 16);
       if (batch.length === 0) break;
       for (let i = 0; i < batch.length; i += 2) {
         const id = batch[i]!;
-        const newerOrSame = afterMs !== undefined && Number(batch[i + 1]) === afterMs && id >= after!.file_id;
+        const newerOrSame = afterMs !== undefined && Number(batch[i + 1]) === afterMs && id >= after!.id;
         if (!newerOrSame && ids.length < count) ids.push(id);
       }
       offset += batch.length / 2;
@@ -174,20 +184,56 @@ export class RedisJobStore implements JobStore {
   async putJob(job: JobRecord): Promise<void> {
     if (isFinished(job.status)) {
       return guarded(async () => {
-        await this.redis.multi().hset(this.key('job', job.processing_id), encode(job)).expire(this.key('job', job.processing_id), this.ttlSeconds).exec();
+        await this.redis.multi()
+          .hset(this.key('job', job.processing_id), encode(job))
+          .expire(this.key('job', job.processing_id), this.ttlSeconds)
+          .zadd(this.key('jobs'), Date.parse(job.created_at), job.processing_id)
+          .exec();
       });
     }
     // The upload is needed until this job ends (its pending set), and its record lives on for another
     // retention period; all at once, and only while the record exists.
     const recorded = await guarded(() => this.redis.putPendingJob(
-      this.key('job', job.processing_id), this.key('file', job.file_id), this.key('pending', job.file_id),
-      String(this.ttlSeconds), job.processing_id, ...Object.entries(encode(job)).flat(),
+      this.key('job', job.processing_id), this.key('file', job.file_id), this.key('pending', job.file_id), this.key('jobs'),
+      String(this.ttlSeconds), job.processing_id, String(Date.parse(job.created_at)), ...Object.entries(encode(job)).flat(),
     ));
     if (!recorded) throw notFound('file_not_found', `no upload has file_id ${job.file_id} (it has just been removed by retention)`);
   }
 
   getJob(processingId: string): Promise<JobRecord | undefined> {
     return guarded(async () => decode(await this.redis.hgetall(this.key('job', processingId))));
+  }
+
+  listJobs(limit: number, after?: JobCursor): Promise<JobPage> {
+    return guarded(async () => {
+      const index = this.key('jobs');
+      const ids = await this.idsAfter(index, limit + 1, after && { ms: Date.parse(after.created_at), id: after.processing_id });
+      const page = ids.slice(0, limit);
+      const pipeline = this.redis.pipeline();
+      for (const id of page) pipeline.hgetall(this.key('job', id));
+      const replies = page.length ? ((await pipeline.exec()) ?? []) : [];
+      const items: JobRecord[] = [];
+      const expired: string[] = [];
+      replies.forEach(([error, fields], i) => {
+        if (error) throw error;
+        const job = decode(fields as Record<string, string>);
+        if (job) items.push(job);
+        else expired.push(page[i]!);
+      });
+      // A record is written with its index entry, so one missing has expired: its entry goes too.
+      if (expired.length) await this.redis.zrem(index, ...expired);
+      return { items, total: await this.redis.zcard(index), hasMore: ids.length > limit };
+    });
+  }
+
+  linkTask(fileId: string, processingId: string): Promise<void> {
+    return guarded(async () => {
+      await this.redis.set(this.key('task', fileId), processingId, 'EX', this.ttlSeconds);
+    });
+  }
+
+  taskOf(fileId: string): Promise<string | undefined> {
+    return guarded(async () => (await this.redis.get(this.key('task', fileId))) ?? undefined);
   }
 
   updateJob(processingId: string, patch: Partial<JobRecord>): Promise<JobRecord | undefined> {
@@ -243,14 +289,17 @@ export class RedisJobStore implements JobStore {
       await this.redis.multi()
         .zrem(this.key('files'), ...fileIds)
         .zrem(this.key('sweeping'), ...fileIds)
-        .del(...fileIds.map((id) => this.key('file', id)))
+        .del(...fileIds.map((id) => this.key('file', id)), ...fileIds.map((id) => this.key('task', id)))
         .exec();
     });
   }
 
-  /** Job records expire by themselves (after the retention period). */
-  async forgetJobsBefore(): Promise<number> {
-    return 0;
+  /** Job records expire by themselves (after the retention period); their `/tasks` entries go here. */
+  forgetJobsBefore(cutoff: Date): Promise<number> {
+    return guarded(async () => {
+      await this.redis.zremrangebyscore(this.key('jobs'), '-inf', `(${cutoff.getTime()}`);
+      return 0;
+    });
   }
 }
 

@@ -70,11 +70,15 @@ export function canMove(from: JobStatus, to: JobStatus | undefined): boolean {
   return to === undefined || STATUS_RANK[to] >= STATUS_RANK[from];
 }
 
-/** The part of a job a client sees on `/status` (internal keys left out). */
+/**
+ * The part of a job a client sees on `/status` (internal keys left out). `task_id` is the same id under the
+ * name the original service's clients read (see docs/migration.md).
+ */
 export function publicJob(job: JobRecord) {
   const { cache_key: _key, keep_metadata: _keep, ...visible } = job;
   return {
     ...visible,
+    task_id: job.processing_id,
     ...(job.status === 'completed' ? { download_url: `/download/${job.processing_id}` } : {}),
   };
 }
@@ -94,6 +98,17 @@ export interface ListCursor {
 /** True when `a` comes after `b` in the newest-first order. */
 export function isOlder(a: ListCursor, b: ListCursor): boolean {
   return a.uploaded_at < b.uploaded_at || (a.uploaded_at === b.uploaded_at && a.file_id < b.file_id);
+}
+
+/** Position in the newest-first listing of jobs (`GET /tasks`). */
+export interface JobCursor {
+  created_at: string;
+  processing_id: string;
+}
+
+/** True when job `a` comes after `b` in the newest-first order. */
+export function isOlderJob(a: JobCursor, b: JobCursor): boolean {
+  return a.created_at < b.created_at || (a.created_at === b.created_at && a.processing_id < b.processing_id);
 }
 
 /** Where the result of a job is stored: one file per distinct (content, request), shared by cache hits. */

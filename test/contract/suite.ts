@@ -60,7 +60,7 @@ export function contractSuite(name: string, makeHarness: HarnessFactory): void {
         const response = await send('/openapi.json');
         const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
         expect(doc.openapi).toBe('3.1.0');
-        expect(Object.keys(doc.paths).sort()).toEqual(['/', '/download/{processing_id}', '/health', '/list', '/process/{file_id}', '/status/{processing_id}', '/upload']);
+        expect(Object.keys(doc.paths).sort()).toEqual(['/', '/download/{processing_id}', '/health', '/list', '/process/{file_id}', '/status/{processing_id}', '/tasks', '/upload', '/upload-image']);
         expect(Object.keys(doc.paths['/upload']!)).toEqual(['post']);
       });
 

@@ -34,15 +34,17 @@ export interface MemoryAppOptions {
   receiverLimits?: Partial<ReceiverLimits>;
   /** MEMORY_BUDGET_MB in bytes (default: the configuration's 1024 MiB). */
   memoryBudgetBytes?: number;
+  /** Jobs run at once (default 1); 0 leaves every job queued. */
+  concurrency?: number;
 }
 
-export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s) => s, wrapJobs = (j) => j, receiverLimits, memoryBudgetBytes = 1024 * 1024 * 1024 }: MemoryAppOptions = {}): MemoryApp {
+export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s) => s, wrapJobs = (j) => j, receiverLimits, memoryBudgetBytes = 1024 * 1024 * 1024, concurrency = 1 }: MemoryAppOptions = {}): MemoryApp {
   const store = new MemoryStore({ maxBytes: storeBytes });
   const jobs = EmbeddedJobStore.inMemory();
   const seenStore = wrapStore(store);
   const seenJobs = wrapJobs(jobs);
   const processor = new SharpProcessor(seenStore, { maxInputPixels: 50_000_000, memoryBudgetBytes });
-  const queue = new EmbeddedQueue(createJobRunner({ jobs: seenJobs, store: seenStore, processor, timeoutSeconds: 30 }), 1);
+  const queue = new EmbeddedQueue(createJobRunner({ jobs: seenJobs, store: seenStore, processor, timeoutSeconds: 30 }), concurrency);
   const deps: AppDeps = {
     settings: {
       version: '0.0.0-test', maxFileSize, maxInputPixels: 50_000_000, memoryBudgetBytes, allowedExtensions: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tiff', 'tif'],

@@ -1,0 +1,128 @@
+/**
+ * @module
+ * The original Python service's routes, mapped onto this one (docs/migration.md):
+ * - `POST /upload-image/`: `POST /upload`, then `POST /process/{file_id}` with a resize to fit 800×800, in
+ *   one call; answers `task_id` and `file_id` as the original did, plus this service's own fields.
+ * - `GET /tasks/`: the jobs, newest first, a page at a time.
+ * `GET /status/{task_id}` and `GET /download/{file_id}` are the status and download routes themselves (a
+ * `task_id` is a `processing_id`; the download route also takes the `file_id` of an upload made here).
+ * Every path is also answered with a trailing slash (the app is not strict about it).
+ */
+import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
+import { badRequest } from '../src/domain/errors.js';
+import { publicJob, type JobCursor } from '../src/domain/jobs.js';
+import { parsePipelineJson } from '../src/domain/operations.js';
+import type { AppDeps } from '../src/ports.js';
+import { idempotencyKeyOf, replayHeaders } from './idempotency.js';
+import { DEFAULT_LIMIT, MAX_LIMIT, parseLimit } from './list.js';
+import { jobAcceptor } from './process.js';
+import { type AppEnv, JobStatusSchema, problemResponse, UploadedFile } from './schemas.js';
+import { uploadIntake, uploadRoute } from './upload.js';
+
+/**
+ * What the original's "resize to fit 800×800" did: Pillow's `thumbnail((800, 800))`, the usual way to
+ * write it, keeps the aspect ratio, fits both sides inside the box and never enlarges a smaller image.
+ */
+export const LEGACY_RESIZE = { operation: 'resize', width: 800, height: 800, fit: 'inside', without_enlargement: true } as const;
+
+const UploadImageAccepted = JobStatusSchema.extend({
+  status_url: z.string().openapi({ description: 'GET it to follow the job (the same as /status/{task_id})' }),
+  download_url: z.string().openapi({ description: 'GET it for the result once completed; /download/{file_id} works too' }),
+  upload: UploadedFile,
+}).openapi('UploadImageAccepted');
+
+const { 200: _stored, ...uploadRefusals } = uploadRoute.responses;
+
+export const uploadImageRoute = createRoute({
+  method: 'post',
+  path: '/upload-image',
+  operationId: 'uploadImage',
+  summary: 'Upload an image and resize it to fit 800×800 (the original service\'s call)',
+  description:
+    'The original service\'s `POST /upload-image/` (with or without the trailing slash): `POST /upload`, then ' +
+    '`POST /process/{file_id}?operation=resize&width=800&height=800&fit=inside&without_enlargement=true` in one call, ' +
+    'in the upload\'s own format. Same limits and refusals as `POST /upload`; `Idempotency-Key` covers both steps. ' +
+    'Answers `task_id` (= `processing_id`) and `file_id` as the original did: follow with `GET /status/{task_id}` and ' +
+    '`GET /download/{file_id}` (or `/download/{processing_id}`). New clients: call `POST /upload` and `POST /process/{file_id}`.',
+  tags: ['legacy'],
+  deprecated: true,
+  request: { body: uploadRoute.request.body },
+  responses: {
+    200: { description: 'Stored, and the resize queued (or answered from the cache: completed)', content: { 'application/json': { schema: UploadImageAccepted } } },
+    ...uploadRefusals,
+    503: problemResponse('As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), or the queue is unavailable or full (queue_unavailable, queue_full); retry after Retry-After seconds'),
+  },
+});
+
+type LegacyDeps = Pick<AppDeps, 'settings' | 'uploads' | 'store' | 'processor' | 'jobs' | 'queue' | 'idempotency'>;
+
+export function uploadImageHandler(deps: LegacyDeps): RouteHandler<typeof uploadImageRoute, AppEnv> {
+  const intake = uploadIntake(deps);
+  const accept = jobAcceptor(deps);
+  // Parsed as a POST /process JSON body is, so the same request made there shares its cached result.
+  const pipeline = parsePipelineJson({ operations: [LEGACY_RESIZE] });
+  return async function uploadImage(c) {
+    const { body, replayed } = await intake(c.req.raw, idempotencyKeyOf(c), 'upload-image', async (file) => {
+      const job = await accept(file.file_id, pipeline);
+      await deps.jobs.linkTask(file.file_id, job.processing_id);
+      return { ...job, upload: file };
+    });
+    return c.json(body, 200, replayHeaders(replayed));
+  };
+}
+
+export const tasksRoute = createRoute({
+  method: 'get',
+  path: '/tasks',
+  operationId: 'listTasks',
+  summary: 'List jobs',
+  description:
+    'Every job (whichever route made it), newest first, a page at a time as `GET /list` pages uploads; each item is ' +
+    'what `GET /status/{processing_id}` answers. Also answered at `/tasks/`, the original service\'s path. Jobs are ' +
+    'kept for RETENTION_SECONDS, as their records are.',
+  tags: ['images', 'legacy'],
+  request: {
+    query: z.object({
+      limit: z.string().optional().openapi({ description: `1–${MAX_LIMIT} (default ${DEFAULT_LIMIT})`, example: '20' }),
+      cursor: z.string().optional().openapi({ description: 'next_cursor of the previous page' }),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'A page of jobs',
+      content: {
+        'application/json': {
+          schema: z.object({ items: z.array(JobStatusSchema), total: z.number().int(), next_cursor: z.string().nullable() }).openapi('TaskPage'),
+        },
+      },
+    },
+    400: problemResponse('Bad limit or cursor (invalid_limit, invalid_cursor)'),
+  },
+});
+
+export function tasksHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typeof tasksRoute, AppEnv> {
+  return async function tasks(c) {
+    const query = c.req.valid('query');
+    const limit = parseLimit(query.limit);
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const page = await jobs.listJobs(limit, after);
+    const last = page.items.at(-1);
+    return c.json({ items: page.items.map(publicJob), total: page.total, next_cursor: page.hasMore && last ? encodeCursor(last) : null }, 200);
+  };
+}
+
+function encodeCursor({ created_at, processing_id }: JobCursor): string {
+  return btoa(JSON.stringify([created_at, processing_id])).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+function decodeCursor(text: string): JobCursor {
+  try {
+    const parsed: unknown = JSON.parse(atob(text.replace(/-/g, '+').replace(/_/g, '/')));
+    if (Array.isArray(parsed) && parsed.length === 2 && parsed.every((part) => typeof part === 'string')) {
+      return { created_at: parsed[0] as string, processing_id: parsed[1] as string };
+    }
+  } catch {
+    // fall through to the error below
+  }
+  throw badRequest('invalid_cursor', 'cursor must be the next_cursor of a previous /tasks page');
+}
