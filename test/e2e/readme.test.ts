@@ -16,7 +16,7 @@ async function readmeSession(): Promise<string> {
   const readme = await readFile('README.md', 'utf8');
   const section = readme.slice(readme.indexOf('## A session with curl'));
   const block = /```bash\n([\s\S]*?)```/.exec(section);
-  if (!block) throw new Error('README has no bash block under "A session with curl"');
+  if (!block?.[1]) throw new Error('README has no bash block under "A session with curl"');
   return block[1];
 }
 
