@@ -19,6 +19,7 @@ import type { AppEnv } from '../handlers/schemas.js';
 import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
 import { accessControl } from './access.js';
+import { codeForHttpStatus } from './domain/error-codes.js';
 import { AppError, badRequest, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf, PipelineRequest, queryFieldErrors } from './domain/operations.js';
 import { problem } from './problem.js';
@@ -129,8 +130,9 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.onError((error, c) => {
     const id = c.get('requestId') ?? crypto.randomUUID();
     if (error instanceof AppError) return problem(error, id);
-    if (error instanceof HTTPException) {
-      const code = error.status === 400 && /json/i.test(error.message) ? 'malformed_json' : `http_${error.status}`;
+    // A refusal by the HTTP layer gets a code of the vocabulary; one with a status it should never have is ours to fix.
+    const code = error instanceof HTTPException ? codeForHttpStatus(error.status, error.message) : undefined;
+    if (error instanceof HTTPException && code) {
       const detail = code === 'malformed_json' ? 'the body is not valid JSON' : error.message || 'the request was refused';
       return problem(new AppError(error.status, code, detail), id);
     }
