@@ -68,6 +68,8 @@ export const ERROR_CODES = {
   out_of_memory: { status: [], meaning: 'The job ran out of memory; ask for a smaller size.', use: ['job'] },
   processing_failed: { status: [], meaning: 'The image library refused the work.', use: ['job'] },
   file_missing: { status: [], meaning: "The job's upload was removed before the job ran.", use: ['job'] },
+  worker_lost: { status: [], meaning: 'The job was interrupted three times while it ran (Redis mode); ask for it again.', use: ['job'] },
+  retries_exhausted: { status: [], meaning: 'The job failed three times on a fault of the service (Redis mode); ask for it again.', use: ['job'] },
   // 429, 5xx
   rate_limited: { status: [429], meaning: 'Over RATE_LIMIT_PER_MINUTE for this API key or address; retry after Retry-After.' },
   internal_error: { status: [500], meaning: 'Something went wrong on our side; quote `request_id` when reporting it.', use: ['http', 'job'] },
