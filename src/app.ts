@@ -13,6 +13,7 @@ import { docsPageHandler, docsScriptHandler, DOCS_SCRIPT_PATH } from '../handler
 import { downloadHandler, downloadRoute } from '../handlers/download.js';
 import { healthHandler, healthRoute } from '../handlers/health.js';
 import { listHandler, listRoute } from '../handlers/list.js';
+import { describeApi } from '../handlers/openapi.js';
 import { processHandler, processRoute } from '../handlers/process.js';
 import { rootHandler, rootRoute } from '../handlers/root.js';
 import type { AppEnv } from '../handlers/schemas.js';
@@ -111,14 +112,7 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.openapi(downloadRoute, downloadHandler(deps));
   app.openapi(listRoute, listHandler(deps));
 
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'Image service',
-      version: deps.settings.version,
-      description: 'Upload an image, ask for it to be processed, poll the job, download the result. Errors are application/problem+json (RFC 9457).',
-    },
-  });
+  describeApi(app, deps.settings.version);
   app.get('/metrics', async (c) => {
     const { contentType, text } = await metrics.exposition();
     return c.body(text, 200, { 'Content-Type': contentType });
