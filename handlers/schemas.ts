@@ -5,7 +5,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import type { RequestIdVariables } from 'hono/request-id';
-import { codesForStatus, ERROR_CODE_NAMES, type ErrorCode } from '../src/domain/error-codes.js';
+import { codesForStatus, ERROR_CODE_NAMES, errorCodeTable, type ErrorCode } from '../src/domain/error-codes.js';
 import { INPUT_FORMATS, OUTPUT_FORMATS } from '../src/domain/formats.js';
 import { Operation, quote } from '../src/domain/operations.js';
 
@@ -23,14 +23,16 @@ function uuidParam<const N extends string>(name: N) {
     .string()
     .regex(UUID, { error: (iss) => `${name} must be a UUID like ${EXAMPLE_ID}, got ${quote(iss.input)}` })
     .transform((value) => value.toLowerCase())
-    .openapi({ param: { name, in: 'path', example: EXAMPLE_ID }, pattern: UUID_PATTERN, format: 'uuid' });
+    .openapi({ param: { name, in: 'path', example: EXAMPLE_ID }, pattern: UUID_PATTERN, format: 'uuid', example: EXAMPLE_ID });
   return z.object({ [name]: id } as { [K in N]: typeof id });
 }
 
 export const FileIdParams = uuidParam('file_id');
 export const ProcessingIdParams = uuidParam('processing_id');
 
-const ErrorCodeSchema = z.enum(ERROR_CODE_NAMES).openapi('ErrorCode', { description: 'The closed vocabulary of error codes (docs/errors.md says what each means).' });
+const ErrorCodeSchema = z.enum(ERROR_CODE_NAMES).openapi('ErrorCode', {
+  description: `The closed vocabulary of error codes, as in docs/errors.md (a status of — : only a failed job's \`error.code\`).\n\n${errorCodeTable()}`,
+});
 
 export const Problem = z
   .object({

@@ -117,3 +117,16 @@ export function codeForHttpStatus(status: number, message = ''): ErrorCode | und
   if (status === 400) return /json/i.test(message) ? 'malformed_json' : 'bad_request';
   return HTTP_LAYER_CODES[status];
 }
+
+/**
+ * The vocabulary as a Markdown table (code, statuses, meaning), for docs/errors.md and the document.
+ * @example errorCodeTable().split('\n')[2] // '| `invalid_request` | 400 | A parameter, ... |'
+ */
+export function errorCodeTable(): string {
+  const rows = ERROR_CODE_NAMES.map((code) => {
+    const statuses = (ERROR_CODES[code].status as readonly number[]).join(', ') || '—';
+    const where = isJobCode(code) ? (usesOf(code).includes('http') ? ' (also job)' : ' (job)') : '';
+    return `| \`${code}\` | ${statuses}${where} | ${ERROR_CODES[code].meaning} |`;
+  });
+  return ['| code | status | meaning |', '|---|---|---|', ...rows].join('\n');
+}
