@@ -98,11 +98,36 @@ export function describeApi(app: OpenAPIHono<AppEnv>, version: string): void {
     responses: { 200: { description: 'The document', headers: REQUEST_ID_HEADER, content: { 'application/json': { schema: z.object({}).passthrough() } } }, ...openRouteErrors },
   });
 
-  app.doc31(OPENAPI_PATH, {
-    openapi: '3.1.0',
-    info: { title: 'Image service', version, description: DESCRIPTION },
-    servers: [{ url: '/', description: 'This service' }],
-    tags: TAGS,
-    security: [{ apiKey: [] }],
+  registry.registerComponent('parameters', 'X-Request-Id', {
+    name: 'X-Request-Id',
+    in: 'header',
+    required: false,
+    description: 'An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem\'s request_id and in the logs.',
+    schema: { type: 'string', maxLength: 128, pattern: '^[A-Za-z0-9_=-]+$' },
   });
+
+  // Built once, at the first request (every route is declared by then).
+  let document: unknown;
+  app.get(OPENAPI_PATH, (c) => {
+    document ??= withRequestIdParameter(
+      app.getOpenAPI31Document({
+        openapi: '3.1.0',
+        info: { title: 'Image service', version, description: DESCRIPTION },
+        servers: [{ url: '/', description: 'This service' }],
+        tags: TAGS,
+        security: [{ apiKey: [] }],
+      }),
+    );
+    return c.json(document, 200);
+  });
+}
+
+/** Every operation takes X-Request-Id (the request-id middleware reads it on every route). */
+function withRequestIdParameter<D extends { paths?: object }>(doc: D): D {
+  for (const item of Object.values(doc.paths ?? {}) as object[]) {
+    for (const operation of Object.values(item) as Array<{ parameters?: unknown[] }>) {
+      operation.parameters = [...(operation.parameters ?? []), { $ref: '#/components/parameters/X-Request-Id' }];
+    }
+  }
+  return doc;
 }

@@ -84,7 +84,10 @@ export const openRouteErrors = {
 
 /** What every route behind the access check (all but /, /health and the documentation) can answer too. */
 export const routeErrors = {
-  401: problemResponse(401, 'unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>`'),
+  401: {
+    ...problemResponse(401, 'unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>`'),
+    headers: { ...REQUEST_ID_HEADER, 'WWW-Authenticate': { description: 'Bearer realm="image-service"', schema: { type: 'string' as const } } },
+  },
   429: problemResponse(429, 'rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds'),
   ...openRouteErrors,
   503: problemResponse(503, 'A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds'),
@@ -94,11 +97,7 @@ export const routeErrors = {
 export const IdempotencyKeyHeader = z.object({
   'idempotency-key': z.string().optional().openapi({
     description: 'Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; kept RETENTION_SECONDS.',
-    example: 'upload-2026-01-01-0001',
   }),
-});
-export const RequestIdHeader = z.object({
-  'x-request-id': z.string().optional().openapi({ description: 'Honoured when at most 128 of [A-Za-z0-9_=-]; otherwise replaced by a UUID. Echoed in X-Request-Id and in problems.', example: 'trace-1234' }),
 });
 
 const dateTime = (description?: string) => z.string().openapi({ format: 'date-time', ...(description ? { description } : {}) });
