@@ -96,7 +96,7 @@ export const routeErrors = {
 /** Request headers. Hono reads header names in lower case; they are matched case-insensitively. */
 export const IdempotencyKeyHeader = z.object({
   'idempotency-key': z.string().optional().openapi({
-    description: 'Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; kept RETENTION_SECONDS.',
+    description: 'Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours.',
   }),
 });
 

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { errorsMarkdown, ERRORS_DOC } from '../scripts/openapi-errors.js';
 import { OPEN_PATHS } from '../src/access.js';
-import { codesForStatus, ERROR_CODE_NAMES, ERROR_CODES } from '../src/domain/error-codes.js';
+import { codeForHttpStatus, codesForStatus, ERROR_CODE_NAMES, ERROR_CODES } from '../src/domain/error-codes.js';
 import { memoryApp } from './helpers/memory-app.js';
 import { multipart } from './helpers/client.js';
 import { noisyJpeg } from './helpers/images.js';
@@ -36,6 +36,14 @@ describe('the error-code vocabulary', () => {
     expect(doc.components.schemas.Problem.properties.code).toEqual({ $ref: '#/components/schemas/ErrorCode' });
     expect(doc.components.schemas.JobStatus.properties.error.properties.code).toEqual({ $ref: '#/components/schemas/ErrorCode' });
     for (const code of ERROR_CODE_NAMES) expect(ERROR_CODES[code].meaning.length, code).toBeGreaterThan(10);
+  });
+
+  it('names the HTTP layer\'s refusals with codes of their status (no http_<status> outside the vocabulary)', () => {
+    expect(codeForHttpStatus(400, 'Malformed JSON in request body')).toBe('malformed_json');
+    expect(codeForHttpStatus(400, 'Malformed FormData request.')).toBe('bad_request');
+    for (const status of [401, 404, 405, 408, 413, 415, 429]) expect(codesForStatus(status), String(status)).toContain(codeForHttpStatus(status));
+    // Any other status is not a refusal the app expects: onError answers it as internal_error.
+    expect(codeForHttpStatus(418)).toBeUndefined();
   });
 
   it('gives each documented problem status the codes of that status', async () => {
