@@ -4,7 +4,7 @@
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import type { AppDeps, QueueCounts } from '../src/ports.js';
-import type { AppEnv } from './schemas.js';
+import { type AppEnv, openRouteErrors, REQUEST_ID_HEADER } from './schemas.js';
 
 const Health = z
   .object({
@@ -24,11 +24,15 @@ const Health = z
 export const healthRoute = createRoute({
   method: 'get',
   path: '/health',
+  operationId: 'getHealth',
   summary: 'Dependency health',
+  description: 'The state of every dependency. Needs no API key.',
   tags: ['service'],
+  security: [],
   responses: {
-    200: { description: 'Healthy or degraded', content: { 'application/json': { schema: Health } } },
-    503: { description: 'Cannot accept work (e.g. Redis configured but unreachable)', content: { 'application/json': { schema: Health } } },
+    200: { description: 'Healthy or degraded', headers: REQUEST_ID_HEADER, content: { 'application/json': { schema: Health } } },
+    503: { description: 'Cannot accept work (e.g. Redis configured but unreachable): status unhealthy', headers: REQUEST_ID_HEADER, content: { 'application/json': { schema: Health } } },
+    ...openRouteErrors,
   },
 });
 

@@ -14,9 +14,9 @@ import { publicJob, type JobCursor } from '../src/domain/jobs.js';
 import { parsePipelineJson } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
 import { idempotencyKeyOf, replayHeaders } from './idempotency.js';
-import { DEFAULT_LIMIT, MAX_LIMIT, parseLimit } from './list.js';
+import { pageQuery, parseLimit } from './list.js';
 import { jobAcceptor } from './process.js';
-import { type AppEnv, JobStatusSchema, problemResponse, UploadedFile } from './schemas.js';
+import { type AppEnv, JobStatusSchema, problemResponse, REPLAYED_HEADER, REQUEST_ID_HEADER, routeErrors, UploadedFile } from './schemas.js';
 import { uploadIntake, uploadRoute } from './upload.js';
 
 /**
@@ -36,7 +36,7 @@ const { 200: _stored, ...uploadRefusals } = uploadRoute.responses;
 export const uploadImageRoute = createRoute({
   method: 'post',
   path: '/upload-image',
-  operationId: 'uploadImage',
+  operationId: 'legacyUploadImage',
   summary: 'Upload an image and resize it to fit 800×800 (the original service\'s call)',
   description:
     'The original service\'s `POST /upload-image/` (with or without the trailing slash): `POST /upload`, then ' +
@@ -46,11 +46,11 @@ export const uploadImageRoute = createRoute({
     '`GET /download/{file_id}` (or `/download/{processing_id}`). New clients: call `POST /upload` and `POST /process/{file_id}`.',
   tags: ['legacy'],
   deprecated: true,
-  request: { body: uploadRoute.request.body },
+  request: { headers: uploadRoute.request.headers, body: uploadRoute.request.body },
   responses: {
-    200: { description: 'Stored, and the resize queued (or answered from the cache: completed)', content: { 'application/json': { schema: UploadImageAccepted } } },
+    200: { description: 'Stored, and the resize queued (or answered from the cache: completed)', headers: { ...REQUEST_ID_HEADER, ...REPLAYED_HEADER }, content: { 'application/json': { schema: UploadImageAccepted } } },
     ...uploadRefusals,
-    503: problemResponse('As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), or the queue is unavailable or full (queue_unavailable, queue_full); retry after Retry-After seconds'),
+    503: problemResponse(503, 'As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), or the queue is unavailable or full (queue_unavailable, queue_full); retry after Retry-After seconds'),
   },
 });
 
@@ -82,21 +82,20 @@ export const tasksRoute = createRoute({
     'kept for RETENTION_SECONDS, as their records are.',
   tags: ['images', 'legacy'],
   request: {
-    query: z.object({
-      limit: z.string().optional().openapi({ description: `1–${MAX_LIMIT} (default ${DEFAULT_LIMIT})`, example: '20' }),
-      cursor: z.string().optional().openapi({ description: 'next_cursor of the previous page' }),
-    }),
+    query: pageQuery('Jobs'),
   },
   responses: {
     200: {
       description: 'A page of jobs',
+      headers: REQUEST_ID_HEADER,
       content: {
         'application/json': {
           schema: z.object({ items: z.array(JobStatusSchema), total: z.number().int(), next_cursor: z.string().nullable() }).openapi('TaskPage'),
         },
       },
     },
-    400: problemResponse('Bad limit or cursor (invalid_limit, invalid_cursor)'),
+    400: problemResponse(400, 'Bad limit (invalid_limit) or cursor (invalid_cursor)'),
+    ...routeErrors,
   },
 });
 
@@ -104,7 +103,7 @@ export function tasksHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<type
   return async function tasks(c) {
     const query = c.req.valid('query');
     const limit = parseLimit(query.limit);
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    const after = query.cursor === undefined || query.cursor === '' ? undefined : decodeCursor(query.cursor);
     const page = await jobs.listJobs(limit, after);
     const last = page.items.at(-1);
     return c.json({ items: page.items.map(publicJob), total: page.total, next_cursor: page.hasMore && last ? encodeCursor(last) : null }, 200);

@@ -7,25 +7,37 @@ import { badRequest } from '../src/domain/errors.js';
 import { publicFile, type ListCursor } from '../src/domain/jobs.js';
 import { quote } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
-import { type AppEnv, problemResponse, UploadedFile } from './schemas.js';
+import { type AppEnv, problemResponse, REQUEST_ID_HEADER, routeErrors, UploadedFile } from './schemas.js';
 
 export const MAX_LIMIT = 100;
 export const DEFAULT_LIMIT = 20;
 
+/** `limit` and `cursor`, as every paged route takes them (`what`: what a page holds). */
+export function pageQuery(what: string) {
+  return z.object({
+    // Text at run time (parseLimit names the bad value); an integer in the document.
+    limit: z.string().optional().openapi({
+      type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT, example: DEFAULT_LIMIT,
+      description: `${what} per page, 1–${MAX_LIMIT} (default ${DEFAULT_LIMIT})`,
+    }),
+    cursor: z.string().optional().openapi({ description: 'The next_cursor of the previous page; absent or empty: the first page', example: '' }),
+  });
+}
+
 export const listRoute = createRoute({
   method: 'get',
   path: '/list',
+  operationId: 'listUploads',
   summary: 'List uploads',
+  description: 'The uploads, newest first, a page at a time.',
   tags: ['images'],
   request: {
-    query: z.object({
-      limit: z.string().optional().openapi({ description: `1–${MAX_LIMIT} (default ${DEFAULT_LIMIT})` }),
-      cursor: z.string().optional().openapi({ description: 'next_cursor of the previous page' }),
-    }),
+    query: pageQuery('Uploads'),
   },
   responses: {
     200: {
       description: 'A page of uploads',
+      headers: REQUEST_ID_HEADER,
       content: {
         'application/json': {
           schema: z.object({
@@ -36,7 +48,8 @@ export const listRoute = createRoute({
         },
       },
     },
-    400: problemResponse('Bad limit or cursor'),
+    400: problemResponse(400, 'Bad limit (invalid_limit) or cursor (invalid_cursor)'),
+    ...routeErrors,
   },
 });
 
@@ -44,7 +57,8 @@ export function listHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typeo
   return async function list(c) {
     const query = c.req.valid('query');
     const limit = parseLimit(query.limit);
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    // An empty cursor is the first page, as no cursor is (a form or a generated example sends `cursor=`).
+    const after = query.cursor === undefined || query.cursor === '' ? undefined : decodeCursor(query.cursor);
     const page = await jobs.listFiles(limit, after);
     const last = page.items.at(-1);
     return c.json({ items: page.items.map(publicFile), total: page.total, next_cursor: page.hasMore && last ? encodeCursor(last) : null }, 200);

@@ -6,27 +6,32 @@
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
 import { sha256Hex } from '../src/domain/digest.js';
 import { AppError, badRequest, invalidRequest, notFound, unavailable, unsupportedMedia } from '../src/domain/errors.js';
-import { defaultOutputFormat, keepsAnimation, LOSSY_FORMATS, type OutputFormat } from '../src/domain/formats.js';
+import { defaultOutputFormat, keepsAnimation, LOSSY_FORMATS, OUTPUT_FORMATS, type OutputFormat } from '../src/domain/formats.js';
 import { publicJob, resultName, storedResult, type FileRecord, type JobRecord } from '../src/domain/jobs.js';
 import { isBlank, parseJsonBody } from '../src/domain/json-body.js';
-import { outputSize, parsePipelineJson, parsePipelineQuery, quote, type Pipeline } from '../src/domain/operations.js';
+import { DEFAULT_QUALITY, FIT_MODES, MAX_OUTPUT_DIMENSION, OPERATION_NAMES, outputSize, parsePipelineJson, parsePipelineQuery, quote, type Pipeline } from '../src/domain/operations.js';
 import { mib } from '../src/memory-budget.js';
 import type { AppDeps } from '../src/ports.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
-import { type AppEnv, FileIdParams, JobStatusSchema, problemResponse } from './schemas.js';
+import { type AppEnv, FileIdParams, IdempotencyKeyHeader, JobStatusSchema, problemResponse, REPLAYED_HEADER, REQUEST_ID_HEADER, routeErrors } from './schemas.js';
 
-const queryText = (description: string) => z.string().optional().openapi({ description });
+/**
+ * The query form's parameters: text at run time (parsePipelineQuery checks them with the pipeline's own
+ * schema, so each refusal names the field and its range), typed and bounded in the document.
+ */
+const queryParam = (openapi: Record<string, unknown> & { description: string }) => z.string().optional().openapi(openapi);
+const dimension = (side: string) => queryParam({ type: 'integer', minimum: 1, maximum: MAX_OUTPUT_DIMENSION, example: side === 'width' ? 200 : 150, description: `resize: the ${side}, 1–${MAX_OUTPUT_DIMENSION} (at least one of width and height)` });
 
 const ProcessQuery = z.object({
-  operation: queryText('query form: one of resize, blur, sharpen, grayscale, sepia, brightness, contrast'),
-  width: queryText('resize: 1–8192'),
-  height: queryText('resize: 1–8192'),
-  fit: queryText('resize: cover | contain | fill | inside | outside'),
-  without_enlargement: queryText('resize: true | false'),
-  intensity: queryText('blur 0.3–100, sharpen 0.3–10, sepia 0–1, brightness 0–10, contrast 0–10'),
-  format: queryText('jpeg | png | webp | avif | gif | tiff'),
-  quality: queryText('1–100 (default 80)'),
-  keep_metadata: queryText('true | false (default false)'),
+  operation: queryParam({ type: 'string', enum: [...OPERATION_NAMES], example: 'resize', description: 'The query form: one operation and its parameters (required unless the body is a JSON pipeline)' }),
+  width: dimension('width'),
+  height: dimension('height'),
+  fit: queryParam({ type: 'string', enum: [...FIT_MODES], example: 'cover', description: 'resize: how both sides are honoured (default cover); ignored with one side' }),
+  without_enlargement: queryParam({ type: 'boolean', default: false, example: false, description: 'resize: never enlarge (true/false, also 1/0)' }),
+  intensity: queryParam({ type: 'number', minimum: 0, maximum: 100, example: 2, description: 'blur 0.3–100 (default 2), sharpen 0.3–10 (1), sepia 0–1 (1), brightness 0–10 (1.2), contrast 0–10 (1.2); not a parameter of resize or grayscale' }),
+  format: queryParam({ type: 'string', enum: [...OUTPUT_FORMATS], example: 'webp', description: "The output format (default: the input's where it can be written; BMP gives PNG)" }),
+  quality: queryParam({ type: 'integer', minimum: 1, maximum: 100, default: DEFAULT_QUALITY, example: DEFAULT_QUALITY, description: `Lossy formats only, 1–100 (default ${DEFAULT_QUALITY})` }),
+  keep_metadata: queryParam({ type: 'boolean', default: false, example: false, description: 'Keep EXIF and other metadata (true/false, also 1/0; default false)' }),
 });
 
 const Accepted = JobStatusSchema.extend({ status_url: z.string(), download_url: z.string() }).openapi('ProcessAccepted');
@@ -34,23 +39,37 @@ const Accepted = JobStatusSchema.extend({ status_url: z.string(), download_url: 
 export const processRoute = createRoute({
   method: 'post',
   path: '/process/{file_id}',
+  operationId: 'processImage',
   summary: 'Process an upload',
-  description: 'Either the query form (`?operation=resize&width=200&height=150`) or a JSON pipeline of 1 to 10 operations, applied in order.',
+  description: 'Either the query form (`?operation=resize&width=200&height=150`, no body) or a JSON pipeline of 1 to 10 operations, applied in order (the query is then not read).',
   tags: ['images'],
   request: {
     params: FileIdParams,
     query: ProcessQuery,
+    headers: IdempotencyKeyHeader,
     // A reference, not the zod schema: the handler reads the body itself (`pipelineOf`), so that an empty
     // form body means the query form and each refusal says what is accepted. app.ts registers the schema.
-    body: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/PipelineRequest' } } } },
+    body: {
+      required: false,
+      content: {
+        'application/json': {
+          schema: { $ref: '#/components/schemas/PipelineRequest' },
+          example: { operations: [{ operation: 'resize', width: 800, height: 800, fit: 'inside' }, { operation: 'sharpen', intensity: 1 }], format: 'webp', quality: 80 },
+        },
+      },
+    },
   },
   responses: {
-    200: { description: 'Accepted (queued) or answered from the cache (completed)', content: { 'application/json': { schema: Accepted } } },
-    400: problemResponse('Unknown operation or a parameter out of range (each offending field is named); a JSON body that is empty, not UTF-8, not JSON, or nested too deep'),
-    404: problemResponse('Unknown file_id'),
-    413: problemResponse('JSON body too large'),
-    415: problemResponse('A body that is not application/json (the query form takes an empty body), or a compressed one'),
-    503: problemResponse('The queue is unavailable or full; retry after Retry-After seconds'),
+    200: { description: 'Accepted (queued) or answered from the cache (completed)', headers: { ...REQUEST_ID_HEADER, ...REPLAYED_HEADER }, content: { 'application/json': { schema: Accepted } } },
+    400: problemResponse(400, 'Unknown operation or a parameter out of range (each offending field is named); a result over the pixel or memory limits; a JSON body that is empty, not UTF-8, not JSON, or nested too deep; a malformed Idempotency-Key'),
+    404: problemResponse(404, 'Unknown file_id'),
+    409: problemResponse(409, 'idempotency_key_in_progress: a request with this Idempotency-Key is still being handled; retry after Retry-After'),
+    413: problemResponse(413, 'body_too_large: the JSON body is over 64 KiB (the connection is closed)'),
+    415: problemResponse(415, 'A body that is not application/json (the query form takes an empty body), or a compressed one'),
+    422: problemResponse(422, 'idempotency_key_reused: this Idempotency-Key came with another request'),
+    ...routeErrors,
+    503: problemResponse(503, 'The queue is unavailable or full, or Redis or the file store is unreachable; retry after Retry-After seconds'),
+    507: problemResponse(507, 'storage_full: the store is out of space; retry after Retry-After seconds'),
   },
 });
 

@@ -9,7 +9,7 @@ import { badRequest, notFound } from '../src/domain/errors.js';
 import { isFinished, publicJob, type JobRecord } from '../src/domain/jobs.js';
 import { quote } from '../src/domain/operations.js';
 import type { AppDeps, JobStore } from '../src/ports.js';
-import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse } from './schemas.js';
+import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse, REQUEST_ID_HEADER, routeErrors } from './schemas.js';
 
 const MAX_WAIT_SECONDS = 30;
 /**
@@ -21,19 +21,25 @@ const SAFETY_RECHECK_MS = 1000;
 export const statusRoute = createRoute({
   method: 'get',
   path: '/status/{processing_id}',
+  operationId: 'getStatus',
   summary: 'Job status',
-  description: "Also the original service's `GET /status/{task_id}`: a task_id (POST /upload-image/) is a processing_id, and every job answer carries both.",
+  description: `Where a job stands. With \`wait\`, the answer comes as soon as the job is completed or failed, or after that many seconds. Also the original service's \`GET /status/{task_id}\`: a task_id (POST /upload-image/) is a processing_id, and every job answer carries both.`,
   tags: ['images'],
   request: {
     params: ProcessingIdParams,
     query: z.object({
-      wait: z.string().optional().openapi({ description: `seconds to wait for the job to finish before answering, 0–${MAX_WAIT_SECONDS} (default 0)` }),
+      // Text at run time (parseWait names the bad value); an integer in the document.
+      wait: z.string().optional().openapi({
+        type: 'integer', minimum: 0, maximum: MAX_WAIT_SECONDS, default: 0, example: 0,
+        description: `Seconds to wait for the job to finish before answering, 0–${MAX_WAIT_SECONDS} (default 0: answer at once)`,
+      }),
     }),
   },
   responses: {
-    200: { description: 'The job', content: { 'application/json': { schema: JobStatusSchema } } },
-    400: problemResponse('Malformed processing_id or wait'),
-    404: problemResponse('Unknown processing_id'),
+    200: { description: 'The job', headers: REQUEST_ID_HEADER, content: { 'application/json': { schema: JobStatusSchema } } },
+    400: problemResponse(400, 'Malformed processing_id (invalid_request) or wait (invalid_wait)'),
+    404: problemResponse(404, 'Unknown processing_id'),
+    ...routeErrors,
   },
 });
 

@@ -11,7 +11,7 @@ import type { FileRecord } from '../src/domain/jobs.js';
 import { mib } from '../src/memory-budget.js';
 import type { AppDeps, StagedUpload } from '../src/ports.js';
 import { idempotencyKeyOf, once, replayHeaders, type Idempotent, type IdempotencyKey } from './idempotency.js';
-import { type AppEnv, problemResponse, UploadedFile } from './schemas.js';
+import { type AppEnv, IdempotencyKeyHeader, problemResponse, REPLAYED_HEADER, REQUEST_ID_HEADER, routeErrors, UploadedFile } from './schemas.js';
 
 /** An upload as `POST /upload` answers it (the record without the facts kept for planning jobs). */
 export type UploadedFileRecord = Omit<FileRecord, 'pages' | 'channels' | 'progressive' | 'deep'>;
@@ -19,27 +19,34 @@ export type UploadedFileRecord = Omit<FileRecord, 'pages' | 'channels' | 'progre
 export const uploadRoute = createRoute({
   method: 'post',
   path: '/upload',
+  operationId: 'uploadImage',
   summary: 'Upload an image',
+  description: 'One image in a multipart part named `file`. The format is decided from the bytes; the extension must be in ALLOWED_EXTENSIONS.',
   tags: ['images'],
   request: {
+    headers: IdempotencyKeyHeader,
     body: {
       required: true,
       // A plain schema, not zod: a zod multipart schema would make the validator buffer the whole body.
       content: {
         'multipart/form-data': {
-          schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary' } } },
+          schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary', description: 'The image, with its file name' } } },
+          encoding: { file: { contentType: 'image/*, application/octet-stream' } },
         },
       },
     },
   },
   responses: {
-    200: { description: 'Stored', content: { 'application/json': { schema: UploadedFile } } },
-    400: problemResponse('No file, an empty file, several files, or not multipart'),
-    408: problemResponse('upload_timeout: the body stalled for UPLOAD_IDLE_TIMEOUT_SECONDS, or took longer than UPLOAD_TIMEOUT_SECONDS; the connection is closed'),
-    413: problemResponse('Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames)'),
-    415: problemResponse('Extension not allowed, or the bytes are not an image of an allowed format'),
-    503: problemResponse('MAX_CONCURRENT_UPLOADS uploads are arriving already (too_many_uploads, refused unread, the connection closed), or the file store (or Redis) is unreachable (storage_unavailable, redis_unavailable); retry after Retry-After seconds'),
-    507: problemResponse('The file store is full: storage_full; retry after Retry-After seconds'),
+    200: { description: 'Stored', headers: { ...REQUEST_ID_HEADER, ...REPLAYED_HEADER }, content: { 'application/json': { schema: UploadedFile } } },
+    400: problemResponse(400, 'No file, an empty file, several files, not multipart, or a malformed Idempotency-Key'),
+    408: problemResponse(408, 'upload_timeout: the body stalled for UPLOAD_IDLE_TIMEOUT_SECONDS, or took longer than UPLOAD_TIMEOUT_SECONDS; the connection is closed'),
+    409: problemResponse(409, 'idempotency_key_in_progress: a request with this Idempotency-Key is still being handled; retry after Retry-After'),
+    413: problemResponse(413, 'Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames), or over the memory budget just to be read'),
+    415: problemResponse(415, 'Extension not allowed, or the bytes are not an image of an allowed format'),
+    422: problemResponse(422, 'idempotency_key_reused: this Idempotency-Key came with another upload'),
+    ...routeErrors,
+    503: problemResponse(503, 'MAX_CONCURRENT_UPLOADS uploads are arriving already (too_many_uploads, refused unread, the connection closed), or the file store (or Redis) is unreachable (storage_unavailable, redis_unavailable); retry after Retry-After seconds'),
+    507: problemResponse(507, 'The file store is full: storage_full; retry after Retry-After seconds'),
   },
 });
 

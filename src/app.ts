@@ -14,6 +14,7 @@ import { downloadHandler, downloadRoute } from '../handlers/download.js';
 import { healthHandler, healthRoute } from '../handlers/health.js';
 import { tasksHandler, tasksRoute, uploadImageHandler, uploadImageRoute } from '../handlers/legacy.js';
 import { listHandler, listRoute } from '../handlers/list.js';
+import { describeApi } from '../handlers/openapi.js';
 import { processHandler, processRoute } from '../handlers/process.js';
 import { rootHandler, rootRoute } from '../handlers/root.js';
 import type { AppEnv } from '../handlers/schemas.js';
@@ -21,6 +22,7 @@ import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
 import { accessControl } from './access.js';
 import { methodNotAllowed } from './allowed-methods.js';
+import { codeForHttpStatus } from './domain/error-codes.js';
 import { AppError, badRequest, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
 import { fieldErrorsOf, PipelineRequest, queryFieldErrors } from './domain/operations.js';
 import { problem } from './problem.js';
@@ -118,14 +120,7 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.openapi(uploadImageRoute, uploadImageHandler(deps));
   app.openapi(tasksRoute, tasksHandler(deps));
 
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'Image service',
-      version: deps.settings.version,
-      description: 'Upload an image, ask for it to be processed, poll the job, download the result. Errors are application/problem+json (RFC 9457).',
-    },
-  });
+  describeApi(app, deps.settings.version);
   app.get('/metrics', async (c) => {
     const { contentType, text } = await metrics.exposition();
     return c.body(text, 200, { 'Content-Type': contentType });
@@ -138,8 +133,9 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.onError((error, c) => {
     const id = c.get('requestId') ?? crypto.randomUUID();
     if (error instanceof AppError) return problem(error, id);
-    if (error instanceof HTTPException) {
-      const code = error.status === 400 && /json/i.test(error.message) ? 'malformed_json' : `http_${error.status}`;
+    // A refusal by the HTTP layer gets a code of the vocabulary; one with a status it should never have is ours to fix.
+    const code = error instanceof HTTPException ? codeForHttpStatus(error.status, error.message) : undefined;
+    if (error instanceof HTTPException && code) {
       const detail = code === 'malformed_json' ? 'the body is not valid JSON' : error.message || 'the request was refused';
       return problem(new AppError(error.status, code, detail), id);
     }

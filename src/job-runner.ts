@@ -65,7 +65,7 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
       const durationMs = completedAt.getTime() - startedAt.getTime();
       const failure = error instanceof AppError
         ? { code: error.code, message: error.detail }
-        : { code: 'internal_error', message: 'processing failed unexpectedly' };
+        : { code: 'internal_error' as const, message: 'processing failed unexpectedly' };
       await jobs.updateJob(processingId, {
         status: 'failed',
         error: failure,

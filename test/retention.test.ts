@@ -55,7 +55,7 @@ describe.each(kinds)('retention over the %s job store', (_name, open) => {
     expect(await jobs.getFile(needed.file_id)).toBeDefined();
     expect(await jobs.getFile(idle.file_id)).toBeUndefined();
     expect(await jobs.getJob(pending.processing_id)).toBeDefined();
-    await jobs.updateJob(pending.processing_id, { status: 'failed', error: { code: 'x', message: 'y' } });
+    await jobs.updateJob(pending.processing_id, { status: 'failed', error: { code: 'processing_failed', message: 'y' } });
     expect((await sweep()).uploads).toBe(1);
     expect(await jobs.getFile(needed.file_id)).toBeUndefined();
   });

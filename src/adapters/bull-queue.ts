@@ -7,7 +7,7 @@
  */
 import { Queue, Worker, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { unavailable } from '../domain/errors.js';
+import { unavailable, type JobErrorCode } from '../domain/errors.js';
 import type { JobRunner } from '../job-runner.js';
 import type { JobQueue, QueueCounts } from '../ports.js';
 
@@ -63,7 +63,7 @@ export class BullQueue implements JobQueue {
 }
 
 /** Why BullMQ gave a job up for good (the job record must say so, or it stays `processing` forever). */
-export type TerminalFailure = 'worker_lost' | 'retries_exhausted';
+export type TerminalFailure = Extract<JobErrorCode, 'worker_lost' | 'retries_exhausted'>;
 
 export interface BullWorkerOptions {
   connection: Redis;

@@ -8,7 +8,7 @@
  * whole staged file for the other formats, and a job reads its input whole (bounded by MAX_FILE_SIZE).
  */
 import sharp, { type Matrix3x3, type Metadata, type Sharp } from 'sharp';
-import { AppError, storageFault, unsupportedMedia } from '../domain/errors.js';
+import { AppError, storageFault, unsupportedMedia, type JobErrorCode } from '../domain/errors.js';
 import { HEADER_FIRST_FORMATS, keepsAnimation, type InputFormat } from '../domain/formats.js';
 import type { Operation } from '../domain/operations.js';
 import type { OutputFormat } from '../domain/formats.js';
@@ -30,7 +30,7 @@ const SHARP_FORMATS: Record<Exclude<InputFormat, 'bmp'>, string[]> = {
 
 /** A job's failure, with a code a client can branch on and a message free of paths. */
 export class ProcessingError extends AppError {
-  constructor(code: string, message: string) {
+  constructor(code: JobErrorCode, message: string) {
     super(422, code, message);
   }
 }

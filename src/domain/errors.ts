@@ -1,8 +1,12 @@
 /**
  * @module
  * Typed domain errors. Every failure a client can cause or see is an `AppError` with an HTTP status and a
- * stable snake_case `code`; `problem()` renders them, so the mapping to HTTP lives in one place.
+ * stable snake_case `code` from the closed vocabulary in `error-codes.ts`; `problem()` renders them, so the
+ * mapping to HTTP lives in one place.
  */
+import type { CodeFor, ErrorCode } from './error-codes.js';
+
+export type { CodeFor, ErrorCode, JobErrorCode } from './error-codes.js';
 
 /** One offending field: `path` in the request's own terms (`width`, `operations.1.intensity`). */
 export interface FieldError {
@@ -25,7 +29,7 @@ export class AppError extends Error {
 
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     readonly detail: string,
     options: AppErrorOptions = {},
   ) {
@@ -69,7 +73,7 @@ export function cut(text: string, max = ECHO_CHARS): string {
  * 400 for a request whose fields are wrong. The problem stays small whatever the request: at most
  * MAX_FIELD_ERRORS errors, each cut short, and a `detail` that repeats the first few and counts the rest.
  */
-export function invalidRequest(errors: FieldError[], code = 'invalid_request'): AppError {
+export function invalidRequest(errors: FieldError[], code: CodeFor<400> = 'invalid_request'): AppError {
   const listed = errors.slice(0, MAX_FIELD_ERRORS).map((e) => ({ path: cut(e.path, MAX_PATH_CHARS), message: cut(e.message, MAX_MESSAGE_CHARS) }));
   const rest = errors.length - DETAIL_MESSAGES;
   let detail = listed.slice(0, DETAIL_MESSAGES).map((e) => e.message).join('; ');
@@ -80,14 +84,14 @@ export function invalidRequest(errors: FieldError[], code = 'invalid_request'): 
   return new AppError(400, code, detail, { errors: listed });
 }
 
-export const badRequest = (code: string, detail: string) => new AppError(400, code, detail);
-export const notFound = (code: string, detail: string) => new AppError(404, code, detail);
-export const tooLarge = (code: string, detail: string) => new AppError(413, code, detail);
-export const unsupportedMedia = (code: string, detail: string) => new AppError(415, code, detail);
-export const unavailable = (code: string, detail: string, retryAfterSeconds = 5) =>
+export const badRequest = (code: CodeFor<400>, detail: string) => new AppError(400, code, detail);
+export const notFound = (code: CodeFor<404>, detail: string) => new AppError(404, code, detail);
+export const tooLarge = (code: CodeFor<413>, detail: string) => new AppError(413, code, detail);
+export const unsupportedMedia = (code: CodeFor<415>, detail: string) => new AppError(415, code, detail);
+export const unavailable = (code: CodeFor<503>, detail: string, retryAfterSeconds = 5) =>
   new AppError(503, code, detail, { headers: { 'Retry-After': String(retryAfterSeconds) } });
 /** 507: the store is full (a disk out of space); retrying later may succeed once retention frees some. */
-export const insufficientStorage = (code: string, detail: string, retryAfterSeconds = 60) =>
+export const insufficientStorage = (code: CodeFor<507>, detail: string, retryAfterSeconds = 60) =>
   new AppError(507, code, detail, { headers: { 'Retry-After': String(retryAfterSeconds) } });
 
 /** The store cannot be written or reached: a 507 when it is full, a 503 otherwise. */

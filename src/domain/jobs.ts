@@ -2,6 +2,7 @@
  * @module
  * The records the service keeps: an uploaded file and a processing job, as the API shows them.
  */
+import type { ErrorCode } from './error-codes.js';
 import { FILE_EXTENSIONS, type InputFormat, type OutputFormat } from './formats.js';
 import type { Operation } from './operations.js';
 import type { ImageStore, JobStore } from '../ports.js';
@@ -51,7 +52,7 @@ export interface JobRecord {
   completed_at?: string;
   duration_ms?: number;
   result?: JobResult;
-  error?: { code: string; message: string };
+  error?: { code: ErrorCode; message: string };
 }
 
 /** True for the statuses a job ends in: it will not change again. */

@@ -53,7 +53,7 @@ describe.each(stores)('%s job store', (_name, open) => {
     expect((await store.updateJob(record.processing_id, { status: 'completed', result }))?.status).toBe('completed');
     // A duplicate run: starts again, then fails.
     expect(await store.updateJob(record.processing_id, { status: 'processing', started_at: 'later' })).toMatchObject({ status: 'completed', result });
-    expect(await store.updateJob(record.processing_id, { status: 'failed', error: { code: 'x', message: 'y' } })).toMatchObject({ status: 'completed', result });
+    expect(await store.updateJob(record.processing_id, { status: 'failed', error: { code: 'processing_failed', message: 'y' } })).toMatchObject({ status: 'completed', result });
     expect((await store.getJob(record.processing_id))?.error).toBeUndefined();
     expect((await store.getJob(record.processing_id))?.started_at).not.toBe('later');
   });

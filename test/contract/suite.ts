@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Harness, HarnessFactory } from '../helpers/harness.js';
+import { checkedHarness } from '../helpers/openapi-check.js';
 import { download, expectProblem, multipart, processToBytes, submit, upload, waitForJob } from '../helpers/client.js';
 import { animated, bmp24, halves, look, noisyJpeg, pixel, rotatedJpeg, solid } from '../helpers/images.js';
 import { resultName } from '../../src/domain/jobs.js';
@@ -18,7 +19,9 @@ const release = async (file: StoredFile | undefined) => {
 
 const UNKNOWN_ID = '3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13';
 
-export function contractSuite(name: string, makeHarness: HarnessFactory): void {
+export function contractSuite(name: string, openHarness: HarnessFactory): void {
+  // Every answer the suite receives is held to the OpenAPI document the app serves.
+  const makeHarness = checkedHarness(openHarness);
   describe(`contract: ${name}`, () => {
     let h: Harness;
     let photo: Buffer;
@@ -60,7 +63,7 @@ export function contractSuite(name: string, makeHarness: HarnessFactory): void {
         const response = await send('/openapi.json');
         const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
         expect(doc.openapi).toBe('3.1.0');
-        expect(Object.keys(doc.paths).sort()).toEqual(['/', '/download/{processing_id}', '/health', '/list', '/process/{file_id}', '/status/{processing_id}', '/tasks', '/upload', '/upload-image']);
+        expect(Object.keys(doc.paths).sort()).toEqual(['/', '/docs', '/docs/scalar.js', '/download/{processing_id}', '/health', '/list', '/metrics', '/openapi.json', '/process/{file_id}', '/status/{processing_id}', '/tasks', '/upload', '/upload-image']);
         expect(Object.keys(doc.paths['/upload']!)).toEqual(['post']);
       });
 
@@ -418,7 +421,7 @@ export function contractSuite(name: string, makeHarness: HarnessFactory): void {
         await new Promise((resolve) => setTimeout(resolve, 150));
         // Another party (a worker) ends the job; the waiting request must hear of it.
         const endedAt = Date.now();
-        await h.service.deps.jobs.updateJob(waitingId, { status: 'failed', error: { code: 'test', message: 'ended by the test' }, completed_at: new Date().toISOString() });
+        await h.service.deps.jobs.updateJob(waitingId, { status: 'failed', error: { code: 'processing_failed', message: 'ended by the test' }, completed_at: new Date().toISOString() });
         const { at, job } = await answer;
         expect(job.status).toBe('failed');
         // A recheck alone would answer ~850 ms after the end (1 s after the request started).
