@@ -9,7 +9,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { routePath } from 'hono/route';
-import { docsPageHandler, docsScriptHandler, DOCS_SCRIPT_PATH } from '../handlers/docs.js';
+import { API_KEY_SCHEME, DOCS_HASHED_SCRIPT_ROUTE, DOCS_PATH, DOCS_SCRIPT_PATH, docsPageHandler, docsScriptHandler, FAVICON_PATH, faviconHandler } from '../handlers/docs.js';
 import { downloadHandler, downloadRoute } from '../handlers/download.js';
 import { healthHandler, healthRoute } from '../handlers/health.js';
 import { listHandler, listRoute } from '../handlers/list.js';
@@ -106,6 +106,7 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.openapi(processRoute, processHandler(deps));
   // The process route's body is documented by reference (its handler reads the body itself).
   app.openAPIRegistry.register('PipelineRequest', PipelineRequest);
+  app.openAPIRegistry.registerComponent('securitySchemes', API_KEY_SCHEME, { type: 'http', scheme: 'bearer', description: 'One of the keys in API_KEYS, as `Authorization: Bearer <key>`. Enforced only when API_KEYS is set.' });
   app.openapi(statusRoute, statusHandler(deps));
   app.openapi(downloadRoute, downloadHandler(deps));
   app.openapi(listRoute, listHandler(deps));
@@ -117,13 +118,16 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
       version: deps.settings.version,
       description: 'Upload an image, ask for it to be processed, poll the job, download the result. Errors are application/problem+json (RFC 9457).',
     },
+    security: [{ [API_KEY_SCHEME]: [] }],
   });
   app.get('/metrics', async (c) => {
     const { contentType, text } = await metrics.exposition();
     return c.body(text, 200, { 'Content-Type': contentType });
   });
-  app.get('/docs', docsPageHandler);
+  app.get(DOCS_PATH, docsPageHandler(deps));
   app.get(DOCS_SCRIPT_PATH, docsScriptHandler(deps));
+  app.get(DOCS_HASHED_SCRIPT_ROUTE, docsScriptHandler(deps));
+  app.get(FAVICON_PATH, faviconHandler);
 
   app.notFound((c) => problem(new AppError(404, 'not_found', `no route for ${cut(c.req.method)} ${cut(new URL(c.req.url).pathname, 100)}`), c.get('requestId')));
   app.onError((error, c) => {
