@@ -3,7 +3,7 @@
  * `GET /docs`: the Scalar API reference, with everything it loads served by this app: its script (vendored
  * at build time, precompressed, under a content-hashed name), the document and a favicon. Nothing on the page
  * reaches a third party: no CDN, no fonts, no telemetry, no developer tools (whose toolbar uploads the
- * document to Scalar's registry to share it).
+ * document to Scalar's registry to share it), no button handing the document to Scalar's hosted client.
  */
 import { Scalar } from '@scalar/hono-api-reference';
 import type { Context, Handler } from 'hono';
@@ -37,6 +37,8 @@ export function docsPageHandler({ docs, settings }: Pick<AppDeps, 'docs' | 'sett
     telemetry: false,
     // Scalar's "Ask AI" agent (later versions) sends the document to Scalar.
     agent: { disabled: true },
+    // "Open API Client" opens client.scalar.com on this document; "Test Request" stays in the page.
+    hideClientButton: true,
     // The key typed in stays in the page, not in localStorage.
     persistAuth: false,
     ...(settings.apiKeys.length ? { authentication: { preferredSecurityScheme: API_KEY_SCHEME } } : {}),

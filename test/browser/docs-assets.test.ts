@@ -122,6 +122,7 @@ describe('the docs routes', () => {
     expect(page).toContain(`src="${hashedScriptPath(sha256)}"`);
     expect(page).toMatch(/"showDeveloperTools": "never"/);
     expect(page).toMatch(/"telemetry": false/);
+    expect(page).toMatch(/"hideClientButton": true/);
     expect(page).toMatch(/"withDefaultFonts": false/);
     expect(page).toMatch(/"favicon": "\/favicon.ico"/);
     expect(page).not.toMatch(/https?:\/\//);
