@@ -23,8 +23,8 @@ if (!present && (process.env.CI === 'true' || process.env.CI === '1')) {
 if (!present) console.warn(`\n*** SKIPPED: the browser test needs Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM). ***\n`);
 
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-const STEP_MS = 20_000;
-const TEST_MS = 60_000;
+const STEP_MS = 30_000;
+const TEST_MS = 120_000;
 const KEY = 'docs-key-'.padEnd(32, 'x');
 
 interface Session {
