@@ -4,9 +4,15 @@ FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
+# The docs page's script, vendored with its .br (quality 11, ~30 s) into dist/vendor/ before the sources
+# come in, so this layer is rebuilt only when Scalar does; npm run build then finds it current.
+COPY scripts/vendor-docs.ts ./scripts/vendor-docs.ts
+COPY src/adapters/scalar-assets.ts ./src/adapters/scalar-assets.ts
+RUN npm run vendor:docs
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY handlers ./handlers
+# The prune drops @scalar/api-reference (a dev dependency): dist/vendor/ holds all the page needs of it.
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: compiled output and production dependencies on a current LTS, as a non-root user.

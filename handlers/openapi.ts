@@ -6,7 +6,7 @@
  */
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from '@hono/zod-openapi';
-import { DOCS_SCRIPT_PATH } from './docs.js';
+import { API_KEY_SCHEME, DOCS_SCRIPT_PATH, FAVICON_PATH } from './docs.js';
 import { downloadResponses, downloadRoute } from './download.js';
 import { type AppEnv, openRouteErrors, REQUEST_ID_HEADER, routeErrors } from './schemas.js';
 
@@ -31,7 +31,7 @@ const DESCRIPTION = [
 /** Registers the document's components and extra routes, and serves the document at `/openapi.json`. */
 export function describeApi(app: OpenAPIHono<AppEnv>, version: string): void {
   const registry = app.openAPIRegistry;
-  registry.registerComponent('securitySchemes', 'apiKey', {
+  registry.registerComponent('securitySchemes', API_KEY_SCHEME, {
     type: 'http',
     scheme: 'bearer',
     description: 'One of the keys in API_KEYS, as `Authorization: Bearer <key>`. Enforced only when API_KEYS is set.',
@@ -90,6 +90,16 @@ export function describeApi(app: OpenAPIHono<AppEnv>, version: string): void {
   });
   registry.registerPath({
     method: 'get',
+    path: FAVICON_PATH,
+    operationId: 'getFavicon',
+    summary: "The reference page's icon",
+    description: 'A small icon, cached for a day.',
+    tags: ['documentation'],
+    security: [],
+    responses: { 200: { description: 'The icon', headers: REQUEST_ID_HEADER, content: { 'image/x-icon': { schema: z.string().openapi({ format: 'binary' }) } } }, ...openRouteErrors },
+  });
+  registry.registerPath({
+    method: 'get',
     path: OPENAPI_PATH,
     operationId: 'getOpenApi',
     summary: 'This document',
@@ -116,7 +126,7 @@ export function describeApi(app: OpenAPIHono<AppEnv>, version: string): void {
         info: { title: 'Image service', version, description: DESCRIPTION },
         servers: [{ url: '/', description: 'This service' }],
         tags: TAGS,
-        security: [{ apiKey: [] }],
+        security: [{ [API_KEY_SCHEME]: [] }],
       }),
     );
     return c.json(document, 200);

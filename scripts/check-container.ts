@@ -6,8 +6,9 @@
  *    (npm ci, build, prune to production dependencies).
  * 2. Runtime stage: copies what its `COPY --from=build` lines name, takes its ENV, and starts its own CMD,
  *    read from the Dockerfile.
- * 3. Checks: no dev dependency left; /health answers; the HEALTHCHECK command passes; a job runs end to end;
- *    SIGTERM with a job in flight exits 0 and the job completes (after a restart if it had to be left).
+ * 3. Checks: no dev dependency left (Scalar's bundle package included); /health answers; the HEALTHCHECK
+ *    command passes; /docs and its vendored script (brotli, immutable) and favicon answer; a job runs end to
+ *    end; SIGTERM with a job in flight exits 0 and the job completes (after a restart if it had to be left).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -88,10 +89,11 @@ async function main(): Promise<void> {
       mkdirSync(dirname(target), { recursive: true });
       cpSync(join(buildDir, source!.replace(/^\/app\/?/, '')), target, { recursive: true });
     }
-    // (typescript itself stays: a production dependency of Scalar's needs it.)
-    const devOnly = ['vitest', 'tsx', 'eslint', 'fast-check', 'typescript-eslint', 'pino-pretty'].filter((name) => existsSync(join(appDir, 'node_modules', name)));
+    const devOnly = ['vitest', 'tsx', 'eslint', 'fast-check', 'typescript', 'typescript-eslint', 'pino-pretty', '@scalar/api-reference', 'playwright-core'].filter((name) => existsSync(join(appDir, 'node_modules', name)));
     check('runtime stage has no dev-only dependency', devOnly.length === 0, devOnly.join(', '));
     check('runtime stage has the compiled entry points', existsSync(join(appDir, 'dist/src/server.js')) && existsSync(join(appDir, 'dist/src/worker.js')));
+    check('runtime stage has the vendored docs script', ['scalar.json', 'scalar.js', 'scalar.js.br', 'scalar.js.gz'].every((name) => existsSync(join(appDir, 'dist/vendor', name))));
+    console.log(`  (runtime node_modules: ${spawnSync('du', ['-sm', join(appDir, 'node_modules')]).stdout.toString().split('\t')[0]} MB)`);
 
     const env = envOf(runtime.lines);
     // The image's paths, moved into this check's own folder, on a port nobody holds (a fixed one taken by
@@ -127,6 +129,19 @@ async function main(): Promise<void> {
     const probe = jsonArray(healthcheck![1]!);
     const probeRun = spawnSync(probe[0]!, probe.slice(1), { env: { PATH: process.env.PATH, PORT: env.PORT } });
     check("the Dockerfile's HEALTHCHECK passes (node -e fetch, no curl)", probeRun.status === 0);
+
+    const docsPage = await fetch(`${base}/docs`);
+    const scriptPath = /<script src="(\/docs\/scalar\.[0-9a-f]{16}\.js)"/.exec(await docsPage.text())?.[1];
+    check('/docs answers and names its script by hash', docsPage.status === 200 && scriptPath !== undefined, scriptPath ?? `status ${docsPage.status}`);
+    if (scriptPath) {
+      const script = await fetch(`${base}${scriptPath}`, { headers: { 'accept-encoding': 'br' } });
+      // fetch decodes br itself: the decoded script is the vendored one.
+      const decoded = Buffer.from(await script.arrayBuffer());
+      const vendored = readFileSync(join(appDir, 'dist/vendor/scalar.js'));
+      check('the docs script comes vendored, brotli, immutable', script.status === 200 && script.headers.get('content-encoding') === 'br' && /immutable/.test(script.headers.get('cache-control') ?? '') && decoded.equals(vendored),
+        `${script.status} ${script.headers.get('content-encoding')} ${script.headers.get('content-length')} bytes`);
+    }
+    check('/favicon.ico answers', (await fetch(`${base}/favicon.ico`)).status === 200);
 
     const photo = await sharp({ create: { width: 1600, height: 1200, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
     const form = new FormData();

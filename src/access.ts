@@ -21,6 +21,8 @@ import type { RateLimiter } from './ports.js';
  * (a browser opening `/docs` fetches the script, the document and a favicon at once).
  */
 export const OPEN_PATHS: ReadonlySet<string> = new Set(['/', '/health', '/docs', '/docs/scalar.js', '/openapi.json', '/favicon.ico']);
+/** The docs script under its content-hashed name (handlers/docs.ts `DOCS_HASHED_SCRIPT_ROUTE`), open too. */
+const OPEN_PATTERN = /^\/docs\/scalar\.[0-9a-f]{16}\.js$/;
 
 const BEARER = /^Bearer[ \t]+([\x21-\x7e]{1,256})[ \t]*$/i;
 
@@ -54,7 +56,7 @@ export interface AccessOptions {
  */
 export function accessControl({ apiKeys, limiter, perMinute, trustedHops, peerAddress }: AccessOptions): MiddlewareHandler {
   return async function access(c, next) {
-    if (OPEN_PATHS.has(c.req.path)) return next();
+    if (OPEN_PATHS.has(c.req.path) || OPEN_PATTERN.test(c.req.path)) return next();
     const caller = apiKeys.length ? await validatedCaller(c, apiKeys) : undefined;
     if (limiter) {
       const address = clientAddress({ forwardedFor: c.req.header('x-forwarded-for'), peer: peerAddress(c), trustedHops });

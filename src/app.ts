@@ -9,7 +9,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { routePath } from 'hono/route';
-import { docsPageHandler, docsScriptHandler, DOCS_SCRIPT_PATH } from '../handlers/docs.js';
+import { DOCS_HASHED_SCRIPT_ROUTE, DOCS_PATH, DOCS_SCRIPT_PATH, docsPageHandler, docsScriptHandler, FAVICON_PATH, faviconHandler } from '../handlers/docs.js';
 import { downloadHandler, downloadRoute } from '../handlers/download.js';
 import { healthHandler, healthRoute } from '../handlers/health.js';
 import { tasksHandler, tasksRoute, uploadImageHandler, uploadImageRoute } from '../handlers/legacy.js';
@@ -125,8 +125,10 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
     const { contentType, text } = await metrics.exposition();
     return c.body(text, 200, { 'Content-Type': contentType });
   });
-  app.get('/docs', docsPageHandler);
+  app.get(DOCS_PATH, docsPageHandler(deps));
   app.get(DOCS_SCRIPT_PATH, docsScriptHandler(deps));
+  app.get(DOCS_HASHED_SCRIPT_ROUTE, docsScriptHandler(deps));
+  app.get(FAVICON_PATH, faviconHandler);
 
   const wrongMethod = methodNotAllowed(() => app.routes);
   app.notFound((c) => wrongMethod(c) ?? problem(new AppError(404, 'not_found', `no route for ${cut(c.req.method)} ${cut(new URL(c.req.url).pathname, 100)}`), c.get('requestId')));

@@ -294,10 +294,21 @@ export interface ServiceSettings {
   startedAt: Date;
 }
 
+/** A static file as stored: its bytes and the copies compressed ahead of time (at build time). */
+export interface StaticAsset {
+  /** Hex SHA-256 of `identity`: names the file's immutable URL and its ETags. */
+  sha256: string;
+  identity: Uint8Array;
+  /** `Content-Encoding: br` copy, when there is one. */
+  br?: Uint8Array;
+  /** `Content-Encoding: gzip` copy, when there is one. */
+  gzip?: Uint8Array;
+}
+
 /** Static files the app serves itself (a service in a private VPC cannot reach a CDN). */
 export interface DocsAssets {
-  /** The API reference page's script bundle. */
-  scalarScript(): Promise<Uint8Array>;
+  /** The API reference page's script bundle (read once; later calls answer the same asset). */
+  scalarScript(): Promise<StaticAsset>;
 }
 
 /** Everything `createApp` is given. */

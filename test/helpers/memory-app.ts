@@ -55,7 +55,7 @@ export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s
     processor,
     jobs: seenJobs,
     queue,
-    docs: { scalarScript: async () => new TextEncoder().encode('/* docs */') },
+    docs: { scalarScript: async () => ({ sha256: '0'.repeat(64), identity: new TextEncoder().encode('/* docs */') }) },
     idempotency: new MemoryIdempotency({ leaseSeconds: 60, ttlSeconds: 3600 }),
   };
   const app = createApp(deps, { logger: silentLogger, metrics: createMetrics() });
