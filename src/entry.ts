@@ -32,7 +32,7 @@ export function listenFailure(error: unknown, host: string, port: number): strin
     case 'EADDRINUSE':
       return `port ${port} is in use (EADDRINUSE: another process listens there); set PORT to a free one`;
     case 'EACCES':
-      return `port ${port} is privileged (EACCES: this user may not listen on it); set PORT to 1024 or above`;
+      return `port ${port} is privileged (EACCES: this process may not listen on it); set PORT to 1024 or above`;
     case 'EADDRNOTAVAIL':
       return `HOST ${host} is not an address of this machine (EADDRNOTAVAIL); set HOST to one of its addresses, or 0.0.0.0 for all`;
     default:

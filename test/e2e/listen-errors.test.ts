@@ -3,15 +3,18 @@
  * exits 1 (no stack trace).
  */
 import { spawn } from 'node:child_process';
-import { chown, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listenFailure } from '../../src/entry.js';
 
-/** The uid/gid of `nobody`: a root test run drops to it, since root may listen on any port. */
-const NOBODY = 65534;
+/**
+ * Root may listen on any port: a root test run starts the server without that capability (CAP_NET_BIND_SERVICE),
+ * through util-linux's setpriv, still as root so that it reads the same files and runs the same node.
+ */
+const WITHOUT_BIND_CAPABILITY = ['setpriv', '--bounding-set=-net_bind_service', '--inh-caps=-net_bind_service', '--'];
 
 interface Run {
   code: number | null;
@@ -19,13 +22,13 @@ interface Run {
 }
 
 /**
- * Runs `src/server.ts` as a user would (as `asUser`, if given), in a folder of its own, until it exits (or
- * 20 s pass: then it is killed and the test fails).
+ * Runs `src/server.ts` as a user would (after `prefix`, a command that runs it), in a folder of its own, until
+ * it exits (or 20 s pass: then it is killed and the test fails).
  */
-async function runServer(env: Record<string, string>, asUser?: number): Promise<Run> {
+async function runServer(env: Record<string, string>, prefix: string[] = []): Promise<Run> {
   const dir = await mkdtemp(join(tmpdir(), 'image-service-listen-'));
-  if (asUser !== undefined) await chown(dir, asUser, asUser);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const [command, ...args] = [...prefix, process.execPath, '--import', 'tsx', 'src/server.ts'];
+  const child = spawn(command!, args, {
     cwd: process.cwd(),
     env: {
       PATH: process.env.PATH,
@@ -37,14 +40,15 @@ async function runServer(env: Record<string, string>, asUser?: number): Promise<
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
-    ...(asUser === undefined ? {} : { uid: asUser, gid: asUser }),
   });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  const code = await new Promise<number | null>((resolve) => child.on('close', (exitCode) => resolve(exitCode)));
-  clearTimeout(timer);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (exitCode) => resolve(exitCode));
+  }).finally(() => clearTimeout(timer));
   await rm(dir, { recursive: true, force: true });
   return { code, lines: output.split('\n').filter((line) => line.length > 0) };
 }
@@ -70,13 +74,13 @@ describe('a port the API cannot listen on', () => {
     expect(run.code).toBe(1);
   });
 
-  it('below the unprivileged range, for a non-root user: one line naming the port and PORT, exit 1', async () => {
+  it('below the unprivileged range, for a process without the privilege: one line naming the port and PORT, exit 1', async () => {
     // Linux lets anyone listen from ip_unprivileged_port_start up (1024 by default; some container runtimes set 0).
     const start = Number((await readFile('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8')).trim());
     expect(start, 'this test needs privileged ports (net.ipv4.ip_unprivileged_port_start > 0)').toBeGreaterThan(0);
     const port = start - 1;
-    const run = await runServer({ PORT: String(port) }, process.getuid?.() === 0 ? NOBODY : undefined);
-    expect(run.lines).toEqual([`port ${port} is privileged (EACCES: this user may not listen on it); set PORT to 1024 or above`]);
+    const run = await runServer({ PORT: String(port) }, process.getuid?.() === 0 ? WITHOUT_BIND_CAPABILITY : []);
+    expect(run.lines).toEqual([`port ${port} is privileged (EACCES: this process may not listen on it); set PORT to 1024 or above`]);
     expect(run.code).toBe(1);
   });
 
