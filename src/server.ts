@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { createApp } from './app.js';
 import { composeService } from './compose.js';
 import { within } from './compose-shared.js';
-import { onStopSignal, readConfigOrExit } from './entry.js';
+import { exitOnListenError, onStopSignal, readConfigOrExit } from './entry.js';
 import { httpServerOptions, limitConnections } from './http-limits.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
   const server = serve({ fetch, port: config.PORT, hostname: config.HOST, serverOptions: httpServerOptions(config) }, (info) => {
     logger.info({ port: info.port, mode: service.mode, worker_concurrency: config.WORKER_CONCURRENCY }, 'listening');
   }) as Server;
+  exitOnListenError(server, config.HOST, config.PORT);
   limitConnections(server, config);
 
   onStopSignal(logger, async () => {

@@ -149,6 +149,10 @@ export class MultipartReceiver implements UploadReceiver {
       };
 
       parser.on('file', (field: string, fileStream: Readable, name: string) => {
+        // Busboy emits a body cut short on the file stream too, after the parser's own 'error' (which answers
+        // it, below), and by then the stream may be resumed or its consumer gone: unheard, it would end the
+        // process (Node 24 removes the consumer's listener once the stream is destroyed).
+        fileStream.on('error', () => undefined);
         if (field !== rules.fieldName) {
           fileStream.resume();
           return fail(badRequest('unexpected_file_field', `the file must be in a part named "${rules.fieldName}", got a part named ${JSON.stringify(field)}`));

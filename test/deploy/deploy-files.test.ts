@@ -334,6 +334,9 @@ describe('S3 bucket lifecycle (safety net behind the service sweep)', () => {
 });
 
 interface ComposeService {
+  build?: string | { context: string };
+  image?: string;
+  restart?: string;
   command?: string[];
   environment: Record<string, string>;
   ports?: string[];
@@ -363,6 +366,16 @@ describe('docker-compose.yml', () => {
     const volumeOf = (service: ComposeService) => service.volumes.find((entry) => entry.endsWith(':/data'));
     expect(volumeOf(apiService!)).toBe(volumeOf(workerService!));
     expect(compose.volumes).toHaveProperty(volumeOf(apiService!)!.split(':')[0]!);
+  });
+
+  it('builds the worker from the same context into the same image as the API', () => {
+    expect(apiService!.build).toBe('.');
+    expect(workerService!.build).toEqual(apiService!.build);
+    expect(workerService!.image).toBe(apiService!.image);
+  });
+
+  it('restarts every service after a crash or a Docker restart, unless it was stopped', () => {
+    for (const service of [redis, apiService, workerService]) expect(service!.restart).toBe('unless-stopped');
   });
 
   it('waits for a healthy Redis and checks the API with node', () => {
