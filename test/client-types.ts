@@ -5,7 +5,27 @@
  * must refuse (if one stops being refused, tsc fails on the unused directive).
  * Lines that need the document's fixes of issue 13 wait in `client-types.pending.ts`.
  */
+import { openAsBlob } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createImageClient, ProblemError, type FinishedJob, type Operation, type Problem } from '../client/index.js';
+
+/** The README's "Typed client" example, as it stands there. */
+export async function readmeExample(): Promise<void> {
+  const images = createImageClient({ baseUrl: 'http://localhost:8000', apiKey: process.env.API_KEY });
+
+  const file = await images.upload(await openAsBlob('cat.jpg'), 'cat.jpg');
+  const job = await images.process(file.file_id, {
+    operations: [{ operation: 'resize', width: 800, height: 800, fit: 'inside' }, { operation: 'sharpen' }],
+    format: 'webp',
+  });
+  const done = await images.waitFor(job.processing_id, { timeoutMs: 30_000 });
+  if (done.status === 'failed') throw new Error(done.error.message);
+  await writeFile('cat.webp', await images.download(done.processing_id));
+
+  // Every route is typed as well: data, or the problem document the service answered.
+  const { data, error } = await images.GET('/list');
+  console.log(data?.items.map((item) => item.filename), error?.code);
+}
 
 export async function naturalCode(bytes: Uint8Array<ArrayBuffer>): Promise<void> {
   const images = createImageClient({ baseUrl: 'http://localhost:8000', apiKey: 'a-key-of-sixteen-chars' });
