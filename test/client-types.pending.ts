@@ -36,9 +36,9 @@ export async function pendingNaturalCode(fileId: string, processingId: string): 
   // @ts-expect-error limit is a number
   await images.GET('/list', { params: { query: { limit: '10' } } });
 
-  // The headers the service reads are declared.
+  // The headers the service reads are declared (by their lowercase names, as hono validates them).
   await images.POST('/process/{file_id}', {
-    params: { path: { file_id: fileId }, header: { 'Idempotency-Key': 'retry-safe-1' } },
+    params: { path: { file_id: fileId }, header: { 'idempotency-key': 'retry-safe-1' } },
     body: { operations: [{ operation: 'grayscale' }] },
   });
 
