@@ -3,7 +3,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/results/', 'uploads/', 'processed/', 'state/'] },
+  // client/schema.ts is generated (npm run gen:client); its freshness is checked by test/client-schema.test.ts.
+  { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/results/', 'uploads/', 'processed/', 'state/', 'client/schema.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -19,6 +20,16 @@ export default tseslint.config(
       'no-restricted-imports': ['error', {
         patterns: [{ group: ['node:*', 'fs', 'path', 'sharp', 'ioredis', 'bullmq', 'busboy', '@fastify/busboy', '../src/adapters/*'],
           message: 'handlers depend on ports only; put Node, sharp and Redis code in src/adapters/' }],
+      }],
+    },
+  },
+  {
+    // The typed client is for users' code in any runtime: fetch only, and nothing of the server's.
+    files: ['client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{ group: ['node:*', '../src/*', '../handlers/*', '../test/*'],
+          message: 'the client stands alone: openapi-fetch and its generated schema only' }],
       }],
     },
   },
