@@ -143,7 +143,7 @@ export function createImageClient({ baseUrl, apiKey, fetch }: ImageClientOptions
       const asked = Date.now();
       const result = await client.GET('/status/{processing_id}', {
         // A cast until the document types `wait` as an integer (issue 13); the service reads a number.
-        params: { path: { processing_id: processingId }, query: { wait } as unknown as StatusQuery },
+        params: { path: { processing_id: processingId }, query: { wait } },
         signal: signal ?? null,
       });
       const job = dataOf(result);
@@ -167,5 +167,3 @@ export function createImageClient({ baseUrl, apiKey, fetch }: ImageClientOptions
 
   return { ...client, upload, process: processImage, waitFor, download };
 }
-
-type StatusQuery = NonNullable<paths['/status/{processing_id}']['get']['parameters']['query']>;

@@ -10,34 +10,11 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Liveness */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The service is up */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/json": {
-              service: string;
-              version: string;
-              /** @enum {string} */
-              status: "ok";
-              docs: string;
-              openapi: string;
-            };
-          };
-        };
-      };
-    };
+    /**
+     * Liveness
+     * @description Touches no dependency: a load balancer never takes a busy instance out. Needs no API key.
+     */
+    get: operations["getLiveness"];
     put?: never;
     post?: never;
     delete?: never;
@@ -53,36 +30,11 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Dependency health */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Healthy or degraded */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/json": components["schemas"]["Health"];
-          };
-        };
-        /** @description Cannot accept work (e.g. Redis configured but unreachable) */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/json": components["schemas"]["Health"];
-          };
-        };
-      };
-    };
+    /**
+     * Dependency health
+     * @description The state of every dependency. Needs no API key.
+     */
+    get: operations["getHealth"];
     put?: never;
     post?: never;
     delete?: never;
@@ -100,88 +52,11 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Upload an image */
-    post: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody: {
-        content: {
-          "multipart/form-data": {
-            /** Format: binary */
-            file: Blob;
-          };
-        };
-      };
-      responses: {
-        /** @description Stored */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/json": components["schemas"]["UploadedFile"];
-          };
-        };
-        /** @description No file, an empty file, several files, or not multipart */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description upload_timeout: the body stalled for UPLOAD_IDLE_TIMEOUT_SECONDS, or took longer than UPLOAD_TIMEOUT_SECONDS; the connection is closed */
-        408: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames) */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description Extension not allowed, or the bytes are not an image of an allowed format */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description MAX_CONCURRENT_UPLOADS uploads are arriving already (too_many_uploads, refused unread, the connection closed), or the file store (or Redis) is unreachable (storage_unavailable, redis_unavailable); retry after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description The file store is full: storage_full; retry after Retry-After seconds */
-        507: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-      };
-    };
+    /**
+     * Upload an image
+     * @description One image in a multipart part named `file`. The format is decided from the bytes; the extension must be in ALLOWED_EXTENSIONS.
+     */
+    post: operations["uploadImage"];
     delete?: never;
     options?: never;
     head?: never;
@@ -199,98 +74,9 @@ export interface paths {
     put?: never;
     /**
      * Process an upload
-     * @description Either the query form (`?operation=resize&width=200&height=150`) or a JSON pipeline of 1 to 10 operations, applied in order.
+     * @description Either the query form (`?operation=resize&width=200&height=150`, no body) or a JSON pipeline of 1 to 10 operations, applied in order (the query is then not read).
      */
-    post: {
-      parameters: {
-        query?: {
-          /** @description query form: one of resize, blur, sharpen, grayscale, sepia, brightness, contrast */
-          operation?: string;
-          /** @description resize: 1–8192 */
-          width?: string;
-          /** @description resize: 1–8192 */
-          height?: string;
-          /** @description resize: cover | contain | fill | inside | outside */
-          fit?: string;
-          /** @description resize: true | false */
-          without_enlargement?: string;
-          /** @description blur 0.3–100, sharpen 0.3–10, sepia 0–1, brightness 0–10, contrast 0–10 */
-          intensity?: string;
-          /** @description jpeg | png | webp | avif | gif | tiff */
-          format?: string;
-          /** @description 1–100 (default 80) */
-          quality?: string;
-          /** @description true | false (default false) */
-          keep_metadata?: string;
-        };
-        header?: never;
-        path: {
-          file_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: {
-        content: {
-          "application/json": components["schemas"]["PipelineRequest"];
-        };
-      };
-      responses: {
-        /** @description Accepted (queued) or answered from the cache (completed) */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/json": components["schemas"]["ProcessAccepted"];
-          };
-        };
-        /** @description Unknown operation or a parameter out of range (each offending field is named); a JSON body that is empty, not UTF-8, not JSON, or nested too deep */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description Unknown file_id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description JSON body too large */
-        413: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description A body that is not application/json (the query form takes an empty body), or a compressed one */
-        415: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description The queue is unavailable or full; retry after Retry-After seconds */
-        503: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-      };
-    };
+    post: operations["processImage"];
     delete?: never;
     options?: never;
     head?: never;
@@ -304,50 +90,11 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Job status */
-    get: {
-      parameters: {
-        query?: {
-          /** @description seconds to wait for the job to finish before answering, 0–30 (default 0) */
-          wait?: string;
-        };
-        header?: never;
-        path: {
-          processing_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The job */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/json": components["schemas"]["JobStatus"];
-          };
-        };
-        /** @description Malformed processing_id or wait */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description Unknown processing_id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-      };
-    };
+    /**
+     * Job status
+     * @description Where a job stands. With `wait`, the answer comes as soon as the job is completed or failed, or after that many seconds. Also the original service's `GET /status/{task_id}`: a task_id (POST /upload-image/) is a processing_id, and every job answer carries both.
+     */
+    get: operations["getStatus"];
     put?: never;
     post?: never;
     delete?: never;
@@ -363,68 +110,20 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Download a result */
-    get: {
-      parameters: {
-        query?: never;
-        header?: never;
-        path: {
-          processing_id: string;
-        };
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description The image bytes */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "image/*": Blob;
-          };
-        };
-        /** @description Not modified (If-None-Match) */
-        304: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-        /** @description Malformed processing_id */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description Unknown processing_id */
-        404: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-        /** @description Not completed yet, or failed: the problem carries job_status (and error) */
-        409: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-      };
-    };
+    /**
+     * Download a result
+     * @description The result of a completed job, with a strong ETag (the SHA-256 of the bytes). HEAD gives the same headers without the body. The file_id of an upload made with the original service's `POST /upload-image/` works too (its resize result); any other file_id is a 404 saying so.
+     */
+    get: operations["downloadResult"];
     put?: never;
     post?: never;
     delete?: never;
     options?: never;
-    head?: never;
+    /**
+     * Headers of a result
+     * @description As GET, without the body: Content-Length, ETag, Content-Type.
+     */
+    head: operations["headResult"];
     patch?: never;
     trace?: never;
   };
@@ -435,56 +134,152 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** List uploads */
-    get: {
-      parameters: {
-        query?: {
-          /** @description 1–100 (default 20) */
-          limit?: string;
-          /** @description next_cursor of the previous page */
-          cursor?: string;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description A page of uploads */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/json": {
-              items: {
-                /** Format: uuid */
-                file_id: string;
-                filename: string;
-                /** @enum {string} */
-                format:
-                  "jpeg" | "png" | "gif" | "tiff" | "webp" | "bmp" | "avif";
-                size_bytes: number;
-                width: number;
-                height: number;
-                uploaded_at: string;
-              }[];
-              total: number;
-              next_cursor: string | null;
-            };
-          };
-        };
-        /** @description Bad limit or cursor */
-        400: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content: {
-            "application/problem+json": components["schemas"]["Problem"];
-          };
-        };
-      };
+    /**
+     * List uploads
+     * @description The uploads, newest first, a page at a time.
+     */
+    get: operations["listUploads"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/upload-image": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
     };
+    get?: never;
+    put?: never;
+    /**
+     * Upload an image and resize it to fit 800×800 (the original service's call)
+     * @deprecated
+     * @description The original service's `POST /upload-image/` (with or without the trailing slash): `POST /upload`, then `POST /process/{file_id}?operation=resize&width=800&height=800&fit=inside&without_enlargement=true` in one call, in the upload's own format. Same limits and refusals as `POST /upload`; `Idempotency-Key` covers both steps. Answers `task_id` (= `processing_id`) and `file_id` as the original did: follow with `GET /status/{task_id}` and `GET /download/{file_id}` (or `/download/{processing_id}`). New clients: call `POST /upload` and `POST /process/{file_id}`.
+     */
+    post: operations["legacyUploadImage"];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/tasks": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * List jobs
+     * @description Every job (whichever route made it), newest first, a page at a time as `GET /list` pages uploads; each item is what `GET /status/{processing_id}` answers. Also answered at `/tasks/`, the original service's path. Jobs are kept for RETENTION_SECONDS, as their records are.
+     */
+    get: operations["listTasks"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/metrics": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Prometheus metrics
+     * @description Request, job and queue metrics in the Prometheus text format. Behind the API key when API_KEYS is set.
+     */
+    get: operations["getMetrics"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/docs": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * API reference page
+     * @description This document, rendered (Scalar), with its script served by this app.
+     */
+    get: operations["getDocs"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/docs/scalar.js": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The reference page's script
+     * @description Served by this app, so the page works with no internet access.
+     */
+    get: operations["getDocsScript"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/favicon.ico": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The reference page's icon
+     * @description A small icon, cached for a day.
+     */
+    get: operations["getFavicon"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  "/openapi.json": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * This document
+     * @description The OpenAPI 3.1 document, generated from the route declarations.
+     */
+    get: operations["getOpenApi"];
     put?: never;
     post?: never;
     delete?: never;
@@ -612,6 +407,166 @@ export interface components {
        */
       intensity?: number;
     };
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem500: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 500;
+        /** @enum {string} */
+        code?: "internal_error";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem: {
+      /**
+       * @description `/problems/<code>`
+       * @example /problems/invalid_request
+       */
+      type: string;
+      /**
+       * @description The status's reason phrase
+       * @example Bad Request
+       */
+      title: string;
+      /** @example 400 */
+      status: number;
+      code: components["schemas"]["ErrorCode"];
+      /**
+       * @description What was wrong and what is allowed, in words
+       * @example width must be an integer from 1 to 8192, got 0
+       */
+      detail: string;
+      /** @description The same as the X-Request-Id response header */
+      request_id: string;
+      /** @description Each offending field (invalid_request) */
+      errors?: {
+        path: string;
+        message: string;
+      }[];
+    } & {
+      [key: string]: unknown;
+    };
+    /**
+     * @description The closed vocabulary of error codes, as in docs/errors.md (a status of — : only a failed job's `error.code`).
+     *
+     *     | code | status | meaning |
+     *     |---|---|---|
+     *     | `invalid_request` | 400 | A parameter, header or field is malformed or out of range; `errors` names each one (`path`, `message`). |
+     *     | `out_of_memory_budget` | 400, 413 (also job) | The job (400) or the upload alone (413) would need more memory than MEMORY_BUDGET_MB. |
+     *     | `output_too_large` | 400 | The result would have more pixels (width × height × frames) than MAX_INPUT_PIXELS. |
+     *     | `malformed_json` | 400 | The JSON body is not valid JSON, or not UTF-8. |
+     *     | `json_too_deep` | 400 | The JSON body nests lists and objects deeper than the limit. |
+     *     | `empty_body` | 400 | Content-Type is application/json but the body is empty. |
+     *     | `body_incomplete` | 400 | The request body broke off before its end. |
+     *     | `bad_request` | 400 | The HTTP layer could not read the request (a body it could not parse). |
+     *     | `invalid_limit` | 400 | `limit` is not an integer from 1 to 100. |
+     *     | `invalid_cursor` | 400 | `cursor` is not the `next_cursor` of a previous `/list` page. |
+     *     | `invalid_wait` | 400 | `wait` is not an integer from 0 to 30 (seconds). |
+     *     | `invalid_idempotency_key` | 400 | Idempotency-Key is not 1 to 255 visible ASCII characters. |
+     *     | `not_multipart` | 400 | POST /upload was not sent as multipart/form-data. |
+     *     | `malformed_multipart` | 400 | The multipart body has no boundary or cannot be parsed. |
+     *     | `missing_file` | 400 | No part named `file` holding a file. |
+     *     | `unexpected_file_field` | 400 | The file came in a part not named `file`. |
+     *     | `too_many_files` | 400 | More than one file in one upload. |
+     *     | `too_many_parts` | 400 | More multipart parts or fields than an upload may have. |
+     *     | `empty_file` | 400 | The uploaded file is empty. |
+     *     | `upload_interrupted` | 400 | The upload ended before its body was complete. |
+     *     | `unauthorized` | 401 | API_KEYS is set and the request has no valid `Authorization: Bearer <key>`. |
+     *     | `not_found` | 404 | No route has this method and path. |
+     *     | `file_not_found` | 404 | No upload has this `file_id` (never uploaded, or removed by retention). |
+     *     | `job_not_found` | 404 | No job has this `processing_id` (never created, or removed by retention). |
+     *     | `result_missing` | 404 | The job completed but its result is no longer in storage; ask for it again. |
+     *     | `method_not_allowed` | 405 | The path exists but not with this method; `Allow` lists the methods it takes. |
+     *     | `request_timeout` | 408 | The request (headers or body) did not arrive in time; the connection is closed. |
+     *     | `upload_timeout` | 408 | The upload stalled (UPLOAD_IDLE_TIMEOUT_SECONDS) or took too long (UPLOAD_TIMEOUT_SECONDS). |
+     *     | `job_not_completed` | 409 | The job is still queued or processing; poll its status. The problem carries `job_status`. |
+     *     | `job_failed` | 409 | The job failed, so there is nothing to download. The problem carries `job_status` and `error`. |
+     *     | `idempotency_key_in_progress` | 409 | A request with this Idempotency-Key is still being handled; retry after Retry-After. |
+     *     | `body_too_large` | 413 | The JSON body is larger than the limit (64 KiB). |
+     *     | `file_too_large` | 413 | The upload is larger than MAX_FILE_SIZE. |
+     *     | `too_many_pixels` | 413 (also job) | Width × height × frames is over MAX_INPUT_PIXELS. |
+     *     | `unsupported_media_type` | 415 | A body of a type the route does not take (POST /process takes application/json or no body). |
+     *     | `unsupported_content_encoding` | 415 | A compressed body (Content-Encoding other than identity). |
+     *     | `unsupported_extension` | 415 | The file name's extension is not in ALLOWED_EXTENSIONS. |
+     *     | `unsupported_format` | 415 | The bytes are not an image of an allowed format. |
+     *     | `undecodable_image` | 415 | The bytes look like an image format but its header cannot be read. |
+     *     | `idempotency_key_reused` | 422 | This Idempotency-Key was already used with a different request. |
+     *     | `decode_failed` | — (job) | The image could not be decoded while processing. |
+     *     | `timeout` | — (job) | Processing took longer than JOB_TIMEOUT_SECONDS. |
+     *     | `out_of_memory` | — (job) | The job ran out of memory; ask for a smaller size. |
+     *     | `processing_failed` | — (job) | The image library refused the work. |
+     *     | `file_missing` | — (job) | The job's upload was removed before the job ran. |
+     *     | `worker_lost` | — (job) | The job was interrupted three times while it ran (Redis mode); ask for it again. |
+     *     | `retries_exhausted` | — (job) | The job failed three times on a fault of the service (Redis mode); ask for it again. |
+     *     | `rate_limited` | 429 | Over RATE_LIMIT_PER_MINUTE for this API key or address; retry after Retry-After. |
+     *     | `internal_error` | 500 (also job) | Something went wrong on our side; quote `request_id` when reporting it. |
+     *     | `redis_unavailable` | 503 (also job) | Redis is unreachable; retry after Retry-After. |
+     *     | `redis_error` | 503 (also job) | Redis refused a command; retry after Retry-After. |
+     *     | `queue_unavailable` | 503 (also job) | The job queue cannot be reached; retry after Retry-After. |
+     *     | `queue_full` | 503 | MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After. |
+     *     | `too_many_uploads` | 503 | MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After. |
+     *     | `storage_unavailable` | 503 (also job) | The file store cannot be reached or written; retry after Retry-After. |
+     *     | `storage_full` | 507 (also job) | The file store is out of space; retry after Retry-After. |
+     * @enum {string}
+     */
+    ErrorCode:
+      | "invalid_request"
+      | "out_of_memory_budget"
+      | "output_too_large"
+      | "malformed_json"
+      | "json_too_deep"
+      | "empty_body"
+      | "body_incomplete"
+      | "bad_request"
+      | "invalid_limit"
+      | "invalid_cursor"
+      | "invalid_wait"
+      | "invalid_idempotency_key"
+      | "not_multipart"
+      | "malformed_multipart"
+      | "missing_file"
+      | "unexpected_file_field"
+      | "too_many_files"
+      | "too_many_parts"
+      | "empty_file"
+      | "upload_interrupted"
+      | "unauthorized"
+      | "not_found"
+      | "file_not_found"
+      | "job_not_found"
+      | "result_missing"
+      | "method_not_allowed"
+      | "request_timeout"
+      | "upload_timeout"
+      | "job_not_completed"
+      | "job_failed"
+      | "idempotency_key_in_progress"
+      | "body_too_large"
+      | "file_too_large"
+      | "too_many_pixels"
+      | "unsupported_media_type"
+      | "unsupported_content_encoding"
+      | "unsupported_extension"
+      | "unsupported_format"
+      | "undecodable_image"
+      | "idempotency_key_reused"
+      | "decode_failed"
+      | "timeout"
+      | "out_of_memory"
+      | "processing_failed"
+      | "file_missing"
+      | "worker_lost"
+      | "retries_exhausted"
+      | "rate_limited"
+      | "internal_error"
+      | "redis_unavailable"
+      | "redis_error"
+      | "queue_unavailable"
+      | "queue_full"
+      | "too_many_uploads"
+      | "storage_unavailable"
+      | "storage_full";
     Health: {
       /** @enum {string} */
       status: "healthy" | "degraded" | "unhealthy";
@@ -641,7 +596,10 @@ export interface components {
       reasons?: string[];
     };
     UploadedFile: {
-      /** Format: uuid */
+      /**
+       * Format: uuid
+       * @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13
+       */
       file_id: string;
       filename: string;
       content_type: string;
@@ -650,27 +608,149 @@ export interface components {
       size_bytes: number;
       width: number;
       height: number;
+      /** Format: date-time */
       uploaded_at: string;
+      /** @description SHA-256 of the bytes, in hex */
       sha256: string;
     };
-    Problem: {
-      /** @example /problems/invalid_request */
-      type: string;
-      title: string;
-      status: number;
-      /** @example invalid_request */
-      code: string;
-      /** @example width must be an integer from 1 to 8192, got 0 */
-      detail: string;
-      request_id: string;
-      errors?: {
-        path: string;
-        message: string;
-      }[];
-    } & {
-      [key: string]: unknown;
-    };
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem400: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 400;
+        /** @enum {string} */
+        code?:
+          | "invalid_request"
+          | "out_of_memory_budget"
+          | "output_too_large"
+          | "malformed_json"
+          | "json_too_deep"
+          | "empty_body"
+          | "body_incomplete"
+          | "bad_request"
+          | "invalid_limit"
+          | "invalid_cursor"
+          | "invalid_wait"
+          | "invalid_idempotency_key"
+          | "not_multipart"
+          | "malformed_multipart"
+          | "missing_file"
+          | "unexpected_file_field"
+          | "too_many_files"
+          | "too_many_parts"
+          | "empty_file"
+          | "upload_interrupted";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem401: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 401;
+        /** @enum {string} */
+        code?: "unauthorized";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem408: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 408;
+        /** @enum {string} */
+        code?: "request_timeout" | "upload_timeout";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem409: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 409;
+        /** @enum {string} */
+        code?:
+          "job_not_completed" | "job_failed" | "idempotency_key_in_progress";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem413: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 413;
+        /** @enum {string} */
+        code?:
+          | "out_of_memory_budget"
+          | "body_too_large"
+          | "file_too_large"
+          | "too_many_pixels";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem415: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 415;
+        /** @enum {string} */
+        code?:
+          | "unsupported_media_type"
+          | "unsupported_content_encoding"
+          | "unsupported_extension"
+          | "unsupported_format"
+          | "undecodable_image";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem422: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 422;
+        /** @enum {string} */
+        code?: "idempotency_key_reused";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem429: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 429;
+        /** @enum {string} */
+        code?: "rate_limited";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem503: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 503;
+        /** @enum {string} */
+        code?:
+          | "redis_unavailable"
+          | "redis_error"
+          | "queue_unavailable"
+          | "queue_full"
+          | "too_many_uploads"
+          | "storage_unavailable";
+      } & {
+        [key: string]: unknown;
+      });
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem507: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 507;
+        /** @enum {string} */
+        code?: "storage_full";
+      } & {
+        [key: string]: unknown;
+      });
     ProcessAccepted: components["schemas"]["JobStatus"] & {
+      download_url: string;
       status_url: string;
     };
     Output: {
@@ -679,9 +759,21 @@ export interface components {
       quality: number;
     };
     JobStatus: {
-      /** Format: uuid */
+      /**
+       * Format: uuid
+       * @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13
+       */
       processing_id: string;
-      /** Format: uuid */
+      /**
+       * Format: uuid
+       * @description The same as processing_id, under the original service's name for it (GET /status/{task_id})
+       * @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13
+       */
+      task_id: string;
+      /**
+       * Format: uuid
+       * @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13
+       */
       file_id: string;
       /** @enum {string} */
       status: "queued" | "processing" | "completed" | "failed";
@@ -696,8 +788,11 @@ export interface components {
         | components["schemas"]["ContrastOperation"]
       )[];
       output: components["schemas"]["Output"];
+      /** Format: date-time */
       created_at: string;
+      /** Format: date-time */
       started_at?: string;
+      /** Format: date-time */
       completed_at?: string;
       duration_ms?: number;
       result?: {
@@ -706,20 +801,1362 @@ export interface components {
         width: number;
         height: number;
         size_bytes: number;
+        /** @description SHA-256 of the bytes, in hex */
         sha256: string;
       };
+      /** @description Why the job failed (status failed) */
       error?: {
-        code: string;
+        code: components["schemas"]["ErrorCode"];
         message: string;
       };
+      /** @description Where the result is, once completed */
       download_url?: string;
+    };
+    /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
+    Problem404: components["schemas"]["Problem"] &
+      ({
+        /** @enum {number} */
+        status?: 404;
+        /** @enum {string} */
+        code?:
+          "not_found" | "file_not_found" | "job_not_found" | "result_missing";
+      } & {
+        [key: string]: unknown;
+      });
+    UploadImageAccepted: components["schemas"]["JobStatus"] & {
+      /** @description GET it for the result once completed; /download/{file_id} works too */
+      download_url: string;
+      /** @description GET it to follow the job (the same as /status/{task_id}) */
+      status_url: string;
+      upload: components["schemas"]["UploadedFile"];
+    };
+    TaskPage: {
+      items: components["schemas"]["JobStatus"][];
+      total: number;
+      next_cursor: string | null;
     };
   };
   responses: never;
-  parameters: never;
+  parameters: {
+    /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+    "X-Request-Id": string;
+  };
   requestBodies: never;
-  headers: never;
+  headers: {
+    /** @description The request's id (an incoming sane X-Request-Id, or a UUID); a problem's request_id is the same */
+    "X-Request-Id": string;
+    /** @description Seconds to wait before retrying */
+    "Retry-After": number;
+    /** @description `true` when the answer is the recorded answer to an earlier request with the same Idempotency-Key */
+    "Idempotent-Replayed": "true";
+    /** @description A strong ETag: the SHA-256 of the result, quoted */
+    ETag: string;
+  };
   pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+  getLiveness: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The service is up */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            service: string;
+            version: string;
+            /** @enum {string} */
+            status: "ok";
+            docs: string;
+            openapi: string;
+          };
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+    };
+  };
+  getHealth: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Healthy or degraded */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Health"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description Cannot accept work (e.g. Redis configured but unreachable): status unhealthy */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["Health"];
+        };
+      };
+    };
+  };
+  uploadImage: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours. */
+        "idempotency-key"?: string;
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "multipart/form-data": {
+          /**
+           * Format: binary
+           * @description The image, with its file name
+           */
+          file: Blob;
+        };
+      };
+    };
+    responses: {
+      /** @description Stored */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["UploadedFile"];
+        };
+      };
+      /** @description No file, an empty file, several files, not multipart, or a malformed Idempotency-Key */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem400"];
+        };
+      };
+      /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          /** @description Bearer realm="image-service" */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem401"];
+        };
+      };
+      /** @description upload_timeout: the body stalled for UPLOAD_IDLE_TIMEOUT_SECONDS, or took longer than UPLOAD_TIMEOUT_SECONDS; the connection is closed */
+      408: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem408"];
+        };
+      };
+      /** @description idempotency_key_in_progress: a request with this Idempotency-Key is still being handled; retry after Retry-After */
+      409: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem409"];
+        };
+      };
+      /** @description Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames), or over the memory budget just to be read */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem413"];
+        };
+      };
+      /** @description Extension not allowed, or the bytes are not an image of an allowed format */
+      415: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem415"];
+        };
+      };
+      /** @description idempotency_key_reused: this Idempotency-Key came with another upload */
+      422: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem422"];
+        };
+      };
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem429"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description MAX_CONCURRENT_UPLOADS uploads are arriving already (too_many_uploads, refused unread, the connection closed), or the file store (or Redis) is unreachable (storage_unavailable, redis_unavailable); retry after Retry-After seconds */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem503"];
+        };
+      };
+      /** @description The file store is full: storage_full; retry after Retry-After seconds */
+      507: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem507"];
+        };
+      };
+    };
+  };
+  processImage: {
+    parameters: {
+      query?: {
+        /** @description The query form: one operation and its parameters (required unless the body is a JSON pipeline) */
+        operation?:
+          | "resize"
+          | "blur"
+          | "sharpen"
+          | "grayscale"
+          | "sepia"
+          | "brightness"
+          | "contrast";
+        /** @description resize: the width, 1–8192 (at least one of width and height) */
+        width?: number;
+        /** @description resize: the height, 1–8192 (at least one of width and height) */
+        height?: number;
+        /** @description resize: how both sides are honoured (default cover); ignored with one side */
+        fit?: "cover" | "contain" | "fill" | "inside" | "outside";
+        /** @description resize: never enlarge (true/false, also 1/0) */
+        without_enlargement?: boolean;
+        /** @description blur 0.3–100 (default 2), sharpen 0.3–10 (1), sepia 0–1 (1), brightness 0–10 (1.2), contrast 0–10 (1.2); not a parameter of resize or grayscale */
+        intensity?: number;
+        /** @description The output format (default: the input's where it can be written; BMP gives PNG) */
+        format?: "jpeg" | "png" | "webp" | "avif" | "gif" | "tiff";
+        /** @description Lossy formats only, 1–100 (default 80) */
+        quality?: number;
+        /** @description Keep EXIF and other metadata (true/false, also 1/0; default false) */
+        keep_metadata?: boolean;
+      };
+      header?: {
+        /** @description Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours. */
+        "idempotency-key"?: string;
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path: {
+        /** @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13 */
+        file_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: {
+      content: {
+        /**
+         * @example {
+         *       "operations": [
+         *         {
+         *           "operation": "resize",
+         *           "width": 800,
+         *           "height": 800,
+         *           "fit": "inside"
+         *         },
+         *         {
+         *           "operation": "sharpen",
+         *           "intensity": 1
+         *         }
+         *       ],
+         *       "format": "webp",
+         *       "quality": 80
+         *     }
+         */
+        "application/json": components["schemas"]["PipelineRequest"];
+      };
+    };
+    responses: {
+      /** @description Accepted (queued) or answered from the cache (completed) */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["ProcessAccepted"];
+        };
+      };
+      /** @description Unknown operation or a parameter out of range (each offending field is named); a result over the pixel or memory limits; a JSON body that is empty, not UTF-8, not JSON, or nested too deep; a malformed Idempotency-Key */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem400"];
+        };
+      };
+      /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          /** @description Bearer realm="image-service" */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem401"];
+        };
+      };
+      /** @description Unknown file_id */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem404"];
+        };
+      };
+      /** @description idempotency_key_in_progress: a request with this Idempotency-Key is still being handled; retry after Retry-After */
+      409: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem409"];
+        };
+      };
+      /** @description body_too_large: the JSON body is over 64 KiB (the connection is closed) */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem413"];
+        };
+      };
+      /** @description A body that is not application/json (the query form takes an empty body), or a compressed one */
+      415: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem415"];
+        };
+      };
+      /** @description idempotency_key_reused: this Idempotency-Key came with another request */
+      422: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem422"];
+        };
+      };
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem429"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description The queue is unavailable or full, or Redis or the file store is unreachable; retry after Retry-After seconds */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem503"];
+        };
+      };
+      /** @description storage_full: the store is out of space; retry after Retry-After seconds */
+      507: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem507"];
+        };
+      };
+    };
+  };
+  getStatus: {
+    parameters: {
+      query?: {
+        /** @description Seconds to wait for the job to finish before answering, 0–30 (default 0: answer at once) */
+        wait?: number;
+      };
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path: {
+        /** @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13 */
+        processing_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The job */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["JobStatus"];
+        };
+      };
+      /** @description Malformed processing_id (invalid_request) or wait (invalid_wait) */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem400"];
+        };
+      };
+      /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          /** @description Bearer realm="image-service" */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem401"];
+        };
+      };
+      /** @description Unknown processing_id */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem404"];
+        };
+      };
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem429"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem503"];
+        };
+      };
+    };
+  };
+  downloadResult: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description The ETag of a copy already held: a 304 when it is still the result */
+        "if-none-match"?: string;
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path: {
+        /** @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13 */
+        processing_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The image bytes */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          ETag: components["headers"]["ETag"];
+          /** @description attachment; filename="<original-stem>-<processing_id>.<ext>" (and filename*= when not ASCII) */
+          "Content-Disposition"?: string;
+          /** @description private, max-age=86400 */
+          "Cache-Control"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "image/*": Blob;
+        };
+      };
+      /** @description Not modified: If-None-Match names the current ETag */
+      304: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          ETag: components["headers"]["ETag"];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Malformed processing_id */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem400"];
+        };
+      };
+      /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          /** @description Bearer realm="image-service" */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem401"];
+        };
+      };
+      /** @description Unknown processing_id, nor the file_id of a POST /upload-image/ upload (job_not_found), or the result is no longer stored (result_missing) */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem404"];
+        };
+      };
+      /** @description Not completed yet (job_not_completed), or failed (job_failed): the problem carries job_status (and error) */
+      409: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem409"];
+        };
+      };
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem429"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem503"];
+        };
+      };
+    };
+  };
+  headResult: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description The ETag of a copy already held: a 304 when it is still the result */
+        "if-none-match"?: string;
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path: {
+        /** @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13 */
+        processing_id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The headers of the image */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          ETag: components["headers"]["ETag"];
+          /** @description attachment; filename="<original-stem>-<processing_id>.<ext>" (and filename*= when not ASCII) */
+          "Content-Disposition"?: string;
+          /** @description private, max-age=86400 */
+          "Cache-Control"?: string;
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Not modified: If-None-Match names the current ETag */
+      304: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          ETag: components["headers"]["ETag"];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description Malformed processing_id */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem400"];
+        };
+      };
+      /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          /** @description Bearer realm="image-service" */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem401"];
+        };
+      };
+      /** @description Unknown processing_id, nor the file_id of a POST /upload-image/ upload (job_not_found), or the result is no longer stored (result_missing) */
+      404: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem404"];
+        };
+      };
+      /** @description Not completed yet (job_not_completed), or failed (job_failed): the problem carries job_status (and error) */
+      409: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem409"];
+        };
+      };
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem429"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem503"];
+        };
+      };
+    };
+  };
+  listUploads: {
+    parameters: {
+      query?: {
+        /** @description Uploads per page, 1–100 (default 20) */
+        limit?: number;
+        /** @description The next_cursor of the previous page; absent or empty: the first page */
+        cursor?: string;
+      };
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of uploads */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            items: {
+              /**
+               * Format: uuid
+               * @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13
+               */
+              file_id: string;
+              filename: string;
+              /** @enum {string} */
+              format: "jpeg" | "png" | "gif" | "tiff" | "webp" | "bmp" | "avif";
+              size_bytes: number;
+              width: number;
+              height: number;
+              /** Format: date-time */
+              uploaded_at: string;
+            }[];
+            total: number;
+            next_cursor: string | null;
+          };
+        };
+      };
+      /** @description Bad limit (invalid_limit) or cursor (invalid_cursor) */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem400"];
+        };
+      };
+      /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          /** @description Bearer realm="image-service" */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem401"];
+        };
+      };
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem429"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem503"];
+        };
+      };
+    };
+  };
+  legacyUploadImage: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours. */
+        "idempotency-key"?: string;
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        "multipart/form-data": {
+          /**
+           * Format: binary
+           * @description The image, with its file name
+           */
+          file: Blob;
+        };
+      };
+    };
+    responses: {
+      /** @description Stored, and the resize queued (or answered from the cache: completed) */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["UploadImageAccepted"];
+        };
+      };
+      /** @description No file, an empty file, several files, not multipart, or a malformed Idempotency-Key */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem400"];
+        };
+      };
+      /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          /** @description Bearer realm="image-service" */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem401"];
+        };
+      };
+      /** @description upload_timeout: the body stalled for UPLOAD_IDLE_TIMEOUT_SECONDS, or took longer than UPLOAD_TIMEOUT_SECONDS; the connection is closed */
+      408: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem408"];
+        };
+      };
+      /** @description idempotency_key_in_progress: a request with this Idempotency-Key is still being handled; retry after Retry-After */
+      409: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem409"];
+        };
+      };
+      /** @description Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames), or over the memory budget just to be read */
+      413: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem413"];
+        };
+      };
+      /** @description Extension not allowed, or the bytes are not an image of an allowed format */
+      415: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem415"];
+        };
+      };
+      /** @description idempotency_key_reused: this Idempotency-Key came with another upload */
+      422: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem422"];
+        };
+      };
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem429"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), or the queue is unavailable or full (queue_unavailable, queue_full); retry after Retry-After seconds */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem503"];
+        };
+      };
+      /** @description The file store is full: storage_full; retry after Retry-After seconds */
+      507: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem507"];
+        };
+      };
+    };
+  };
+  listTasks: {
+    parameters: {
+      query?: {
+        /** @description Jobs per page, 1–100 (default 20) */
+        limit?: number;
+        /** @description The next_cursor of the previous page; absent or empty: the first page */
+        cursor?: string;
+      };
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of jobs */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["TaskPage"];
+        };
+      };
+      /** @description Bad limit (invalid_limit) or cursor (invalid_cursor) */
+      400: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem400"];
+        };
+      };
+      /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          /** @description Bearer realm="image-service" */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem401"];
+        };
+      };
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem429"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem503"];
+        };
+      };
+    };
+  };
+  getMetrics: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The metrics */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "text/plain": string;
+        };
+      };
+      /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
+      401: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          /** @description Bearer realm="image-service" */
+          "WWW-Authenticate"?: string;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem401"];
+        };
+      };
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      429: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem429"];
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+      /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
+      503: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          "Retry-After": components["headers"]["Retry-After"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem503"];
+        };
+      };
+    };
+  };
+  getDocs: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The page */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "text/html": string;
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+    };
+  };
+  getDocsScript: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The script */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/javascript": string;
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+    };
+  };
+  getFavicon: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The icon */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "image/x-icon": Blob;
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+    };
+  };
+  getOpenApi: {
+    parameters: {
+      query?: never;
+      header?: {
+        /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
+        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The document */
+      200: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": {
+            [key: string]: unknown;
+          };
+        };
+      };
+      /** @description internal_error: something went wrong on our side; quote request_id */
+      500: {
+        headers: {
+          "X-Request-Id": components["headers"]["X-Request-Id"];
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["Problem500"];
+        };
+      };
+    };
+  };
+}

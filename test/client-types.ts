@@ -3,7 +3,7 @@
  * Natural code against the typed client, checked by `npm run typecheck` (never run): what a user writes
  * must compile under `strict` without `!` or casts, and each `@ts-expect-error` is a wrong shape the types
  * must refuse (if one stops being refused, tsc fails on the unused directive).
- * Lines that need the document's fixes of issue 13 wait in `client-types.pending.ts`.
+ * Lines that lean on the exact document (typed query numbers, download_url, closed codes) are in `client-types-document.ts`.
  */
 import { openAsBlob } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
