@@ -52,6 +52,8 @@ export interface JobRecord {
   duration_ms?: number;
   result?: JobResult;
   error?: { code: string; message: string };
+  /** Where the job's end is announced (a webhook); vetted when the job was asked for. Not shown on `/status`. */
+  notify_url?: string;
 }
 
 /** True for the statuses a job ends in: it will not change again. */
@@ -72,7 +74,7 @@ export function canMove(from: JobStatus, to: JobStatus | undefined): boolean {
 
 /** The part of a job a client sees on `/status` (internal keys left out). */
 export function publicJob(job: JobRecord) {
-  const { cache_key: _key, keep_metadata: _keep, ...visible } = job;
+  const { cache_key: _key, keep_metadata: _keep, notify_url: _notify, ...visible } = job;
   return {
     ...visible,
     ...(job.status === 'completed' ? { download_url: `/download/${job.processing_id}` } : {}),
