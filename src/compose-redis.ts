@@ -80,7 +80,7 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
     });
     if (delivery) {
       webhookWorker = startWebhookWorker({
-        connection: workerConnection, redis: workerConnection, prefix, concurrency: config.WEBHOOK_CONCURRENCY,
+        connection: workerConnection, redis: workerConnection, prefix, concurrency: config.WEBHOOK_CONCURRENCY, lockSeconds: config.WORKER_LOCK_SECONDS,
         retentionSeconds: config.RETENTION_SECONDS, delivery, observe: metrics.observeWebhook, onError: throttledErrorLog(logger, 'webhook worker'),
       });
     }

@@ -71,6 +71,8 @@ export interface WebhookWorkerOptions {
   redis: Redis;
   prefix: string;
   concurrency: number;
+  /** As the job worker's (`WORKER_LOCK_SECONDS`): BullMQ renews it while an attempt runs, so a slow receiver is not a dead worker. */
+  lockSeconds: number;
   retentionSeconds: number;
   delivery: DeliveryDeps;
   observe?: (outcome: AttemptOutcome) => void;
@@ -78,9 +80,8 @@ export interface WebhookWorkerOptions {
 }
 
 /** The worker delivering webhook messages, in every process that runs jobs. */
-export function startWebhookWorker({ connection, redis, prefix, concurrency, retentionSeconds, delivery, observe = () => {}, onError }: WebhookWorkerOptions): Worker<WebhookMessage> {
-  // The lock outlives the longest attempt, so a slow receiver is not mistaken for a dead worker.
-  const lockMs = delivery.policy.timeoutMs + 15_000;
+export function startWebhookWorker({ connection, redis, prefix, concurrency, lockSeconds, retentionSeconds, delivery, observe = () => {}, onError }: WebhookWorkerOptions): Worker<WebhookMessage> {
+  const lockMs = lockSeconds * 1000;
   const worker = new Worker<WebhookMessage>(
     WEBHOOK_QUEUE_NAME,
     async (job) => {
@@ -103,7 +104,8 @@ export function startWebhookWorker({ connection, redis, prefix, concurrency, ret
       concurrency,
       lockDuration: lockMs,
       stalledInterval: lockMs,
-      maxStalledCount: 3,
+      // Workers lost mid-attempt (a deploy, a scale-in) are not the message's fault: it survives several.
+      maxStalledCount: 10,
       settings: {
         backoffStrategy: (_attemptsMade, _type, error) => (error instanceof RetryLater ? error.retryInMs : -1),
       },
