@@ -172,6 +172,23 @@ describe('webhook delivery (embedded outbox)', () => {
     expect(state?.last_response?.error).toMatch(/^refused_address: .*loopback/);
   });
 
+  it('connects to the address it vetted, with Host the URL’s name (a name no real DNS knows reaches the receiver)', async () => {
+    const { receiver, message } = await setup(() => ({ status: 200 }));
+    const port = new URL(receiver.url).port;
+    let lookups = 0;
+    const config = loadConfig({ WEBHOOK_SECRETS: generateSecret(), WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1/32' });
+    const { delivery } = await webhookParts(config, async (host) => {
+      lookups += 1;
+      return host === 'receiver.test' ? [{ address: '127.0.0.1', family: 4 }] : [];
+    });
+    const outbox = await EmbeddedWebhookOutbox.open({ stateDir: undefined, delivery: delivery!, concurrency: 1, retentionMs: 1000 });
+    cleanups.push(() => outbox.close(100));
+    await outbox.enqueue({ ...message, url: `http://receiver.test:${port}/pinned` });
+    const [delivered] = await receiver.waitFor(1);
+    expect(delivered).toMatchObject({ path: '/pinned', headers: { host: `receiver.test:${port}` } });
+    expect(lookups).toBe(1);
+  });
+
   it('survives a restart: the message is kept under STATE_DIR and delivered by the next process, same webhook-id', async () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'webhook-outbox-'));
     cleanups.push(() => rm(stateDir, { recursive: true, force: true }));
