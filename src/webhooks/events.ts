@@ -28,6 +28,15 @@ export function jobEndMessage(job: JobRecord, now: Date): WebhookMessage | undef
   };
 }
 
+/**
+ * Enqueues the message of a job written ended at once (a cache hit answered `completed` by `POST /process`,
+ * which no runner sees); nothing for a job without `notify_url`, or without an outbox.
+ */
+export async function announceEndedJob(outbox: WebhookOutbox | undefined, job: JobRecord, now = new Date()): Promise<void> {
+  const message = jobEndMessage(job, now);
+  if (outbox && message) await outbox.enqueue(message);
+}
+
 /** Enqueues the end of a job (read afresh from the store) when it ended and asked to be told. */
 export type JobEndAnnouncer = (processingId: string) => Promise<void>;
 

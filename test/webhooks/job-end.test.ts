@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Operation } from '../../src/domain/operations.js';
+import { NotificationSchema } from '../../src/webhooks/schemas.js';
 import { generateSecret, webhookId } from '../../src/webhooks/signing.js';
 import { upload, waitForJob } from '../helpers/client.js';
 import { embeddedHarness, redisHarness, type Harness, type HarnessFactory } from '../helpers/harness.js';
@@ -64,6 +65,8 @@ function suite(name: string, factory: () => HarnessFactory) {
         const outbox = harness.service.deps.webhooks?.outbox;
         expect(await outbox?.state(done)).toMatchObject({ webhook_id: webhookId(done, 'job.completed'), status: 'delivered', attempts: 1, last_response: { status: 204 } });
         expect(await outbox?.state(quiet)).toBeUndefined();
+        // What GET /status will show as `notification` matches its declared schema.
+        expect(NotificationSchema.strict().safeParse(await outbox?.state(done)).success).toBe(true);
       } finally {
         await harness.close();
         await receiver.close();

@@ -13,7 +13,7 @@ import { webhookParts } from '../../src/compose-shared.js';
 import { loadConfig } from '../../src/config.js';
 import { createJobRunner } from '../../src/job-runner.js';
 import type { WebhookOutbox } from '../../src/ports.js';
-import { createJobEndAnnouncer } from '../../src/webhooks/events.js';
+import { announceEndedJob, createJobEndAnnouncer } from '../../src/webhooks/events.js';
 import { generateSecret, webhookId } from '../../src/webhooks/signing.js';
 import { solid } from '../helpers/images.js';
 import { startReceiver } from '../helpers/webhook-receiver.js';
@@ -67,5 +67,25 @@ describe('the job runner announcing a job’s end', () => {
     expect(runs).toBe(1);
     expect(receiver.deliveries).toHaveLength(1);
     expect(delivery).toMatchObject({ id: webhookId(processingId, 'job.completed'), verified: { ok: true } });
+  });
+
+  it('announces a job written ended at once (a cache hit), and nothing for one without notify_url', async () => {
+    const secret = generateSecret();
+    const receiver = await startReceiver(secret);
+    cleanups.push(() => receiver.close());
+    const config = loadConfig({ WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
+    const outbox = await EmbeddedWebhookOutbox.open({ stateDir: undefined, delivery: (await webhookParts(config)).delivery!, concurrency: 1, retentionMs: 60_000 });
+    cleanups.push(() => outbox.close(100));
+    const now = new Date().toISOString();
+    const job = {
+      processing_id: randomUUID(), file_id: randomUUID(), status: 'completed' as const, cached: true, operations: [{ operation: 'grayscale' as const }],
+      output: { format: 'png' as const, quality: 80 }, keep_metadata: false, cache_key: 'k', created_at: now, completed_at: now, duration_ms: 0,
+      result: { format: 'png' as const, width: 1, height: 1, size_bytes: 1, sha256: 'ab' },
+    };
+    await announceEndedJob(outbox, job);
+    await announceEndedJob(undefined, { ...job, notify_url: `${receiver.url}/x` });
+    await announceEndedJob(outbox, { ...job, notify_url: `${receiver.url}/cached` });
+    const [delivery] = await receiver.waitFor(1);
+    expect(delivery).toMatchObject({ path: '/cached', verified: { ok: true, payload: { type: 'job.completed', data: { cached: true, download_url: `/download/${job.processing_id}` } } } });
   });
 });

@@ -32,7 +32,7 @@ function makeCertificates() {
 describe.runIf(hasOpenssl)('TLS to a pinned address', () => {
   it('sends SNI and Host as the URL’s name, and checks the certificate against it', { timeout: 30_000 }, async () => {
     makeCertificates();
-    const seen: Array<{ servername: string | false; host?: string }> = [];
+    const seen: Array<{ servername: string | false | null; host?: string }> = [];
     const server = createServer({ key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) }, (request, response) => {
       seen.push({ servername: (request.socket as TLSSocket).servername, host: request.headers.host });
       request.resume();
