@@ -46,11 +46,10 @@ export async function composeEmbedded(config: Config, edge: Edge): Promise<Servi
     sweep,
     async close(timeoutMs = 25_000, inFlight = Promise.resolve()) {
       stopSweeps();
-      // Unfinished jobs stay on disk as queued/processing and run at the next start.
-      await within(queue.idle(), timeoutMs);
+      // Unfinished jobs stay on disk as queued/processing and run at the next start; so do webhook messages
+      // (those of jobs that end meanwhile too): attempts under way get the same time, one cut is made again.
+      await Promise.all([within(queue.idle(), timeoutMs), outbox?.close(timeoutMs)]);
       await inFlight.catch(() => undefined);
-      // Deliveries under way get the time an attempt may take; pending messages stay on disk for the next start.
-      await outbox?.close(config.WEBHOOK_TIMEOUT_SECONDS * 1000);
       await store.close();
     },
   };

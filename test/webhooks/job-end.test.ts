@@ -86,4 +86,33 @@ function suite(name: string, factory: () => HarnessFactory) {
 }
 
 suite('job-end webhooks, embedded default', () => embeddedHarness);
+
+describe('job-end webhooks, embedded default, after a stop', () => {
+  it('sends at the next start the webhook of a job that ended just before the process stopped, before its message was written', { timeout: 30_000 }, async () => {
+    const secret = generateSecret();
+    const receiver = await startReceiver(secret);
+    let harness = await embeddedHarness({ WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
+    try {
+      const file = await upload(harness.request, await solid(8, 8, { r: 9, g: 9, b: 9 }), 'grey.png');
+      const processingId = randomUUID();
+      const now = new Date().toISOString();
+      // The record as the runner leaves it, with no message behind it: the process died between the two writes.
+      await harness.service.deps.jobs.putJob({
+        processing_id: processingId, file_id: file.file_id, status: 'completed', cached: false, operations: [{ operation: 'grayscale' }], output: { format: 'png', quality: 80 },
+        keep_metadata: false, cache_key: randomUUID(), created_at: now, completed_at: now, duration_ms: 1, result: { format: 'png', width: 8, height: 8, size_bytes: 1, sha256: 'ab' },
+        notify_url: `${receiver.url}/late`,
+      });
+      harness = await harness.restart();
+      const [delivery] = await receiver.waitFor(1);
+      expect(delivery).toMatchObject({ id: webhookId(processingId, 'job.completed'), path: '/late', verified: { ok: true } });
+      // And not again at the start after that: the message is kept, delivered.
+      harness = await harness.restart();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(receiver.deliveries).toHaveLength(1);
+    } finally {
+      await harness.close();
+      await receiver.close();
+    }
+  });
+});
 describe.runIf(redis !== undefined)('redis', () => suite('job-end webhooks, Redis mode', () => redisHarness(redis!.url)));
