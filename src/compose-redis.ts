@@ -7,14 +7,16 @@
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BullQueue, startBullWorker, type TerminalFailure } from './adapters/bull-queue.js';
+import { BullWebhookOutbox, startWebhookWorker } from './adapters/bull-webhook-outbox.js';
 import { RedisRateLimiter } from './adapters/rate-limiters.js';
 import { connectRedis, redisProbe, whenReady } from './adapters/redis-connection.js';
 import { RedisIdempotency } from './adapters/redis-idempotency.js';
 import { RedisJobStore } from './adapters/redis-job-store.js';
-import { appDeps, IDEMPOTENCY, loggedQueue, openStorage, runner, within, type Edge, type Service } from './compose-shared.js';
+import { appDeps, IDEMPOTENCY, loggedQueue, openStorage, runner, webhookParts, within, type Edge, type Service } from './compose-shared.js';
 import type { Config } from './config.js';
 import { throttledErrorLog, type Logger } from './log.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds } from './retention.js';
+import { createJobEndAnnouncer } from './webhooks/events.js';
 
 const TERMINAL_FAILURES: Record<TerminalFailure, string> = {
   worker_lost: 'the job was interrupted three times while it ran (its worker was stopped, ran out of memory or lost Redis); it was not tried again. Ask for it again with POST /process',
@@ -48,11 +50,15 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
   const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS, () => connectRedis(url, 'events', throttledErrorLog(logger, 'redis (events)')));
   const queue = new BullQueue(api, prefix, throttledErrorLog(logger, 'queue'));
   metrics.watchQueue(queue);
-  const runJob = runner(config, { jobs, store, processor }, edge);
+  const { guard, delivery } = await webhookParts(config);
+  const outbox = delivery && new BullWebhookOutbox(api, prefix, delivery.policy, config.RETENTION_SECONDS, throttledErrorLog(logger, 'webhook queue'));
+  const announce = outbox && createJobEndAnnouncer({ jobs, outbox });
+  const runJob = runner(config, { jobs, store, processor }, edge, announce);
 
   const terminalWrites = new Set<Promise<void>>();
   let workerConnection: Redis | undefined;
   let worker: Worker | undefined;
+  let webhookWorker: Worker | undefined;
   if (config.WORKER_CONCURRENCY > 0) {
     workerConnection = connectRedis(url, 'worker', throttledErrorLog(logger, 'redis (worker)'));
     worker = startBullWorker({
@@ -64,11 +70,20 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
       onError: throttledErrorLog(logger, 'worker'),
       onTerminalFailure: (processingId, why) => {
         // Tracked, so a stop waits for it: a write lost here would leave the job processing for good.
-        const write = recordTerminalFailure(jobs, processingId, why, logger).finally(() => terminalWrites.delete(write));
+        // A job BullMQ gave up never passed the runner's end: its webhook is announced here.
+        const write = recordTerminalFailure(jobs, processingId, why, logger)
+          .then(() => announce?.(processingId))
+          .finally(() => terminalWrites.delete(write));
         terminalWrites.add(write);
         return write;
       },
     });
+    if (delivery) {
+      webhookWorker = startWebhookWorker({
+        connection: workerConnection, redis: workerConnection, prefix, concurrency: config.WEBHOOK_CONCURRENCY, lockSeconds: config.WORKER_LOCK_SECONDS,
+        retentionSeconds: config.RETENTION_SECONDS, delivery, observe: metrics.observeWebhook, onError: throttledErrorLog(logger, 'webhook worker'),
+      });
+    }
   }
 
   const interval = sweepIntervalSeconds(config.RETENTION_SECONDS);
@@ -97,16 +112,19 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
       idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY),
       rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new RedisRateLimiter(api, prefix, config.RATE_LIMIT_PER_MINUTE) : undefined,
       redis: redisProbe(api),
+      webhooks: { outbox, notifyUrls: guard },
     }, edge.nodeBodyOf),
     idle,
     sweep,
     async close(timeoutMs = 25_000, inFlight = Promise.resolve()) {
       stopSweeps();
       // A job still running when the time is up is left to BullMQ: its lock expires and another worker runs it.
-      if (worker) await within(worker.close(), timeoutMs);
+      // An attempt cut here is made again by another worker when its lock expires, under the same webhook-id.
+      await Promise.all([worker && within(worker.close(), timeoutMs), webhookWorker && within(webhookWorker.close(), timeoutMs)]);
       await within(Promise.allSettled([...terminalWrites]), 5000);
       await inFlight.catch(() => undefined);
       await queue.close().catch(() => undefined);
+      await outbox?.close().catch(() => undefined);
       jobs.disconnect();
       // QUIT, so Redis sees a client leave rather than a connection drop; at most a second, then cut.
       await Promise.all([api, workerConnection].map((client) => client && within(client.quit().catch(() => undefined), 1000).finally(() => client.disconnect())));

@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { DiskStore } from './adapters/disk-store.js';
 import { MultipartReceiver, type NodeBodyOf } from './adapters/multipart-receiver.js';
+import { NotifyUrlGuard } from './adapters/notify-url-guard.js';
+import { createWebhookTransport } from './adapters/webhook-transport.js';
 import { scalarAssets } from './adapters/scalar-assets.js';
 import { SharpProcessor } from './adapters/sharp-processor.js';
 import type { Config } from './config.js';
@@ -16,6 +18,9 @@ import { throttledErrorLog, type Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { AppDeps, IdempotencyStore, ImageProcessor, ImageStore, JobQueue, JobStore, RateLimiter, RedisProbe } from './ports.js';
 import type { SweepReport } from './retention.js';
+import type { DeliveryDeps, DeliveryPolicy } from './webhooks/delivery.js';
+import type { JobEndAnnouncer } from './webhooks/events.js';
+import { signingSecrets } from './webhooks/signing.js';
 
 /**
  * How long an `Idempotency-Key` answer is replayed (24 h, as the IETF draft suggests), and how long a claim
@@ -109,8 +114,45 @@ export function loggedQueue(queue: JobQueue, logger: Logger): JobQueue {
   };
 }
 
-export function runner(config: Config, parts: Pick<Parts, 'jobs' | 'store' | 'processor'>, { logger, metrics }: Observability) {
-  return createJobRunner({ ...parts, timeoutSeconds: config.JOB_TIMEOUT_SECONDS, logger, observe: metrics.observeJob });
+export function runner(config: Config, parts: Pick<Parts, 'jobs' | 'store' | 'processor'>, { logger, metrics }: Observability, announce?: JobEndAnnouncer) {
+  return createJobRunner({ ...parts, timeoutSeconds: config.JOB_TIMEOUT_SECONDS, logger, observe: metrics.observeJob, announce });
+}
+
+/** The wait after a `Retry-After` is capped at an hour: a receiver cannot park a message for the rest of its age. */
+const RETRY_AFTER_CAP_MS = 3600_000;
+
+export function deliveryPolicy(config: Config): DeliveryPolicy {
+  return {
+    maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+    maxAgeMs: config.WEBHOOK_MAX_AGE_SECONDS * 1000,
+    retryDelaysMs: config.WEBHOOK_RETRY_SCHEDULE,
+    timeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
+    retryAfterCapMs: RETRY_AFTER_CAP_MS,
+    jitter: 0.1,
+  };
+}
+
+/**
+ * The `notify_url` guard (always: without secrets it refuses every URL, saying why) and, when
+ * `WEBHOOK_SECRETS` are set, what a delivery needs: the transport through that guard, the keys, the policy.
+ */
+export async function webhookParts(config: Config, resolve?: ConstructorParameters<typeof NotifyUrlGuard>[0]['resolve']): Promise<{ guard: NotifyUrlGuard; delivery?: DeliveryDeps }> {
+  const guard = new NotifyUrlGuard({
+    enabled: config.WEBHOOK_SECRETS.length > 0,
+    allowHttp: config.WEBHOOK_ALLOW_HTTP,
+    allowList: config.WEBHOOK_ALLOWED_HOSTS,
+    resolve,
+  });
+  if (config.WEBHOOK_SECRETS.length === 0) return { guard };
+  return {
+    guard,
+    delivery: {
+      transport: createWebhookTransport(guard),
+      secrets: await signingSecrets(config.WEBHOOK_SECRETS),
+      policy: deliveryPolicy(config),
+      userAgent: `image-service-webhooks/${packageVersion()}`,
+    },
+  };
 }
 
 export type Parts = {
@@ -121,6 +163,7 @@ export type Parts = {
   idempotency: IdempotencyStore;
   rateLimiter?: RateLimiter;
   redis?: RedisProbe;
+  webhooks?: AppDeps['webhooks'];
 };
 
 export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): AppDeps {

@@ -6,6 +6,9 @@ import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { EXTENSION_FORMATS } from './domain/formats.js';
 import { LOG_LEVELS } from './log.js';
+import { parseAllowList } from './webhooks/addresses.js';
+import { SPEC_RETRY_DELAYS_SECONDS } from './webhooks/delivery.js';
+import { parseWebhookSecrets } from './webhooks/signing.js';
 
 const integer = (name: string, min: number, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -19,6 +22,29 @@ const integer = (name: string, min: number, fallback: number, max = Number.MAX_S
         return z.NEVER;
       }
       return value;
+    });
+
+const boolean = (name: string, fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((value) => value?.trim().toLowerCase() || String(fallback))
+    .refine((value) => value === 'true' || value === 'false', { message: `${name} must be true or false` })
+    .transform((value) => value === 'true');
+
+/** Seconds, fractions allowed (tests shrink the webhook schedule to tenths), as milliseconds. */
+const secondsList = (name: string, fallback: readonly number[], max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (!value?.trim()) return fallback.map((seconds) => seconds * 1000);
+      const items = value.split(',').map((item) => item.trim());
+      if (items.length > 50 || !items.every((item) => /^\d{1,6}(\.\d{1,3})?$/.test(item) && Number(item) <= max)) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be 1 to 50 comma-separated numbers of seconds from 0 to ${max}, got ${JSON.stringify(value.slice(0, 100))}` });
+        return z.NEVER;
+      }
+      return items.map((item) => Math.round(Number(item) * 1000));
     });
 
 const text = (fallback: string) => z.string().optional().transform((value) => (value?.trim() ? value.trim() : fallback));
@@ -119,6 +145,31 @@ const schema = z
       }),
     RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 0, 1_000_000),
     TRUST_PROXY: integer('TRUST_PROXY', 0, 0, 10),
+    WEBHOOK_SECRETS: z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const parsed = parseWebhookSecrets(value);
+        if (parsed.ok) return parsed.secrets;
+        ctx.addIssue({ code: 'custom', message: parsed.message });
+        return z.NEVER;
+      }),
+    WEBHOOK_ALLOW_HTTP: boolean('WEBHOOK_ALLOW_HTTP', false),
+    WEBHOOK_ALLOWED_HOSTS: z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const parsed = parseAllowList(value);
+        if (parsed.ok) return parsed.list;
+        ctx.addIssue({ code: 'custom', message: parsed.message });
+        return z.NEVER;
+      }),
+    WEBHOOK_TIMEOUT_SECONDS: integer('WEBHOOK_TIMEOUT_SECONDS', 1, 15, 60),
+    WEBHOOK_MAX_ATTEMPTS: integer('WEBHOOK_MAX_ATTEMPTS', 1, 8, 50),
+    // The specification's whole schedule (about 27.6 h) fits in the default.
+    WEBHOOK_MAX_AGE_SECONDS: integer('WEBHOOK_MAX_AGE_SECONDS', 1, 30 * 3600, 7 * 24 * 3600),
+    WEBHOOK_RETRY_SCHEDULE: secondsList('WEBHOOK_RETRY_SCHEDULE', SPEC_RETRY_DELAYS_SECONDS, 86_400),
+    WEBHOOK_CONCURRENCY: integer('WEBHOOK_CONCURRENCY', 1, 16, 256),
     LOG_LEVEL: z
       .string()
       .optional()

@@ -9,6 +9,7 @@ import { isFinished, resultName, type JobRecord, type JobResult, storedResult } 
 import type { Operation } from './domain/operations.js';
 import { silentLogger, type Logger } from './log.js';
 import type { ImageProcessor, ImageStore, JobOutcome, JobStore } from './ports.js';
+import type { JobEndAnnouncer } from './webhooks/events.js';
 
 export interface JobRunnerDeps {
   jobs: JobStore;
@@ -19,6 +20,12 @@ export interface JobRunnerDeps {
   logger?: Logger;
   /** Told of every finished job (metrics). */
   observe?: (outcome: 'completed' | 'failed', operations: Operation[], seconds: number) => void;
+  /**
+   * Enqueues the job's webhook once it ended; called again for a job found already ended (its previous run
+   * died between the end and the enqueue), which is harmless: the message id is the job's. A failure is
+   * rethrown, so a queue that retries (Redis mode) runs this again.
+   */
+  announce?: JobEndAnnouncer;
 }
 
 export interface RunOptions {
@@ -33,8 +40,20 @@ export interface RunOptions {
 
 export type JobRunner = (processingId: string, options?: RunOptions) => Promise<JobOutcome>;
 
-export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = () => new Date(), logger = silentLogger, observe = () => {} }: JobRunnerDeps): JobRunner {
-  return async function runJob(processingId, { finalAttempt = true } = {}) {
+export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = () => new Date(), logger = silentLogger, observe = () => {}, announce }: JobRunnerDeps): JobRunner {
+  if (!announce) return runOnce;
+  return async function runJob(processingId, options) {
+    const outcome = await runOnce(processingId, options);
+    try {
+      await announce(processingId);
+    } catch (error) {
+      logger.warn({ processing_id: processingId, err: String(error) }, 'the job ended but its webhook could not be queued');
+      throw error;
+    }
+    return outcome;
+  };
+
+  async function runOnce(processingId: string, { finalAttempt = true }: RunOptions = {}): Promise<JobOutcome> {
     const job = await jobs.getJob(processingId);
     if (!job || isFinished(job.status)) return 'skipped';
     const startedAt = now();
@@ -79,7 +98,7 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
       // Once the job's end is recorded (a no-op unless this job held the claim).
       await jobs.releaseCompute(job.cache_key, processingId).catch(() => undefined);
     }
-  };
+  }
 
 
   /**

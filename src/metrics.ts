@@ -1,18 +1,21 @@
 /**
  * @module
  * Prometheus metrics (`GET /metrics`): request durations by route and status, job outcomes and processing
- * durations by operation, queue depth gauges read at scrape time, and the process defaults.
+ * durations by operation, webhook delivery attempts by outcome, queue depth gauges read at scrape time, and the process defaults.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Operation } from './domain/operations.js';
 import type { Logger } from './log.js';
 import type { BudgetUse } from './memory-budget.js';
 import type { JobQueue, QueueCounts } from './ports.js';
+import type { AttemptOutcome } from './webhooks/delivery.js';
 
 export interface Metrics {
   registry: Registry;
   observeRequest(method: string, route: string, status: number, seconds: number): void;
   observeJob(outcome: 'completed' | 'failed', operations: Operation[], seconds: number): void;
+  /** One webhook delivery attempt made by this process, by its outcome. */
+  observeWebhook(outcome: AttemptOutcome): void;
   /** Makes the queue gauges read `queue` at each scrape. */
   watchQueue(queue: JobQueue): void;
   /** Makes the memory budget gauges read `use` at each scrape. */
@@ -40,6 +43,12 @@ export function createMetrics(): Metrics {
     help: 'Processing time of finished jobs by operation (pipeline = several)',
     labelNames: ['operation', 'outcome'],
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const webhooks = new Counter({
+    name: 'webhook_deliveries_total',
+    help: 'Webhook delivery attempts made by this process, by outcome: delivered, retrying (failed, tried again later), gone (410, stopped), failed (given up)',
+    labelNames: ['outcome'],
     registers: [registry],
   });
   let queue: JobQueue | undefined;
@@ -98,6 +107,7 @@ export function createMetrics(): Metrics {
       jobs.inc({ outcome });
       durations.observe({ operation: operationLabel(operations), outcome }, seconds);
     },
+    observeWebhook: (outcome) => webhooks.inc({ outcome }),
     watchQueue: (watched) => {
       queue = watched;
     },

@@ -7,6 +7,8 @@
 import type { InputFormat, OutputFormat } from './domain/formats.js';
 import type { FileRecord, JobCursor, JobRecord, JobStatus, ListCursor } from './domain/jobs.js';
 import type { Operation } from './domain/operations.js';
+import type { DeliveryState, WebhookMessage } from './webhooks/delivery.js';
+import type { NotifyUrlRefusal } from './webhooks/notify-url.js';
 
 /** Bytes arriving in pieces: a Node stream, a Web `ReadableStream`, or any (async) iterable of chunks. */
 export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
@@ -311,6 +313,22 @@ export interface DocsAssets {
   scalarScript(): Promise<StaticAsset>;
 }
 
+/**
+ * Webhook messages waiting to be delivered, and how their delivery went: durable in the process's state
+ * (embedded) or a BullMQ queue of its own (Redis). At-least-once: a message survives restarts and lost workers.
+ */
+export interface WebhookOutbox {
+  /** Keeps `message` for delivery; a message with the same id already kept is left as it is. */
+  enqueue(message: WebhookMessage): Promise<void>;
+  /** The delivery of the job's message, once one was enqueued. */
+  state(processingId: string): Promise<DeliveryState | undefined>;
+}
+
+/** Whether a `notify_url` may be stored: checked when the job is asked for (the host is resolved once here). */
+export interface NotifyUrlPolicy {
+  check(url: string): Promise<{ ok: true; url: string } | NotifyUrlRefusal>;
+}
+
 /** Everything `createApp` is given. */
 export interface AppDeps {
   settings: ServiceSettings;
@@ -323,6 +341,11 @@ export interface AppDeps {
   idempotency: IdempotencyStore;
   rateLimiter?: RateLimiter;
   redis?: RedisProbe;
+  /**
+   * Webhooks. Without `WEBHOOK_SECRETS` there is no outbox and `notifyUrls` refuses every URL
+   * (`webhooks_not_configured`); absent only in tests that build deps by hand.
+   */
+  webhooks?: { outbox?: WebhookOutbox; notifyUrls: NotifyUrlPolicy };
   /** Aborted when the process begins to stop: a `?wait=` long poll then answers the job as it stands, at once. */
   stopping?: AbortSignal;
 }

@@ -232,6 +232,12 @@ export class EmbeddedJobStore implements JobStore {
       .map((job) => job.processing_id);
   }
 
+  /** Ended jobs with a `notify_url` that ended after `since`: their webhooks are enqueued again at start (a no-op for those kept). */
+  endedJobsToNotify(since: Date): string[] {
+    const limit = since.toISOString();
+    return [...this.jobs.values()].filter((job) => job.notify_url && isFinished(job.status) && (job.completed_at ?? job.created_at) >= limit).map((job) => job.processing_id);
+  }
+
   private indexFile(file: FileRecord): void {
     if (!this.files.has(file.file_id)) this.fileOrder.push(file);
     this.files.set(file.file_id, file);

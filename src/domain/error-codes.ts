@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   too_many_files: { status: [400], meaning: 'More than one file in one upload.' },
   too_many_parts: { status: [400], meaning: 'More multipart parts or fields than an upload may have.' },
   empty_file: { status: [400], meaning: 'The uploaded file is empty.' },
+  invalid_notify_url: { status: [400], meaning: '`notify_url` is refused: not https (or http where allowed), credentials in it, a private, loopback or metadata address, or no WEBHOOK_SECRETS configured; `reason` says which.' },
   upload_interrupted: { status: [400], meaning: 'The upload ended before its body was complete.' },
   // 401, 404, 405, 408
   unauthorized: { status: [401], meaning: 'API_KEYS is set and the request has no valid `Authorization: Bearer <key>`.' },
@@ -76,6 +77,7 @@ export const ERROR_CODES = {
   redis_unavailable: { status: [503], meaning: 'Redis is unreachable; retry after Retry-After.', use: ['http', 'job'] },
   redis_error: { status: [503], meaning: 'Redis refused a command; retry after Retry-After.', use: ['http', 'job'] },
   queue_unavailable: { status: [503], meaning: 'The job queue cannot be reached; retry after Retry-After.', use: ['http', 'job'] },
+  webhook_queue_unavailable: { status: [503], meaning: 'The webhook delivery queue cannot be reached; retry after Retry-After.' },
   queue_full: { status: [503], meaning: 'MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After.' },
   too_many_uploads: { status: [503], meaning: 'MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After.' },
   storage_unavailable: { status: [503], meaning: 'The file store cannot be reached or written; retry after Retry-After.', use: ['http', 'job'] },

@@ -53,6 +53,8 @@ export interface JobRecord {
   duration_ms?: number;
   result?: JobResult;
   error?: { code: ErrorCode; message: string };
+  /** Where the job's end is announced (a webhook); vetted when the job was asked for. Not shown on `/status`. */
+  notify_url?: string;
 }
 
 /** True for the statuses a job ends in: it will not change again. */
@@ -76,7 +78,7 @@ export function canMove(from: JobStatus, to: JobStatus | undefined): boolean {
  * name the original service's clients read (see docs/migration.md).
  */
 export function publicJob(job: JobRecord) {
-  const { cache_key: _key, keep_metadata: _keep, ...visible } = job;
+  const { cache_key: _key, keep_metadata: _keep, notify_url: _notify, ...visible } = job;
   return {
     ...visible,
     task_id: job.processing_id,

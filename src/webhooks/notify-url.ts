@@ -1,0 +1,106 @@
+/**
+ * @module
+ * What a `notify_url` must be, before and after its host is resolved: `https` (or `http` where
+ * `WEBHOOK_ALLOW_HTTP` allows it), no credentials, at most `MAX_NOTIFY_URL_LENGTH` characters, and a host
+ * whose every address is outside the special-purpose ranges unless `WEBHOOK_ALLOWED_HOSTS` allows it. The
+ * checks run on the host as WHATWG `URL` normalises it, so `http://2130706433/`, `http://0x7f.1/` and
+ * `http://017700000001/` are all judged as the 127.0.0.1 they are. Resolving is the adapter's
+ * (`src/adapters/notify-url-guard.ts`); this file is pure.
+ */
+import { AppError } from '../domain/errors.js';
+import { addressAllowed, hostAllowed, parseIp, refusedRange, type AllowList, type IpBytes } from './addresses.js';
+
+export const MAX_NOTIFY_URL_LENGTH = 2048;
+
+export type NotifyUrlReason =
+  | 'webhooks_not_configured'
+  | 'malformed'
+  | 'too_long'
+  | 'scheme'
+  | 'credentials'
+  | 'refused_address'
+  | 'unresolvable';
+
+export type NotifyUrlRefusal = { ok: false; reason: NotifyUrlReason; detail: string };
+
+/** A URL fit to be stored, with the host as it will be connected to. */
+export interface ParsedNotifyUrl {
+  ok: true;
+  /** The normalised URL (no fragment): what is stored and posted to. */
+  url: string;
+  /** The host name as `URL` normalised it, without brackets or a trailing dot. */
+  host: string;
+  /** Set when the host is an IP address literal: nothing to resolve. */
+  literal?: IpBytes;
+  /** True when `WEBHOOK_ALLOWED_HOSTS` names the host: its addresses are not checked. */
+  allowedByName: boolean;
+}
+
+export interface NotifyUrlRules {
+  allowHttp: boolean;
+  allowList: AllowList;
+}
+
+const refuse = (reason: NotifyUrlReason, detail: string): NotifyUrlRefusal => ({ ok: false, reason, detail });
+
+/**
+ * The checks that need no network: syntax, scheme, credentials, length, and an IP literal's range.
+ * @example parseNotifyUrl('http://0x7f.1/', { allowHttp: true, allowList }) // refused: loopback
+ */
+export function parseNotifyUrl(text: string, { allowHttp, allowList }: NotifyUrlRules): ParsedNotifyUrl | NotifyUrlRefusal {
+  if (text.length > MAX_NOTIFY_URL_LENGTH) return refuse('too_long', `notify_url must be at most ${MAX_NOTIFY_URL_LENGTH} characters, got ${text.length}`);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return refuse('malformed', 'notify_url must be an absolute URL such as https://example.com/hooks/images');
+  }
+  const schemes = allowHttp ? 'https or http' : 'https (http is refused unless WEBHOOK_ALLOW_HTTP=true)';
+  if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:')) {
+    return refuse('scheme', `notify_url must use ${schemes}, got ${JSON.stringify(url.protocol.replace(/:$/, '').slice(0, 20))}`);
+  }
+  if (url.username || url.password) return refuse('credentials', 'notify_url must not carry a user name or password; deliveries are signed instead (webhook-signature)');
+  url.hash = '';
+  const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  if (!host) return refuse('malformed', 'notify_url must name a host');
+  const allowedByName = hostAllowed(allowList, host);
+  const literal = parseIp(host);
+  if (literal && !allowedByName) {
+    const refusal = judgeAddress(literal, allowList, host);
+    if (refusal) return refusal;
+  }
+  return { ok: true, url: url.href, host, literal, allowedByName };
+}
+
+/** The refusal for one address of `host`, or `undefined` when a webhook may go there. */
+export function judgeAddress(address: IpBytes, allowList: AllowList, host: string): NotifyUrlRefusal | undefined {
+  if (addressAllowed(allowList, address)) return undefined;
+  const range = refusedRange(address);
+  if (!range) return undefined;
+  const shown = formatIp(address);
+  const what = shown === host ? `its address ${shown}` : `${JSON.stringify(host)} resolves to ${shown}, which`;
+  return refuse('refused_address', `notify_url must reach a public address: ${what} is ${range}; WEBHOOK_ALLOWED_HOSTS can allow a host or range`);
+}
+
+/** Canonical text of an address (IPv6 compressed), for messages. */
+export function formatIp(address: IpBytes): string {
+  if (address.length === 4) return address.join('.');
+  const groups = Array.from({ length: 8 }, (_, i) => ((address[i * 2]! << 8) | address[i * 2 + 1]!).toString(16));
+  let best = { start: -1, length: 0 };
+  for (let start = 0; start < 8; ) {
+    let end = start;
+    while (end < 8 && groups[end] === '0') end++;
+    if (end - start > best.length && end - start > 1) best = { start, length: end - start };
+    start = end === start ? start + 1 : end;
+  }
+  if (best.start < 0) return groups.join(':');
+  return `${groups.slice(0, best.start).join(':')}::${groups.slice(best.start + best.length).join(':')}`;
+}
+
+/**
+ * The 400 a handler answers for a refused `notify_url`: code `invalid_notify_url`, the reason in `detail`
+ * and in `errors[0]` (path `notify_url`), and the machine-readable reason as `reason`.
+ */
+export function notifyUrlProblem(refusal: NotifyUrlRefusal, path = 'notify_url'): AppError {
+  return new AppError(400, 'invalid_notify_url', refusal.detail, { errors: [{ path, message: refusal.detail }], extensions: { reason: refusal.reason } });
+}
