@@ -314,6 +314,11 @@ export interface components {
       quality?: number;
       /** @default false */
       keep_metadata?: boolean;
+      /**
+       * @description Where the job's end is announced: a signed POST (Standard Webhooks) of `{ type: "job.completed" | "job.failed", timestamp, data: <this job's status> }`. `https` only (and `http` where WEBHOOK_ALLOW_HTTP=true); private, loopback and link-local addresses are refused unless WEBHOOK_ALLOWED_HOSTS allows them; refused with 400 `invalid_notify_url` (or when the deployment has no WEBHOOK_SECRETS).
+       * @example https://example.com/hooks/images
+       */
+      notify_url?: string;
     };
     /** @description Lanczos resize; one side alone keeps the aspect ratio */
     ResizeOperation: {
@@ -471,6 +476,7 @@ export interface components {
      *     | `too_many_files` | 400 | More than one file in one upload. |
      *     | `too_many_parts` | 400 | More multipart parts or fields than an upload may have. |
      *     | `empty_file` | 400 | The uploaded file is empty. |
+     *     | `invalid_notify_url` | 400 | `notify_url` is refused: not https (or http where allowed), credentials in it, a private, loopback or metadata address, or no WEBHOOK_SECRETS configured; `reason` says which. |
      *     | `upload_interrupted` | 400 | The upload ended before its body was complete. |
      *     | `unauthorized` | 401 | API_KEYS is set and the request has no valid `Authorization: Bearer <key>`. |
      *     | `not_found` | 404 | No route has this method and path. |
@@ -504,6 +510,7 @@ export interface components {
      *     | `redis_unavailable` | 503 (also job) | Redis is unreachable; retry after Retry-After. |
      *     | `redis_error` | 503 (also job) | Redis refused a command; retry after Retry-After. |
      *     | `queue_unavailable` | 503 (also job) | The job queue cannot be reached; retry after Retry-After. |
+     *     | `webhook_queue_unavailable` | 503 | The webhook delivery queue cannot be reached; retry after Retry-After. |
      *     | `queue_full` | 503 | MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After. |
      *     | `too_many_uploads` | 503 | MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After. |
      *     | `storage_unavailable` | 503 (also job) | The file store cannot be reached or written; retry after Retry-After. |
@@ -530,6 +537,7 @@ export interface components {
       | "too_many_files"
       | "too_many_parts"
       | "empty_file"
+      | "invalid_notify_url"
       | "upload_interrupted"
       | "unauthorized"
       | "not_found"
@@ -563,6 +571,7 @@ export interface components {
       | "redis_unavailable"
       | "redis_error"
       | "queue_unavailable"
+      | "webhook_queue_unavailable"
       | "queue_full"
       | "too_many_uploads"
       | "storage_unavailable"
@@ -639,6 +648,7 @@ export interface components {
           | "too_many_files"
           | "too_many_parts"
           | "empty_file"
+          | "invalid_notify_url"
           | "upload_interrupted";
       } & {
         [key: string]: unknown;
@@ -733,6 +743,7 @@ export interface components {
           | "redis_unavailable"
           | "redis_error"
           | "queue_unavailable"
+          | "webhook_queue_unavailable"
           | "queue_full"
           | "too_many_uploads"
           | "storage_unavailable";
@@ -757,6 +768,26 @@ export interface components {
       /** @enum {string} */
       format: "jpeg" | "png" | "webp" | "avif" | "gif" | "tiff";
       quality: number;
+    };
+    /** @description The webhook announcing the job's end, for a job asked with notify_url: its delivery so far */
+    Notification: {
+      /** @description The `webhook-id` of every attempt: deduplicate by it */
+      webhook_id: string;
+      /** @enum {string} */
+      event: "job.completed" | "job.failed";
+      /**
+       * @description `gone`: the receiver answered 410; `failed`: attempts or age ran out
+       * @enum {string}
+       */
+      status: "pending" | "delivered" | "gone" | "failed";
+      attempts: number;
+      last_attempt_at?: string;
+      last_response?: {
+        status?: number;
+        error?: string;
+      };
+      next_attempt_at?: string;
+      delivered_at?: string;
     };
     JobStatus: {
       /**
@@ -811,6 +842,7 @@ export interface components {
       };
       /** @description Where the result is, once completed */
       download_url?: string;
+      notification?: components["schemas"]["Notification"];
     };
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
     Problem404: components["schemas"]["Problem"] &
@@ -1122,6 +1154,8 @@ export interface operations {
         quality?: number;
         /** @description Keep EXIF and other metadata (true/false, also 1/0; default false) */
         keep_metadata?: boolean;
+        /** @description Where the job's end is announced by a signed webhook (Standard Webhooks); https only, no private or loopback addresses unless WEBHOOK_ALLOWED_HOSTS allows them; needs WEBHOOK_SECRETS */
+        notify_url?: string;
       };
       header?: {
         /** @description Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours. */
@@ -1170,7 +1204,7 @@ export interface operations {
           "application/json": components["schemas"]["ProcessAccepted"];
         };
       };
-      /** @description Unknown operation or a parameter out of range (each offending field is named); a result over the pixel or memory limits; a JSON body that is empty, not UTF-8, not JSON, or nested too deep; a malformed Idempotency-Key */
+      /** @description Unknown operation or a parameter out of range (each offending field is named); a result over the pixel or memory limits; a JSON body that is empty, not UTF-8, not JSON, or nested too deep; a malformed Idempotency-Key; a notify_url refused (invalid_notify_url: not https, a private or loopback address, or no WEBHOOK_SECRETS) */
       400: {
         headers: {
           "X-Request-Id": components["headers"]["X-Request-Id"];

@@ -12,6 +12,8 @@ import { isBlank, parseJsonBody } from '../src/domain/json-body.js';
 import { DEFAULT_QUALITY, FIT_MODES, MAX_OUTPUT_DIMENSION, OPERATION_NAMES, outputSize, parsePipelineJson, parsePipelineQuery, quote, type Pipeline } from '../src/domain/operations.js';
 import { mib } from '../src/memory-budget.js';
 import type { AppDeps } from '../src/ports.js';
+import { announceEndedJob } from '../src/webhooks/events.js';
+import { MAX_NOTIFY_URL_LENGTH, notifyUrlProblem } from '../src/webhooks/notify-url.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
 import { type AppEnv, FileIdParams, IdempotencyKeyHeader, JobStatusSchema, problemResponse, REPLAYED_HEADER, REQUEST_ID_HEADER, routeErrors } from './schemas.js';
 
@@ -32,6 +34,7 @@ const ProcessQuery = z.object({
   format: queryParam({ type: 'string', enum: [...OUTPUT_FORMATS], example: 'webp', description: "The output format (default: the input's where it can be written; BMP gives PNG)" }),
   quality: queryParam({ type: 'integer', minimum: 1, maximum: 100, default: DEFAULT_QUALITY, example: DEFAULT_QUALITY, description: `Lossy formats only, 1–100 (default ${DEFAULT_QUALITY})` }),
   keep_metadata: queryParam({ type: 'boolean', default: false, example: false, description: 'Keep EXIF and other metadata (true/false, also 1/0; default false)' }),
+  notify_url: queryParam({ type: 'string', format: 'uri', maxLength: MAX_NOTIFY_URL_LENGTH, example: 'https://example.com/hooks/images', description: "Where the job's end is announced by a signed webhook (Standard Webhooks); https only, no private or loopback addresses unless WEBHOOK_ALLOWED_HOSTS allows them; needs WEBHOOK_SECRETS" }),
 });
 
 const Accepted = JobStatusSchema.extend({ status_url: z.string(), download_url: z.string() }).openapi('ProcessAccepted');
@@ -61,7 +64,7 @@ export const processRoute = createRoute({
   },
   responses: {
     200: { description: 'Accepted (queued) or answered from the cache (completed)', headers: { ...REQUEST_ID_HEADER, ...REPLAYED_HEADER }, content: { 'application/json': { schema: Accepted } } },
-    400: problemResponse(400, 'Unknown operation or a parameter out of range (each offending field is named); a result over the pixel or memory limits; a JSON body that is empty, not UTF-8, not JSON, or nested too deep; a malformed Idempotency-Key'),
+    400: problemResponse(400, 'Unknown operation or a parameter out of range (each offending field is named); a result over the pixel or memory limits; a JSON body that is empty, not UTF-8, not JSON, or nested too deep; a malformed Idempotency-Key; a notify_url refused (invalid_notify_url: not https, a private or loopback address, or no WEBHOOK_SECRETS)'),
     404: problemResponse(404, 'Unknown file_id'),
     409: problemResponse(409, 'idempotency_key_in_progress: a request with this Idempotency-Key is still being handled; retry after Retry-After'),
     413: problemResponse(413, 'body_too_large: the JSON body is over 64 KiB (the connection is closed)'),
@@ -73,7 +76,7 @@ export const processRoute = createRoute({
   },
 });
 
-type ProcessDeps = Pick<AppDeps, 'settings' | 'jobs' | 'queue' | 'store' | 'idempotency' | 'processor'>;
+type ProcessDeps = Pick<AppDeps, 'settings' | 'jobs' | 'queue' | 'store' | 'idempotency' | 'processor' | 'webhooks'>;
 
 export function processHandler(deps: ProcessDeps): RouteHandler<typeof processRoute, AppEnv> {
   const accept = jobAcceptor(deps);
@@ -93,7 +96,7 @@ export type AcceptedJob = ReturnType<typeof accepted>;
  * What `POST /process/{file_id}` does once the request is parsed, for it and for `POST /upload-image/`:
  * checks the pipeline against the upload, answers from the result cache or queues the job.
  */
-export function jobAcceptor({ settings, jobs, queue, store, processor }: Omit<ProcessDeps, 'idempotency'>): (fileId: string, pipeline: Pipeline) => Promise<AcceptedJob> {
+export function jobAcceptor({ settings, jobs, queue, store, processor, webhooks }: Omit<ProcessDeps, 'idempotency'>): (fileId: string, pipeline: Pipeline) => Promise<AcceptedJob> {
   return accept;
 
   async function accept(fileId: string, pipeline: Pipeline) {
@@ -101,6 +104,7 @@ export function jobAcceptor({ settings, jobs, queue, store, processor }: Omit<Pr
     if (!file) throw notFound('file_not_found', `no upload has file_id ${fileId}`);
     const output = { format: pipeline.format ?? defaultOutputFormat(file.format), quality: pipeline.quality };
     checkOutputSize(file, pipeline, output.format);
+    const notifyUrl = pipeline.notify_url === undefined ? undefined : await vetted(pipeline.notify_url);
     const now = new Date().toISOString();
     const job: JobRecord = {
       processing_id: crypto.randomUUID(),
@@ -113,6 +117,7 @@ export function jobAcceptor({ settings, jobs, queue, store, processor }: Omit<Pr
       // Quality is part of the result only where the encoder uses it.
       cache_key: await sha256Hex(JSON.stringify([file.sha256, pipeline.operations, output.format, LOSSY_FORMATS.has(output.format) ? output.quality : null, pipeline.keep_metadata])),
       created_at: now,
+      ...(notifyUrl === undefined ? {} : { notify_url: notifyUrl }),
     };
 
     const hit = await cachedResult(job);
@@ -122,6 +127,8 @@ export function jobAcceptor({ settings, jobs, queue, store, processor }: Omit<Pr
       // The newest job now stands for the result, which lives on for another retention period.
       await jobs.markCompleted(job.cache_key, job.processing_id);
       await store.touchResult(resultName(job));
+      // No runner sees a job answered from the cache, so its end is announced here.
+      await announceEndedJob(webhooks?.outbox, answer);
       return accepted(answer);
     }
     // Only work still to be done needs memory: a cached result is answered whatever its job once cost.
@@ -140,6 +147,13 @@ export function jobAcceptor({ settings, jobs, queue, store, processor }: Omit<Pr
     return accepted(job);
   }
 
+  /** The URL as it will be posted to, once it passed the SSRF guard (a 400 naming the reason otherwise). */
+  async function vetted(url: string): Promise<string> {
+    const verdict = webhooks ? await webhooks.notifyUrls.check(url) : undefined;
+    if (!verdict) throw notifyUrlProblem({ ok: false, reason: 'webhooks_not_configured', detail: 'notify_url cannot be used: this deployment has no WEBHOOK_SECRETS to sign deliveries with' });
+    if (!verdict.ok) throw notifyUrlProblem(verdict);
+    return verdict.url;
+  }
   /** The result is bounded like an input: width × height × frames within MAX_INPUT_PIXELS. */
   function checkOutputSize(file: FileRecord, pipeline: Pipeline, format: OutputFormat): void {
     const { width, height } = outputSize(file, pipeline.operations);

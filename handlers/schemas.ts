@@ -8,6 +8,7 @@ import type { RequestIdVariables } from 'hono/request-id';
 import { codesForStatus, ERROR_CODE_NAMES, errorCodeTable, type ErrorCode } from '../src/domain/error-codes.js';
 import { INPUT_FORMATS, OUTPUT_FORMATS } from '../src/domain/formats.js';
 import { Operation, quote } from '../src/domain/operations.js';
+import { NotificationSchema } from '../src/webhooks/schemas.js';
 
 /** The Hono environment every route shares: no runtime bindings, so any Fetch runtime can serve the app. */
 export type AppEnv = { Variables: RequestIdVariables & { /** A hash of the caller's API key, when API_KEYS is set. */ caller?: string } };
@@ -138,5 +139,6 @@ export const JobStatusSchema = z
       .optional(),
     error: z.object({ code: ErrorCodeSchema, message: z.string() }).optional().openapi({ description: 'Why the job failed (status failed)' }),
     download_url: z.string().optional().openapi({ description: 'Where the result is, once completed' }),
+    notification: NotificationSchema.optional().openapi({ description: "The webhook announcing the job's end, for a job asked with notify_url: its delivery so far" }),
   })
   .openapi('JobStatus');

@@ -89,7 +89,7 @@ async function settled(jobs: JobStore, processingId: string, first: JobRecord, w
   }
 }
 
-export function statusHandler({ jobs, stopping }: Pick<AppDeps, 'jobs' | 'stopping'>): RouteHandler<typeof statusRoute, AppEnv> {
+export function statusHandler({ jobs, stopping, webhooks }: Pick<AppDeps, 'jobs' | 'stopping' | 'webhooks'>): RouteHandler<typeof statusRoute, AppEnv> {
   return async function status(c) {
     const { processing_id: processingId } = c.req.valid('param');
     const waitSeconds = parseWait(c.req.valid('query').wait);
@@ -100,6 +100,8 @@ export function statusHandler({ jobs, stopping }: Pick<AppDeps, 'jobs' | 'stoppi
     // A stopping process answers its long polls at once, so it can close Redis without cutting them off.
     const signal = waiting ? (stopping ? AbortSignal.any([c.req.raw.signal, stopping]) : c.req.raw.signal) : undefined;
     const answer = signal ? await settled(jobs, processingId, job, waitSeconds * 1000, signal) : job;
-    return c.json(publicJob(answer), 200);
+    // Only a job that asked to be told has a delivery to show (no outbox read for any other).
+    const notification = answer.notify_url && webhooks?.outbox ? await webhooks.outbox.state(processingId) : undefined;
+    return c.json({ ...publicJob(answer), ...(notification ? { notification } : {}) }, 200);
   };
 }

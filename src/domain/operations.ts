@@ -6,6 +6,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import { cut, ECHO_CHARS, invalidRequest, type FieldError } from './errors.js';
+import { MAX_NOTIFY_URL_LENGTH } from '../webhooks/notify-url.js';
 import { OUTPUT_FORMATS } from './formats.js';
 
 export const MAX_OUTPUT_DIMENSION = 8192;
@@ -143,6 +144,18 @@ export type Operation = z.output<typeof Operation>;
 export const OutputFormatField = oneOf('format', OUTPUT_FORMATS);
 export const QualityField = integerIn('quality', 1, 100);
 
+export const NotifyUrlField = z
+  .string({ error: (iss) => `notify_url must be an https URL of at most ${MAX_NOTIFY_URL_LENGTH} characters, got ${quote(iss.input)}` })
+  .max(MAX_NOTIFY_URL_LENGTH, { error: (iss) => `notify_url must be at most ${MAX_NOTIFY_URL_LENGTH} characters, got ${(iss.input as string).length}` })
+  .optional()
+  .openapi({
+    description:
+      'Where the job\'s end is announced: a signed POST (Standard Webhooks) of `{ type: "job.completed" | "job.failed", timestamp, data: <this job\'s status> }`. ' +
+      '`https` only (and `http` where WEBHOOK_ALLOW_HTTP=true); private, loopback and link-local addresses are refused unless WEBHOOK_ALLOWED_HOSTS allows them; ' +
+      'refused with 400 `invalid_notify_url` (or when the deployment has no WEBHOOK_SECRETS).',
+    example: 'https://example.com/hooks/images',
+  });
+
 export const PipelineRequest = z
   .strictObject({
     operations: z
@@ -152,9 +165,10 @@ export const PipelineRequest = z
     format: OutputFormatField.optional().openapi({ description: "default: the input's format where it can be written (BMP gives PNG)" }),
     quality: QualityField.default(DEFAULT_QUALITY).openapi({ description: 'lossy formats only, 1–100' }),
     keep_metadata: flag('keep_metadata').default(false),
+    notify_url: NotifyUrlField,
   }, {
     error: (iss) => {
-      if (iss.code === 'unrecognized_keys') return `${someKeys(iss.keys)}: not ${iss.keys.length > 1 ? 'fields' : 'a field'} of the request (it takes operations, format, quality, keep_metadata)`;
+      if (iss.code === 'unrecognized_keys') return `${someKeys(iss.keys)}: not ${iss.keys.length > 1 ? 'fields' : 'a field'} of the request (it takes operations, format, quality, keep_metadata, notify_url)`;
       return `the body must be a JSON object like {"operations": [{"operation": "blur"}]}, got ${quote(iss.input)}`;
     },
   })
@@ -167,6 +181,8 @@ export interface Pipeline {
   format?: (typeof OUTPUT_FORMATS)[number];
   quality: number;
   keep_metadata: boolean;
+  /** Where the job's end is to be announced (vetted by the handler; it does not change the result). */
+  notify_url?: string;
 }
 
 /** Reduces a parsed request to its meaning (the cache key is taken from this). */
@@ -177,7 +193,10 @@ export function normalisePipeline(request: PipelineRequest): Pipeline {
     const { fit, ...rest } = op;
     return both ? { ...rest, fit: fit ?? 'cover' } : rest;
   });
-  return { operations, format: request.format, quality: request.quality, keep_metadata: request.keep_metadata };
+  return {
+    operations, format: request.format, quality: request.quality, keep_metadata: request.keep_metadata,
+    ...(request.notify_url === undefined ? {} : { notify_url: request.notify_url }),
+  };
 }
 
 /** One `FieldError` per zod issue, paths joined with dots (`operations.1.intensity`), each key named as `keyName` does. */
@@ -218,7 +237,7 @@ const boolean = (text: string | undefined) => (text !== undefined && text.toLowe
  * @example parsePipelineQuery({ operation: 'resize', width: '200', height: '150' })
  */
 export function parsePipelineQuery(query: Record<string, string | undefined>): Pipeline {
-  const { format, quality, keep_metadata, operation: name, ...params } = query;
+  const { format, quality, keep_metadata, notify_url, operation: name, ...params } = query;
   if (name === undefined || name === '') {
     throw invalidRequest([{ path: 'operation', message: `operation is required: one of ${OPERATION_NAMES.join(', ')} (or send a JSON body with "operations")` }]);
   }
@@ -231,6 +250,7 @@ export function parsePipelineQuery(query: Record<string, string | undefined>): P
   if (format !== undefined) body.format = format;
   if (quality !== undefined) body.quality = numeric(quality);
   if (keep_metadata !== undefined) body.keep_metadata = boolean(keep_metadata);
+  if (notify_url !== undefined) body.notify_url = notify_url;
   const parsed = PipelineRequest.safeParse(body);
   if (!parsed.success) throw invalidRequest(fieldErrorsOf(parsed.error, 'operations.0.'));
   return normalisePipeline(parsed.data);

@@ -1,23 +1,9 @@
 /**
  * @module
- * The webhook parts of the HTTP contract as zod-openapi schemas, for the route declarations to use: the
- * `notify_url` input and the `notification` a job's status shows. Kept here so the handlers' declarations
- * (and the OpenAPI document) say what this module does.
+ * The webhook part of a job's status as a zod-openapi schema: the `notification` `GET /status` shows (the
+ * `notify_url` input is `NotifyUrlField`, in the pipeline's schema, src/domain/operations.ts).
  */
 import { z } from '@hono/zod-openapi';
-import { MAX_NOTIFY_URL_LENGTH } from './notify-url.js';
-
-export const NotifyUrlField = z
-  .string()
-  .max(MAX_NOTIFY_URL_LENGTH)
-  .optional()
-  .openapi({
-    description:
-      'Where the job\'s end is announced: a signed POST (Standard Webhooks) of `{ type: "job.completed" | "job.failed", timestamp, data: <this job\'s status> }`. ' +
-      '`https` only (and `http` where WEBHOOK_ALLOW_HTTP=true); private, loopback and link-local addresses are refused unless WEBHOOK_ALLOWED_HOSTS allows them; ' +
-      'refused with 400 `invalid_notify_url` (or when the deployment has no WEBHOOK_SECRETS).',
-    example: 'https://example.com/hooks/images',
-  });
 
 export const NotificationSchema = z
   .object({

@@ -40,10 +40,10 @@ describe.runIf(redis !== undefined)('a worker killed between the job’s end and
     started.push(api);
     const send = (path: string, init?: RequestInit) => fetch(`${api.baseUrl}${path}`, init);
     const file = await upload(send, await solid(32, 32, { r: 0, g: 90, b: 200 }), 'blue.png');
-    const { processing_id: processingId } = await submit(send, file.file_id, { operations: [{ operation: 'grayscale' }] });
-    // No worker runs yet: the job waits, and gets the notify_url POST /process will record once wired.
+    // No worker runs yet: the job waits in the queue with its notify_url.
+    const { processing_id: processingId } = await submit(send, file.file_id, { operations: [{ operation: 'grayscale' }], notify_url: `${receiver.url}/hooks` });
     const jobs = new RedisJobStore(client!, prefix, 3600);
-    expect(await jobs.updateJob(processingId, { notify_url: `${receiver.url}/hooks` })).toMatchObject({ status: 'queued' });
+    expect(await jobs.getJob(processingId)).toMatchObject({ status: 'queued', notify_url: `${receiver.url}/hooks` });
 
     const doomed = await startWorker({ ...env, WORKER_CONCURRENCY: '1' }, api.dir);
     started.push(doomed);
