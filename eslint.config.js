@@ -17,20 +17,34 @@ export default tseslint.config(
     // Handlers are Fetch-API code over ports: no native or Node-bound module belongs there.
     files: ['handlers/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{ group: ['node:*', 'fs', 'path', 'sharp', 'ioredis', 'bullmq', 'busboy', '@fastify/busboy', '../src/adapters/*'],
-          message: 'handlers depend on ports only; put Node, sharp and Redis code in src/adapters/' }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'path', 'sharp', 'ioredis', 'bullmq', 'busboy', '@fastify/busboy', '../src/adapters/*'],
+              message: 'handlers depend on ports only; put Node, sharp and Redis code in src/adapters/',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     // The typed client is for users' code in any runtime: fetch only, and nothing of the server's.
     files: ['client/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{ group: ['node:*', '../src/*', '../handlers/*', '../test/*'],
-          message: 'the client stands alone: openapi-fetch and its generated schema only' }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', '../src/*', '../handlers/*', '../test/*'],
+              message: 'the client stands alone: openapi-fetch and its generated schema only',
+            },
+          ],
+        },
+      ],
     },
   },
 );

@@ -3,7 +3,7 @@
  * change the route declarations in handlers/ and generate again.
  */
 export interface paths {
-  "/": {
+  '/': {
     parameters: {
       query?: never;
       header?: never;
@@ -14,7 +14,7 @@ export interface paths {
      * Liveness
      * @description Touches no dependency: a load balancer never takes a busy instance out. Needs no API key.
      */
-    get: operations["getLiveness"];
+    get: operations['getLiveness'];
     put?: never;
     post?: never;
     delete?: never;
@@ -23,7 +23,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/health": {
+  '/health': {
     parameters: {
       query?: never;
       header?: never;
@@ -34,7 +34,7 @@ export interface paths {
      * Dependency health
      * @description The state of every dependency. Needs no API key.
      */
-    get: operations["getHealth"];
+    get: operations['getHealth'];
     put?: never;
     post?: never;
     delete?: never;
@@ -43,7 +43,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/upload": {
+  '/upload': {
     parameters: {
       query?: never;
       header?: never;
@@ -56,14 +56,14 @@ export interface paths {
      * Upload an image
      * @description One image in a multipart part named `file`. The format is decided from the bytes; the extension must be in ALLOWED_EXTENSIONS.
      */
-    post: operations["uploadImage"];
+    post: operations['uploadImage'];
     delete?: never;
     options?: never;
     head?: never;
     patch?: never;
     trace?: never;
   };
-  "/process/{file_id}": {
+  '/process/{file_id}': {
     parameters: {
       query?: never;
       header?: never;
@@ -76,14 +76,14 @@ export interface paths {
      * Process an upload
      * @description Either the query form (`?operation=resize&width=200&height=150`, no body) or a JSON pipeline of 1 to 10 operations, applied in order (the query is then not read).
      */
-    post: operations["processImage"];
+    post: operations['processImage'];
     delete?: never;
     options?: never;
     head?: never;
     patch?: never;
     trace?: never;
   };
-  "/status/{processing_id}": {
+  '/status/{processing_id}': {
     parameters: {
       query?: never;
       header?: never;
@@ -94,7 +94,7 @@ export interface paths {
      * Job status
      * @description Where a job stands. With `wait`, the answer comes as soon as the job is completed or failed, or after that many seconds. Also the original service's `GET /status/{task_id}`: a task_id (POST /upload-image/) is a processing_id, and every job answer carries both.
      */
-    get: operations["getStatus"];
+    get: operations['getStatus'];
     put?: never;
     post?: never;
     delete?: never;
@@ -103,7 +103,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/download/{processing_id}": {
+  '/download/{processing_id}': {
     parameters: {
       query?: never;
       header?: never;
@@ -114,7 +114,7 @@ export interface paths {
      * Download a result
      * @description The result of a completed job, with a strong ETag (the SHA-256 of the bytes). HEAD gives the same headers without the body. The file_id of an upload made with the original service's `POST /upload-image/` works too (its resize result); any other file_id is a 404 saying so.
      */
-    get: operations["downloadResult"];
+    get: operations['downloadResult'];
     put?: never;
     post?: never;
     delete?: never;
@@ -123,11 +123,11 @@ export interface paths {
      * Headers of a result
      * @description As GET, without the body: Content-Length, ETag, Content-Type.
      */
-    head: operations["headResult"];
+    head: operations['headResult'];
     patch?: never;
     trace?: never;
   };
-  "/list": {
+  '/list': {
     parameters: {
       query?: never;
       header?: never;
@@ -138,7 +138,7 @@ export interface paths {
      * List uploads
      * @description The uploads, newest first, a page at a time.
      */
-    get: operations["listUploads"];
+    get: operations['listUploads'];
     put?: never;
     post?: never;
     delete?: never;
@@ -147,7 +147,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/upload-image": {
+  '/upload-image': {
     parameters: {
       query?: never;
       header?: never;
@@ -161,14 +161,14 @@ export interface paths {
      * @deprecated
      * @description The original service's `POST /upload-image/` (with or without the trailing slash): `POST /upload`, then `POST /process/{file_id}?operation=resize&width=800&height=800&fit=inside&without_enlargement=true` in one call, in the upload's own format. Same limits and refusals as `POST /upload`; `Idempotency-Key` covers both steps. Answers `task_id` (= `processing_id`) and `file_id` as the original did: follow with `GET /status/{task_id}` and `GET /download/{file_id}` (or `/download/{processing_id}`). New clients: call `POST /upload` and `POST /process/{file_id}`.
      */
-    post: operations["legacyUploadImage"];
+    post: operations['legacyUploadImage'];
     delete?: never;
     options?: never;
     head?: never;
     patch?: never;
     trace?: never;
   };
-  "/tasks": {
+  '/tasks': {
     parameters: {
       query?: never;
       header?: never;
@@ -179,7 +179,7 @@ export interface paths {
      * List jobs
      * @description Every job (whichever route made it), newest first, a page at a time as `GET /list` pages uploads; each item is what `GET /status/{processing_id}` answers. Also answered at `/tasks/`, the original service's path. Jobs are kept for RETENTION_SECONDS, as their records are.
      */
-    get: operations["listTasks"];
+    get: operations['listTasks'];
     put?: never;
     post?: never;
     delete?: never;
@@ -188,7 +188,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/metrics": {
+  '/metrics': {
     parameters: {
       query?: never;
       header?: never;
@@ -199,7 +199,7 @@ export interface paths {
      * Prometheus metrics
      * @description Request, job and queue metrics in the Prometheus text format. Behind the API key when API_KEYS is set.
      */
-    get: operations["getMetrics"];
+    get: operations['getMetrics'];
     put?: never;
     post?: never;
     delete?: never;
@@ -208,7 +208,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/docs": {
+  '/docs': {
     parameters: {
       query?: never;
       header?: never;
@@ -219,7 +219,7 @@ export interface paths {
      * API reference page
      * @description This document, rendered (Scalar), with its script served by this app.
      */
-    get: operations["getDocs"];
+    get: operations['getDocs'];
     put?: never;
     post?: never;
     delete?: never;
@@ -228,7 +228,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/docs/scalar.js": {
+  '/docs/scalar.js': {
     parameters: {
       query?: never;
       header?: never;
@@ -239,7 +239,7 @@ export interface paths {
      * The reference page's script
      * @description Served by this app, so the page works with no internet access.
      */
-    get: operations["getDocsScript"];
+    get: operations['getDocsScript'];
     put?: never;
     post?: never;
     delete?: never;
@@ -248,7 +248,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/favicon.ico": {
+  '/favicon.ico': {
     parameters: {
       query?: never;
       header?: never;
@@ -259,7 +259,7 @@ export interface paths {
      * The reference page's icon
      * @description A small icon, cached for a day.
      */
-    get: operations["getFavicon"];
+    get: operations['getFavicon'];
     put?: never;
     post?: never;
     delete?: never;
@@ -268,7 +268,7 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/openapi.json": {
+  '/openapi.json': {
     parameters: {
       query?: never;
       header?: never;
@@ -279,7 +279,7 @@ export interface paths {
      * This document
      * @description The OpenAPI 3.1 document, generated from the route declarations.
      */
-    get: operations["getOpenApi"];
+    get: operations['getOpenApi'];
     put?: never;
     post?: never;
     delete?: never;
@@ -294,19 +294,19 @@ export interface components {
   schemas: {
     PipelineRequest: {
       operations: (
-        | components["schemas"]["ResizeOperation"]
-        | components["schemas"]["BlurOperation"]
-        | components["schemas"]["SharpenOperation"]
-        | components["schemas"]["GrayscaleOperation"]
-        | components["schemas"]["SepiaOperation"]
-        | components["schemas"]["BrightnessOperation"]
-        | components["schemas"]["ContrastOperation"]
+        | components['schemas']['ResizeOperation']
+        | components['schemas']['BlurOperation']
+        | components['schemas']['SharpenOperation']
+        | components['schemas']['GrayscaleOperation']
+        | components['schemas']['SepiaOperation']
+        | components['schemas']['BrightnessOperation']
+        | components['schemas']['ContrastOperation']
       )[];
       /**
        * @description default: the input's format where it can be written (BMP gives PNG)
        * @enum {string}
        */
-      format?: "jpeg" | "png" | "webp" | "avif" | "gif" | "tiff";
+      format?: 'jpeg' | 'png' | 'webp' | 'avif' | 'gif' | 'tiff';
       /**
        * @description lossy formats only, 1–100
        * @default 80
@@ -326,7 +326,7 @@ export interface components {
        * @description discriminator enum property added by openapi-typescript
        * @enum {string}
        */
-      operation: "resize";
+      operation: 'resize';
       /** @description 1–8192 */
       width?: number;
       /** @description 1–8192 */
@@ -335,7 +335,7 @@ export interface components {
        * @description how both sides are honoured (default cover); ignored with one side
        * @enum {string}
        */
-      fit?: "cover" | "contain" | "fill" | "inside" | "outside";
+      fit?: 'cover' | 'contain' | 'fill' | 'inside' | 'outside';
       /** @default false */
       without_enlargement?: boolean;
     };
@@ -345,7 +345,7 @@ export interface components {
        * @description discriminator enum property added by openapi-typescript
        * @enum {string}
        */
-      operation: "blur";
+      operation: 'blur';
       /**
        * @description Gaussian sigma, 0.3–100 (default 2) for blur
        * @default 2
@@ -358,7 +358,7 @@ export interface components {
        * @description discriminator enum property added by openapi-typescript
        * @enum {string}
        */
-      operation: "sharpen";
+      operation: 'sharpen';
       /**
        * @description sigma, 0.3–10 (default 1) for sharpen
        * @default 1
@@ -371,7 +371,7 @@ export interface components {
        * @description discriminator enum property added by openapi-typescript
        * @enum {string}
        */
-      operation: "grayscale";
+      operation: 'grayscale';
     };
     /** @description Sepia tone blended with the original */
     SepiaOperation: {
@@ -379,7 +379,7 @@ export interface components {
        * @description discriminator enum property added by openapi-typescript
        * @enum {string}
        */
-      operation: "sepia";
+      operation: 'sepia';
       /**
        * @description blend, 0–1 (default 1) for sepia
        * @default 1
@@ -392,7 +392,7 @@ export interface components {
        * @description discriminator enum property added by openapi-typescript
        * @enum {string}
        */
-      operation: "brightness";
+      operation: 'brightness';
       /**
        * @description factor, 0–10 (default 1.2) for brightness
        * @default 1.2
@@ -405,7 +405,7 @@ export interface components {
        * @description discriminator enum property added by openapi-typescript
        * @enum {string}
        */
-      operation: "contrast";
+      operation: 'contrast';
       /**
        * @description factor, 0–10 (default 1.2) for contrast
        * @default 1.2
@@ -413,12 +413,12 @@ export interface components {
       intensity?: number;
     };
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem500: components["schemas"]["Problem"] &
+    Problem500: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 500;
         /** @enum {string} */
-        code?: "internal_error";
+        code?: 'internal_error';
       } & {
         [key: string]: unknown;
       });
@@ -436,7 +436,7 @@ export interface components {
       title: string;
       /** @example 400 */
       status: number;
-      code: components["schemas"]["ErrorCode"];
+      code: components['schemas']['ErrorCode'];
       /**
        * @description What was wrong and what is allowed, in words
        * @example width must be an integer from 1 to 8192, got 0
@@ -518,79 +518,79 @@ export interface components {
      * @enum {string}
      */
     ErrorCode:
-      | "invalid_request"
-      | "out_of_memory_budget"
-      | "output_too_large"
-      | "malformed_json"
-      | "json_too_deep"
-      | "empty_body"
-      | "body_incomplete"
-      | "bad_request"
-      | "invalid_limit"
-      | "invalid_cursor"
-      | "invalid_wait"
-      | "invalid_idempotency_key"
-      | "not_multipart"
-      | "malformed_multipart"
-      | "missing_file"
-      | "unexpected_file_field"
-      | "too_many_files"
-      | "too_many_parts"
-      | "empty_file"
-      | "invalid_notify_url"
-      | "upload_interrupted"
-      | "unauthorized"
-      | "not_found"
-      | "file_not_found"
-      | "job_not_found"
-      | "result_missing"
-      | "method_not_allowed"
-      | "request_timeout"
-      | "upload_timeout"
-      | "job_not_completed"
-      | "job_failed"
-      | "idempotency_key_in_progress"
-      | "body_too_large"
-      | "file_too_large"
-      | "too_many_pixels"
-      | "unsupported_media_type"
-      | "unsupported_content_encoding"
-      | "unsupported_extension"
-      | "unsupported_format"
-      | "undecodable_image"
-      | "idempotency_key_reused"
-      | "decode_failed"
-      | "timeout"
-      | "out_of_memory"
-      | "processing_failed"
-      | "file_missing"
-      | "worker_lost"
-      | "retries_exhausted"
-      | "rate_limited"
-      | "internal_error"
-      | "redis_unavailable"
-      | "redis_error"
-      | "queue_unavailable"
-      | "webhook_queue_unavailable"
-      | "queue_full"
-      | "too_many_uploads"
-      | "storage_unavailable"
-      | "storage_full";
+      | 'invalid_request'
+      | 'out_of_memory_budget'
+      | 'output_too_large'
+      | 'malformed_json'
+      | 'json_too_deep'
+      | 'empty_body'
+      | 'body_incomplete'
+      | 'bad_request'
+      | 'invalid_limit'
+      | 'invalid_cursor'
+      | 'invalid_wait'
+      | 'invalid_idempotency_key'
+      | 'not_multipart'
+      | 'malformed_multipart'
+      | 'missing_file'
+      | 'unexpected_file_field'
+      | 'too_many_files'
+      | 'too_many_parts'
+      | 'empty_file'
+      | 'invalid_notify_url'
+      | 'upload_interrupted'
+      | 'unauthorized'
+      | 'not_found'
+      | 'file_not_found'
+      | 'job_not_found'
+      | 'result_missing'
+      | 'method_not_allowed'
+      | 'request_timeout'
+      | 'upload_timeout'
+      | 'job_not_completed'
+      | 'job_failed'
+      | 'idempotency_key_in_progress'
+      | 'body_too_large'
+      | 'file_too_large'
+      | 'too_many_pixels'
+      | 'unsupported_media_type'
+      | 'unsupported_content_encoding'
+      | 'unsupported_extension'
+      | 'unsupported_format'
+      | 'undecodable_image'
+      | 'idempotency_key_reused'
+      | 'decode_failed'
+      | 'timeout'
+      | 'out_of_memory'
+      | 'processing_failed'
+      | 'file_missing'
+      | 'worker_lost'
+      | 'retries_exhausted'
+      | 'rate_limited'
+      | 'internal_error'
+      | 'redis_unavailable'
+      | 'redis_error'
+      | 'queue_unavailable'
+      | 'webhook_queue_unavailable'
+      | 'queue_full'
+      | 'too_many_uploads'
+      | 'storage_unavailable'
+      | 'storage_full';
     Health: {
       /** @enum {string} */
-      status: "healthy" | "degraded" | "unhealthy";
+      status: 'healthy' | 'degraded' | 'unhealthy';
       version: string;
       uptime_seconds: number;
       started_at: string;
       services: {
         redis: {
           /** @enum {string} */
-          status: "connected" | "disconnected" | "not_configured";
+          status: 'connected' | 'disconnected' | 'not_configured';
           latency_ms?: number;
         };
         storage: {
           /** @enum {string} */
-          status: "ok" | "error";
+          status: 'ok' | 'error';
           free_bytes?: number;
         };
         queue: {
@@ -613,7 +613,7 @@ export interface components {
       filename: string;
       content_type: string;
       /** @enum {string} */
-      format: "jpeg" | "png" | "gif" | "tiff" | "webp" | "bmp" | "avif";
+      format: 'jpeg' | 'png' | 'gif' | 'tiff' | 'webp' | 'bmp' | 'avif';
       size_bytes: number;
       width: number;
       height: number;
@@ -623,150 +623,141 @@ export interface components {
       sha256: string;
     };
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem400: components["schemas"]["Problem"] &
+    Problem400: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 400;
         /** @enum {string} */
         code?:
-          | "invalid_request"
-          | "out_of_memory_budget"
-          | "output_too_large"
-          | "malformed_json"
-          | "json_too_deep"
-          | "empty_body"
-          | "body_incomplete"
-          | "bad_request"
-          | "invalid_limit"
-          | "invalid_cursor"
-          | "invalid_wait"
-          | "invalid_idempotency_key"
-          | "not_multipart"
-          | "malformed_multipart"
-          | "missing_file"
-          | "unexpected_file_field"
-          | "too_many_files"
-          | "too_many_parts"
-          | "empty_file"
-          | "invalid_notify_url"
-          | "upload_interrupted";
+          | 'invalid_request'
+          | 'out_of_memory_budget'
+          | 'output_too_large'
+          | 'malformed_json'
+          | 'json_too_deep'
+          | 'empty_body'
+          | 'body_incomplete'
+          | 'bad_request'
+          | 'invalid_limit'
+          | 'invalid_cursor'
+          | 'invalid_wait'
+          | 'invalid_idempotency_key'
+          | 'not_multipart'
+          | 'malformed_multipart'
+          | 'missing_file'
+          | 'unexpected_file_field'
+          | 'too_many_files'
+          | 'too_many_parts'
+          | 'empty_file'
+          | 'invalid_notify_url'
+          | 'upload_interrupted';
       } & {
         [key: string]: unknown;
       });
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem401: components["schemas"]["Problem"] &
+    Problem401: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 401;
         /** @enum {string} */
-        code?: "unauthorized";
+        code?: 'unauthorized';
       } & {
         [key: string]: unknown;
       });
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem408: components["schemas"]["Problem"] &
+    Problem408: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 408;
         /** @enum {string} */
-        code?: "request_timeout" | "upload_timeout";
+        code?: 'request_timeout' | 'upload_timeout';
       } & {
         [key: string]: unknown;
       });
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem409: components["schemas"]["Problem"] &
+    Problem409: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 409;
         /** @enum {string} */
-        code?:
-          "job_not_completed" | "job_failed" | "idempotency_key_in_progress";
+        code?: 'job_not_completed' | 'job_failed' | 'idempotency_key_in_progress';
       } & {
         [key: string]: unknown;
       });
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem413: components["schemas"]["Problem"] &
+    Problem413: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 413;
         /** @enum {string} */
-        code?:
-          | "out_of_memory_budget"
-          | "body_too_large"
-          | "file_too_large"
-          | "too_many_pixels";
+        code?: 'out_of_memory_budget' | 'body_too_large' | 'file_too_large' | 'too_many_pixels';
       } & {
         [key: string]: unknown;
       });
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem415: components["schemas"]["Problem"] &
+    Problem415: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 415;
         /** @enum {string} */
         code?:
-          | "unsupported_media_type"
-          | "unsupported_content_encoding"
-          | "unsupported_extension"
-          | "unsupported_format"
-          | "undecodable_image";
+          'unsupported_media_type' | 'unsupported_content_encoding' | 'unsupported_extension' | 'unsupported_format' | 'undecodable_image';
       } & {
         [key: string]: unknown;
       });
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem422: components["schemas"]["Problem"] &
+    Problem422: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 422;
         /** @enum {string} */
-        code?: "idempotency_key_reused";
+        code?: 'idempotency_key_reused';
       } & {
         [key: string]: unknown;
       });
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem429: components["schemas"]["Problem"] &
+    Problem429: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 429;
         /** @enum {string} */
-        code?: "rate_limited";
+        code?: 'rate_limited';
       } & {
         [key: string]: unknown;
       });
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem503: components["schemas"]["Problem"] &
+    Problem503: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 503;
         /** @enum {string} */
         code?:
-          | "redis_unavailable"
-          | "redis_error"
-          | "queue_unavailable"
-          | "webhook_queue_unavailable"
-          | "queue_full"
-          | "too_many_uploads"
-          | "storage_unavailable";
+          | 'redis_unavailable'
+          | 'redis_error'
+          | 'queue_unavailable'
+          | 'webhook_queue_unavailable'
+          | 'queue_full'
+          | 'too_many_uploads'
+          | 'storage_unavailable';
       } & {
         [key: string]: unknown;
       });
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem507: components["schemas"]["Problem"] &
+    Problem507: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 507;
         /** @enum {string} */
-        code?: "storage_full";
+        code?: 'storage_full';
       } & {
         [key: string]: unknown;
       });
-    ProcessAccepted: components["schemas"]["JobStatus"] & {
+    ProcessAccepted: components['schemas']['JobStatus'] & {
       download_url: string;
       status_url: string;
     };
     Output: {
       /** @enum {string} */
-      format: "jpeg" | "png" | "webp" | "avif" | "gif" | "tiff";
+      format: 'jpeg' | 'png' | 'webp' | 'avif' | 'gif' | 'tiff';
       quality: number;
     };
     /** @description The webhook announcing the job's end, for a job asked with notify_url: its delivery so far */
@@ -774,12 +765,12 @@ export interface components {
       /** @description The `webhook-id` of every attempt: deduplicate by it */
       webhook_id: string;
       /** @enum {string} */
-      event: "job.completed" | "job.failed";
+      event: 'job.completed' | 'job.failed';
       /**
        * @description `gone`: the receiver answered 410; `failed`: attempts or age ran out
        * @enum {string}
        */
-      status: "pending" | "delivered" | "gone" | "failed";
+      status: 'pending' | 'delivered' | 'gone' | 'failed';
       attempts: number;
       last_attempt_at?: string;
       last_response?: {
@@ -807,18 +798,18 @@ export interface components {
        */
       file_id: string;
       /** @enum {string} */
-      status: "queued" | "processing" | "completed" | "failed";
+      status: 'queued' | 'processing' | 'completed' | 'failed';
       cached: boolean;
       operations: (
-        | components["schemas"]["ResizeOperation"]
-        | components["schemas"]["BlurOperation"]
-        | components["schemas"]["SharpenOperation"]
-        | components["schemas"]["GrayscaleOperation"]
-        | components["schemas"]["SepiaOperation"]
-        | components["schemas"]["BrightnessOperation"]
-        | components["schemas"]["ContrastOperation"]
+        | components['schemas']['ResizeOperation']
+        | components['schemas']['BlurOperation']
+        | components['schemas']['SharpenOperation']
+        | components['schemas']['GrayscaleOperation']
+        | components['schemas']['SepiaOperation']
+        | components['schemas']['BrightnessOperation']
+        | components['schemas']['ContrastOperation']
       )[];
-      output: components["schemas"]["Output"];
+      output: components['schemas']['Output'];
       /** Format: date-time */
       created_at: string;
       /** Format: date-time */
@@ -828,7 +819,7 @@ export interface components {
       duration_ms?: number;
       result?: {
         /** @enum {string} */
-        format: "jpeg" | "png" | "webp" | "avif" | "gif" | "tiff";
+        format: 'jpeg' | 'png' | 'webp' | 'avif' | 'gif' | 'tiff';
         width: number;
         height: number;
         size_bytes: number;
@@ -837,33 +828,32 @@ export interface components {
       };
       /** @description Why the job failed (status failed) */
       error?: {
-        code: components["schemas"]["ErrorCode"];
+        code: components['schemas']['ErrorCode'];
         message: string;
       };
       /** @description Where the result is, once completed */
       download_url?: string;
-      notification?: components["schemas"]["Notification"];
+      notification?: components['schemas']['Notification'];
     };
     /** @description An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed). */
-    Problem404: components["schemas"]["Problem"] &
+    Problem404: components['schemas']['Problem'] &
       ({
         /** @enum {number} */
         status?: 404;
         /** @enum {string} */
-        code?:
-          "not_found" | "file_not_found" | "job_not_found" | "result_missing";
+        code?: 'not_found' | 'file_not_found' | 'job_not_found' | 'result_missing';
       } & {
         [key: string]: unknown;
       });
-    UploadImageAccepted: components["schemas"]["JobStatus"] & {
+    UploadImageAccepted: components['schemas']['JobStatus'] & {
       /** @description GET it for the result once completed; /download/{file_id} works too */
       download_url: string;
       /** @description GET it to follow the job (the same as /status/{task_id}) */
       status_url: string;
-      upload: components["schemas"]["UploadedFile"];
+      upload: components['schemas']['UploadedFile'];
     };
     TaskPage: {
-      items: components["schemas"]["JobStatus"][];
+      items: components['schemas']['JobStatus'][];
       total: number;
       next_cursor: string | null;
     };
@@ -871,16 +861,16 @@ export interface components {
   responses: never;
   parameters: {
     /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-    "X-Request-Id": string;
+    'X-Request-Id': string;
   };
   requestBodies: never;
   headers: {
     /** @description The request's id (an incoming sane X-Request-Id, or a UUID); a problem's request_id is the same */
-    "X-Request-Id": string;
+    'X-Request-Id': string;
     /** @description Seconds to wait before retrying */
-    "Retry-After": number;
+    'Retry-After': number;
     /** @description `true` when the answer is the recorded answer to an earlier request with the same Idempotency-Key */
-    "Idempotent-Replayed": "true";
+    'Idempotent-Replayed': 'true';
     /** @description A strong ETag: the SHA-256 of the result, quoted */
     ETag: string;
   };
@@ -893,7 +883,7 @@ export interface operations {
       query?: never;
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
@@ -903,15 +893,15 @@ export interface operations {
       /** @description The service is up */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": {
+          'application/json': {
             service: string;
             version: string;
             /** @enum {string} */
-            status: "ok";
+            status: 'ok';
             docs: string;
             openapi: string;
           };
@@ -920,11 +910,11 @@ export interface operations {
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
     };
@@ -934,7 +924,7 @@ export interface operations {
       query?: never;
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
@@ -944,31 +934,31 @@ export interface operations {
       /** @description Healthy or degraded */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["Health"];
+          'application/json': components['schemas']['Health'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description Cannot accept work (e.g. Redis configured but unreachable): status unhealthy */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["Health"];
+          'application/json': components['schemas']['Health'];
         };
       };
     };
@@ -978,16 +968,16 @@ export interface operations {
       query?: never;
       header?: {
         /** @description Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours. */
-        "idempotency-key"?: string;
+        'idempotency-key'?: string;
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
     };
     requestBody: {
       content: {
-        "multipart/form-data": {
+        'multipart/form-data': {
           /**
            * Format: binary
            * @description The image, with its file name
@@ -1000,128 +990,128 @@ export interface operations {
       /** @description Stored */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Idempotent-Replayed': components['headers']['Idempotent-Replayed'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["UploadedFile"];
+          'application/json': components['schemas']['UploadedFile'];
         };
       };
       /** @description No file, an empty file, several files, not multipart, or a malformed Idempotency-Key */
       400: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem400"];
+          'application/problem+json': components['schemas']['Problem400'];
         };
       };
       /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
       401: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           /** @description Bearer realm="image-service" */
-          "WWW-Authenticate"?: string;
+          'WWW-Authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem401"];
+          'application/problem+json': components['schemas']['Problem401'];
         };
       };
       /** @description upload_timeout: the body stalled for UPLOAD_IDLE_TIMEOUT_SECONDS, or took longer than UPLOAD_TIMEOUT_SECONDS; the connection is closed */
       408: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem408"];
+          'application/problem+json': components['schemas']['Problem408'];
         };
       };
       /** @description idempotency_key_in_progress: a request with this Idempotency-Key is still being handled; retry after Retry-After */
       409: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem409"];
+          'application/problem+json': components['schemas']['Problem409'];
         };
       };
       /** @description Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames), or over the memory budget just to be read */
       413: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem413"];
+          'application/problem+json': components['schemas']['Problem413'];
         };
       };
       /** @description Extension not allowed, or the bytes are not an image of an allowed format */
       415: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem415"];
+          'application/problem+json': components['schemas']['Problem415'];
         };
       };
       /** @description idempotency_key_reused: this Idempotency-Key came with another upload */
       422: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem422"];
+          'application/problem+json': components['schemas']['Problem422'];
         };
       };
       /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
       429: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem429"];
+          'application/problem+json': components['schemas']['Problem429'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description MAX_CONCURRENT_UPLOADS uploads are arriving already (too_many_uploads, refused unread, the connection closed), or the file store (or Redis) is unreachable (storage_unavailable, redis_unavailable); retry after Retry-After seconds */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem503"];
+          'application/problem+json': components['schemas']['Problem503'];
         };
       };
       /** @description The file store is full: storage_full; retry after Retry-After seconds */
       507: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem507"];
+          'application/problem+json': components['schemas']['Problem507'];
         };
       };
     };
@@ -1130,26 +1120,19 @@ export interface operations {
     parameters: {
       query?: {
         /** @description The query form: one operation and its parameters (required unless the body is a JSON pipeline) */
-        operation?:
-          | "resize"
-          | "blur"
-          | "sharpen"
-          | "grayscale"
-          | "sepia"
-          | "brightness"
-          | "contrast";
+        operation?: 'resize' | 'blur' | 'sharpen' | 'grayscale' | 'sepia' | 'brightness' | 'contrast';
         /** @description resize: the width, 1–8192 (at least one of width and height) */
         width?: number;
         /** @description resize: the height, 1–8192 (at least one of width and height) */
         height?: number;
         /** @description resize: how both sides are honoured (default cover); ignored with one side */
-        fit?: "cover" | "contain" | "fill" | "inside" | "outside";
+        fit?: 'cover' | 'contain' | 'fill' | 'inside' | 'outside';
         /** @description resize: never enlarge (true/false, also 1/0) */
         without_enlargement?: boolean;
         /** @description blur 0.3–100 (default 2), sharpen 0.3–10 (1), sepia 0–1 (1), brightness 0–10 (1.2), contrast 0–10 (1.2); not a parameter of resize or grayscale */
         intensity?: number;
         /** @description The output format (default: the input's where it can be written; BMP gives PNG) */
-        format?: "jpeg" | "png" | "webp" | "avif" | "gif" | "tiff";
+        format?: 'jpeg' | 'png' | 'webp' | 'avif' | 'gif' | 'tiff';
         /** @description Lossy formats only, 1–100 (default 80) */
         quality?: number;
         /** @description Keep EXIF and other metadata (true/false, also 1/0; default false) */
@@ -1159,9 +1142,9 @@ export interface operations {
       };
       header?: {
         /** @description Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours. */
-        "idempotency-key"?: string;
+        'idempotency-key'?: string;
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path: {
         /** @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13 */
@@ -1189,135 +1172,135 @@ export interface operations {
          *       "quality": 80
          *     }
          */
-        "application/json": components["schemas"]["PipelineRequest"];
+        'application/json': components['schemas']['PipelineRequest'];
       };
     };
     responses: {
       /** @description Accepted (queued) or answered from the cache (completed) */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Idempotent-Replayed': components['headers']['Idempotent-Replayed'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["ProcessAccepted"];
+          'application/json': components['schemas']['ProcessAccepted'];
         };
       };
       /** @description Unknown operation or a parameter out of range (each offending field is named); a result over the pixel or memory limits; a JSON body that is empty, not UTF-8, not JSON, or nested too deep; a malformed Idempotency-Key; a notify_url refused (invalid_notify_url: not https, a private or loopback address, or no WEBHOOK_SECRETS) */
       400: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem400"];
+          'application/problem+json': components['schemas']['Problem400'];
         };
       };
       /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
       401: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           /** @description Bearer realm="image-service" */
-          "WWW-Authenticate"?: string;
+          'WWW-Authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem401"];
+          'application/problem+json': components['schemas']['Problem401'];
         };
       };
       /** @description Unknown file_id */
       404: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem404"];
+          'application/problem+json': components['schemas']['Problem404'];
         };
       };
       /** @description idempotency_key_in_progress: a request with this Idempotency-Key is still being handled; retry after Retry-After */
       409: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem409"];
+          'application/problem+json': components['schemas']['Problem409'];
         };
       };
       /** @description body_too_large: the JSON body is over 64 KiB (the connection is closed) */
       413: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem413"];
+          'application/problem+json': components['schemas']['Problem413'];
         };
       };
       /** @description A body that is not application/json (the query form takes an empty body), or a compressed one */
       415: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem415"];
+          'application/problem+json': components['schemas']['Problem415'];
         };
       };
       /** @description idempotency_key_reused: this Idempotency-Key came with another request */
       422: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem422"];
+          'application/problem+json': components['schemas']['Problem422'];
         };
       };
       /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
       429: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem429"];
+          'application/problem+json': components['schemas']['Problem429'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description The queue is unavailable or full, or Redis or the file store is unreachable; retry after Retry-After seconds */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem503"];
+          'application/problem+json': components['schemas']['Problem503'];
         };
       };
       /** @description storage_full: the store is out of space; retry after Retry-After seconds */
       507: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem507"];
+          'application/problem+json': components['schemas']['Problem507'];
         };
       };
     };
@@ -1330,7 +1313,7 @@ export interface operations {
       };
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path: {
         /** @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13 */
@@ -1343,75 +1326,75 @@ export interface operations {
       /** @description The job */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["JobStatus"];
+          'application/json': components['schemas']['JobStatus'];
         };
       };
       /** @description Malformed processing_id (invalid_request) or wait (invalid_wait) */
       400: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem400"];
+          'application/problem+json': components['schemas']['Problem400'];
         };
       };
       /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
       401: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           /** @description Bearer realm="image-service" */
-          "WWW-Authenticate"?: string;
+          'WWW-Authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem401"];
+          'application/problem+json': components['schemas']['Problem401'];
         };
       };
       /** @description Unknown processing_id */
       404: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem404"];
+          'application/problem+json': components['schemas']['Problem404'];
         };
       };
       /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
       429: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem429"];
+          'application/problem+json': components['schemas']['Problem429'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem503"];
+          'application/problem+json': components['schemas']['Problem503'];
         };
       };
     };
@@ -1421,9 +1404,9 @@ export interface operations {
       query?: never;
       header?: {
         /** @description The ETag of a copy already held: a 304 when it is still the result */
-        "if-none-match"?: string;
+        'if-none-match'?: string;
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path: {
         /** @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13 */
@@ -1436,23 +1419,23 @@ export interface operations {
       /** @description The image bytes */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          ETag: components["headers"]["ETag"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          ETag: components['headers']['ETag'];
           /** @description attachment; filename="<original-stem>-<processing_id>.<ext>" (and filename*= when not ASCII) */
-          "Content-Disposition"?: string;
+          'Content-Disposition'?: string;
           /** @description private, max-age=86400 */
-          "Cache-Control"?: string;
+          'Cache-Control'?: string;
           [name: string]: unknown;
         };
         content: {
-          "image/*": Blob;
+          'image/*': Blob;
         };
       };
       /** @description Not modified: If-None-Match names the current ETag */
       304: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          ETag: components["headers"]["ETag"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          ETag: components['headers']['ETag'];
           [name: string]: unknown;
         };
         content?: never;
@@ -1460,76 +1443,76 @@ export interface operations {
       /** @description Malformed processing_id */
       400: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem400"];
+          'application/problem+json': components['schemas']['Problem400'];
         };
       };
       /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
       401: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           /** @description Bearer realm="image-service" */
-          "WWW-Authenticate"?: string;
+          'WWW-Authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem401"];
+          'application/problem+json': components['schemas']['Problem401'];
         };
       };
       /** @description Unknown processing_id, nor the file_id of a POST /upload-image/ upload (job_not_found), or the result is no longer stored (result_missing) */
       404: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem404"];
+          'application/problem+json': components['schemas']['Problem404'];
         };
       };
       /** @description Not completed yet (job_not_completed), or failed (job_failed): the problem carries job_status (and error) */
       409: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem409"];
+          'application/problem+json': components['schemas']['Problem409'];
         };
       };
       /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
       429: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem429"];
+          'application/problem+json': components['schemas']['Problem429'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem503"];
+          'application/problem+json': components['schemas']['Problem503'];
         };
       };
     };
@@ -1539,9 +1522,9 @@ export interface operations {
       query?: never;
       header?: {
         /** @description The ETag of a copy already held: a 304 when it is still the result */
-        "if-none-match"?: string;
+        'if-none-match'?: string;
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path: {
         /** @example 3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13 */
@@ -1554,12 +1537,12 @@ export interface operations {
       /** @description The headers of the image */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          ETag: components["headers"]["ETag"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          ETag: components['headers']['ETag'];
           /** @description attachment; filename="<original-stem>-<processing_id>.<ext>" (and filename*= when not ASCII) */
-          "Content-Disposition"?: string;
+          'Content-Disposition'?: string;
           /** @description private, max-age=86400 */
-          "Cache-Control"?: string;
+          'Cache-Control'?: string;
           [name: string]: unknown;
         };
         content?: never;
@@ -1567,8 +1550,8 @@ export interface operations {
       /** @description Not modified: If-None-Match names the current ETag */
       304: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          ETag: components["headers"]["ETag"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          ETag: components['headers']['ETag'];
           [name: string]: unknown;
         };
         content?: never;
@@ -1576,76 +1559,76 @@ export interface operations {
       /** @description Malformed processing_id */
       400: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem400"];
+          'application/problem+json': components['schemas']['Problem400'];
         };
       };
       /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
       401: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           /** @description Bearer realm="image-service" */
-          "WWW-Authenticate"?: string;
+          'WWW-Authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem401"];
+          'application/problem+json': components['schemas']['Problem401'];
         };
       };
       /** @description Unknown processing_id, nor the file_id of a POST /upload-image/ upload (job_not_found), or the result is no longer stored (result_missing) */
       404: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem404"];
+          'application/problem+json': components['schemas']['Problem404'];
         };
       };
       /** @description Not completed yet (job_not_completed), or failed (job_failed): the problem carries job_status (and error) */
       409: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem409"];
+          'application/problem+json': components['schemas']['Problem409'];
         };
       };
       /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
       429: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem429"];
+          'application/problem+json': components['schemas']['Problem429'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem503"];
+          'application/problem+json': components['schemas']['Problem503'];
         };
       };
     };
@@ -1660,7 +1643,7 @@ export interface operations {
       };
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
@@ -1670,11 +1653,11 @@ export interface operations {
       /** @description A page of uploads */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": {
+          'application/json': {
             items: {
               /**
                * Format: uuid
@@ -1683,7 +1666,7 @@ export interface operations {
               file_id: string;
               filename: string;
               /** @enum {string} */
-              format: "jpeg" | "png" | "gif" | "tiff" | "webp" | "bmp" | "avif";
+              format: 'jpeg' | 'png' | 'gif' | 'tiff' | 'webp' | 'bmp' | 'avif';
               size_bytes: number;
               width: number;
               height: number;
@@ -1698,55 +1681,55 @@ export interface operations {
       /** @description Bad limit (invalid_limit) or cursor (invalid_cursor) */
       400: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem400"];
+          'application/problem+json': components['schemas']['Problem400'];
         };
       };
       /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
       401: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           /** @description Bearer realm="image-service" */
-          "WWW-Authenticate"?: string;
+          'WWW-Authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem401"];
+          'application/problem+json': components['schemas']['Problem401'];
         };
       };
       /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
       429: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem429"];
+          'application/problem+json': components['schemas']['Problem429'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem503"];
+          'application/problem+json': components['schemas']['Problem503'];
         };
       };
     };
@@ -1756,16 +1739,16 @@ export interface operations {
       query?: never;
       header?: {
         /** @description Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours. */
-        "idempotency-key"?: string;
+        'idempotency-key'?: string;
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
     };
     requestBody: {
       content: {
-        "multipart/form-data": {
+        'multipart/form-data': {
           /**
            * Format: binary
            * @description The image, with its file name
@@ -1778,128 +1761,128 @@ export interface operations {
       /** @description Stored, and the resize queued (or answered from the cache: completed) */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Idempotent-Replayed': components['headers']['Idempotent-Replayed'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["UploadImageAccepted"];
+          'application/json': components['schemas']['UploadImageAccepted'];
         };
       };
       /** @description No file, an empty file, several files, not multipart, or a malformed Idempotency-Key */
       400: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem400"];
+          'application/problem+json': components['schemas']['Problem400'];
         };
       };
       /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
       401: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           /** @description Bearer realm="image-service" */
-          "WWW-Authenticate"?: string;
+          'WWW-Authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem401"];
+          'application/problem+json': components['schemas']['Problem401'];
         };
       };
       /** @description upload_timeout: the body stalled for UPLOAD_IDLE_TIMEOUT_SECONDS, or took longer than UPLOAD_TIMEOUT_SECONDS; the connection is closed */
       408: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem408"];
+          'application/problem+json': components['schemas']['Problem408'];
         };
       };
       /** @description idempotency_key_in_progress: a request with this Idempotency-Key is still being handled; retry after Retry-After */
       409: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem409"];
+          'application/problem+json': components['schemas']['Problem409'];
         };
       };
       /** @description Over MAX_FILE_SIZE, or over MAX_INPUT_PIXELS (width × height × frames), or over the memory budget just to be read */
       413: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem413"];
+          'application/problem+json': components['schemas']['Problem413'];
         };
       };
       /** @description Extension not allowed, or the bytes are not an image of an allowed format */
       415: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem415"];
+          'application/problem+json': components['schemas']['Problem415'];
         };
       };
       /** @description idempotency_key_reused: this Idempotency-Key came with another upload */
       422: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem422"];
+          'application/problem+json': components['schemas']['Problem422'];
         };
       };
       /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
       429: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem429"];
+          'application/problem+json': components['schemas']['Problem429'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), or the queue is unavailable or full (queue_unavailable, queue_full); retry after Retry-After seconds */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem503"];
+          'application/problem+json': components['schemas']['Problem503'];
         };
       };
       /** @description The file store is full: storage_full; retry after Retry-After seconds */
       507: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem507"];
+          'application/problem+json': components['schemas']['Problem507'];
         };
       };
     };
@@ -1914,7 +1897,7 @@ export interface operations {
       };
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
@@ -1924,65 +1907,65 @@ export interface operations {
       /** @description A page of jobs */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": components["schemas"]["TaskPage"];
+          'application/json': components['schemas']['TaskPage'];
         };
       };
       /** @description Bad limit (invalid_limit) or cursor (invalid_cursor) */
       400: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem400"];
+          'application/problem+json': components['schemas']['Problem400'];
         };
       };
       /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
       401: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           /** @description Bearer realm="image-service" */
-          "WWW-Authenticate"?: string;
+          'WWW-Authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem401"];
+          'application/problem+json': components['schemas']['Problem401'];
         };
       };
       /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
       429: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem429"];
+          'application/problem+json': components['schemas']['Problem429'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem503"];
+          'application/problem+json': components['schemas']['Problem503'];
         };
       };
     };
@@ -1992,7 +1975,7 @@ export interface operations {
       query?: never;
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
@@ -2002,55 +1985,55 @@ export interface operations {
       /** @description The metrics */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "text/plain": string;
+          'text/plain': string;
         };
       };
       /** @description unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>` */
       401: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           /** @description Bearer realm="image-service" */
-          "WWW-Authenticate"?: string;
+          'WWW-Authenticate'?: string;
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem401"];
+          'application/problem+json': components['schemas']['Problem401'];
         };
       };
       /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
       429: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem429"];
+          'application/problem+json': components['schemas']['Problem429'];
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
       /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
       503: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
-          "Retry-After": components["headers"]["Retry-After"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
+          'Retry-After': components['headers']['Retry-After'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem503"];
+          'application/problem+json': components['schemas']['Problem503'];
         };
       };
     };
@@ -2060,7 +2043,7 @@ export interface operations {
       query?: never;
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
@@ -2070,21 +2053,21 @@ export interface operations {
       /** @description The page */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "text/html": string;
+          'text/html': string;
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
     };
@@ -2094,7 +2077,7 @@ export interface operations {
       query?: never;
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
@@ -2104,21 +2087,21 @@ export interface operations {
       /** @description The script */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/javascript": string;
+          'application/javascript': string;
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
     };
@@ -2128,7 +2111,7 @@ export interface operations {
       query?: never;
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
@@ -2138,21 +2121,21 @@ export interface operations {
       /** @description The icon */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "image/x-icon": Blob;
+          'image/x-icon': Blob;
         };
       };
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
     };
@@ -2162,7 +2145,7 @@ export interface operations {
       query?: never;
       header?: {
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
-        "X-Request-Id"?: components["parameters"]["X-Request-Id"];
+        'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
       path?: never;
       cookie?: never;
@@ -2172,11 +2155,11 @@ export interface operations {
       /** @description The document */
       200: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/json": {
+          'application/json': {
             [key: string]: unknown;
           };
         };
@@ -2184,11 +2167,11 @@ export interface operations {
       /** @description internal_error: something went wrong on our side; quote request_id */
       500: {
         headers: {
-          "X-Request-Id": components["headers"]["X-Request-Id"];
+          'X-Request-Id': components['headers']['X-Request-Id'];
           [name: string]: unknown;
         };
         content: {
-          "application/problem+json": components["schemas"]["Problem500"];
+          'application/problem+json': components['schemas']['Problem500'];
         };
       };
     };

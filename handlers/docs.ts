@@ -108,7 +108,8 @@ export function chooseCoding(acceptEncoding: string | undefined, available: read
 }
 
 /** `If-None-Match` names `etag` (weak comparison, as RFC 9110 §13.1.2 asks), or is `*`. */
-const matches = (ifNoneMatch: string, etag: string) => ifNoneMatch.split(',').some((tag) => tag.trim() === '*' || tag.trim().replace(/^W\//, '') === etag);
+const matches = (ifNoneMatch: string, etag: string) =>
+  ifNoneMatch.split(',').some((tag) => tag.trim() === '*' || tag.trim().replace(/^W\//, '') === etag);
 
 /** One stored file: its coding negotiated, a strong ETag per coding, 304 for a copy the client holds. */
 function serveAsset(c: Context, asset: StaticAsset, contentType: string, cacheControl: string): Response {

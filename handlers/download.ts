@@ -12,7 +12,10 @@ import type { AppDeps } from '../src/ports.js';
 import { type AppEnv, ETAG_HEADER, problemResponse, ProcessingIdParams, REQUEST_ID_HEADER, routeErrors } from './schemas.js';
 
 const IfNoneMatch = z.object({
-  'if-none-match': z.string().optional().openapi({ description: 'The ETag of a copy already held: a 304 when it is still the result', example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"' }),
+  'if-none-match': z.string().optional().openapi({
+    description: 'The ETag of a copy already held: a 304 when it is still the result',
+    example: '"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"',
+  }),
 });
 
 /** What GET and HEAD answer (HEAD: the same headers, no body). */
@@ -22,14 +25,20 @@ export const downloadResponses = {
     headers: {
       ...REQUEST_ID_HEADER,
       ...ETAG_HEADER,
-      'Content-Disposition': { description: 'attachment; filename="<original-stem>-<processing_id>.<ext>" (and filename*= when not ASCII)', schema: { type: 'string' as const } },
+      'Content-Disposition': {
+        description: 'attachment; filename="<original-stem>-<processing_id>.<ext>" (and filename*= when not ASCII)',
+        schema: { type: 'string' as const },
+      },
       'Cache-Control': { description: 'private, max-age=86400', schema: { type: 'string' as const } },
     },
     content: { 'image/*': { schema: z.string().openapi({ format: 'binary' }) } },
   },
   304: { description: 'Not modified: If-None-Match names the current ETag', headers: { ...REQUEST_ID_HEADER, ...ETAG_HEADER } },
   400: problemResponse(400, 'Malformed processing_id'),
-  404: problemResponse(404, 'Unknown processing_id, nor the file_id of a POST /upload-image/ upload (job_not_found), or the result is no longer stored (result_missing)'),
+  404: problemResponse(
+    404,
+    'Unknown processing_id, nor the file_id of a POST /upload-image/ upload (job_not_found), or the result is no longer stored (result_missing)',
+  ),
   409: problemResponse(409, 'Not completed yet (job_not_completed), or failed (job_failed): the problem carries job_status (and error)'),
   ...routeErrors,
 };
@@ -39,7 +48,8 @@ export const downloadRoute = createRoute({
   path: '/download/{processing_id}',
   operationId: 'downloadResult',
   summary: 'Download a result',
-  description: 'The result of a completed job, with a strong ETag (the SHA-256 of the bytes). HEAD gives the same headers without the body. The file_id of an upload made with the original service\'s `POST /upload-image/` works too (its resize result); any other file_id is a 404 saying so.',
+  description:
+    "The result of a completed job, with a strong ETag (the SHA-256 of the bytes). HEAD gives the same headers without the body. The file_id of an upload made with the original service's `POST /upload-image/` works too (its resize result); any other file_id is a 404 saying so.",
   tags: ['images'],
   request: { params: ProcessingIdParams, headers: IfNoneMatch },
   responses: downloadResponses,
@@ -64,9 +74,16 @@ export function downloadHandler({ jobs, store }: Pick<AppDeps, 'jobs' | 'store'>
     const processingId = job.processing_id;
     if (job.status !== 'completed' || !job.result) {
       const failed = job.status === 'failed';
-      throw new AppError(409, failed ? 'job_failed' : 'job_not_completed', failed ? `the job failed: ${job.error?.message ?? 'unknown error'}` : `the job is ${job.status}; poll /status/${processingId} until it is completed`, {
-        extensions: { job_status: job.status, ...(job.error ? { error: job.error } : {}) },
-      });
+      throw new AppError(
+        409,
+        failed ? 'job_failed' : 'job_not_completed',
+        failed
+          ? `the job failed: ${job.error?.message ?? 'unknown error'}`
+          : `the job is ${job.status}; poll /status/${processingId} until it is completed`,
+        {
+          extensions: { job_status: job.status, ...(job.error ? { error: job.error } : {}) },
+        },
+      );
     }
     const etag = `"${job.result.sha256}"`;
     if (matches(c.req.header('if-none-match'), etag)) return c.body(null, 304, { ETag: etag });

@@ -31,14 +31,23 @@ export const healthRoute = createRoute({
   security: [],
   responses: {
     200: { description: 'Healthy or degraded', headers: REQUEST_ID_HEADER, content: { 'application/json': { schema: Health } } },
-    503: { description: 'Cannot accept work (e.g. Redis configured but unreachable): status unhealthy', headers: REQUEST_ID_HEADER, content: { 'application/json': { schema: Health } } },
+    503: {
+      description: 'Cannot accept work (e.g. Redis configured but unreachable): status unhealthy',
+      headers: REQUEST_ID_HEADER,
+      content: { 'application/json': { schema: Health } },
+    },
     ...openRouteErrors,
   },
 });
 
 const NO_COUNTS: QueueCounts = { waiting: 0, active: 0, completed: 0, failed: 0, workers: 0 };
 
-export function healthHandler({ settings, store, queue, redis }: Pick<AppDeps, 'settings' | 'store' | 'queue' | 'redis'>): RouteHandler<typeof healthRoute, AppEnv> {
+export function healthHandler({
+  settings,
+  store,
+  queue,
+  redis,
+}: Pick<AppDeps, 'settings' | 'store' | 'queue' | 'redis'>): RouteHandler<typeof healthRoute, AppEnv> {
   /** Since when this process has seen jobs waiting with no worker connected (cleared as soon as either ends). */
   let absentSince: number | undefined;
   return async function health(c) {
@@ -48,7 +57,10 @@ export function healthHandler({ settings, store, queue, redis }: Pick<AppDeps, '
       store.freeBytes().catch(() => null),
       queue.counts().catch(() => undefined),
     ]);
-    const storage = freeBytes === null ? { status: 'error' as const } : { status: 'ok' as const, ...(freeBytes === undefined ? {} : { free_bytes: freeBytes }) };
+    const storage =
+      freeBytes === null
+        ? { status: 'error' as const }
+        : { status: 'ok' as const, ...(freeBytes === undefined ? {} : { free_bytes: freeBytes }) };
     const reasons: string[] = [];
     if (redisState.status === 'disconnected') reasons.push('Redis is unreachable');
     if (counts === undefined) reasons.push('the queue cannot be read');

@@ -33,7 +33,13 @@ export interface Idempotent<T> {
  * Runs `produce` once per (scope, key): later calls with the same fingerprint get the recorded body.
  * @example await once(store, 'process', key, fingerprint, () => createJob())
  */
-export async function once<T>(store: IdempotencyStore, scope: string, idempotencyKey: IdempotencyKey | undefined, fingerprint: string, produce: () => Promise<T>): Promise<Idempotent<T>> {
+export async function once<T>(
+  store: IdempotencyStore,
+  scope: string,
+  idempotencyKey: IdempotencyKey | undefined,
+  fingerprint: string,
+  produce: () => Promise<T>,
+): Promise<Idempotent<T>> {
   if (idempotencyKey === undefined) return { body: await produce(), replayed: false };
   const { value: key, owner } = idempotencyKey;
   // Without API keys the record's name is as before scoping existed, so a retry during a rolling deploy
@@ -42,10 +48,16 @@ export async function once<T>(store: IdempotencyStore, scope: string, idempotenc
   const claim = await store.claim(scoped, fingerprint);
   if (claim.state === 'replay') return { body: claim.body as T, replayed: true };
   if (claim.state === 'mismatch') {
-    throw new AppError(422, 'idempotency_key_reused', `Idempotency-Key ${JSON.stringify(key.slice(0, 60))} was already used with a different request; use a new key for a new request`);
+    throw new AppError(
+      422,
+      'idempotency_key_reused',
+      `Idempotency-Key ${JSON.stringify(key.slice(0, 60))} was already used with a different request; use a new key for a new request`,
+    );
   }
   if (claim.state === 'in_progress') {
-    throw new AppError(409, 'idempotency_key_in_progress', 'a request with this Idempotency-Key is still being handled; retry shortly', { headers: { 'Retry-After': '1' } });
+    throw new AppError(409, 'idempotency_key_in_progress', 'a request with this Idempotency-Key is still being handled; retry shortly', {
+      headers: { 'Retry-After': '1' },
+    });
   }
   try {
     const body = await produce();

@@ -37,20 +37,27 @@ export const uploadImageRoute = createRoute({
   method: 'post',
   path: '/upload-image',
   operationId: 'legacyUploadImage',
-  summary: 'Upload an image and resize it to fit 800×800 (the original service\'s call)',
+  summary: "Upload an image and resize it to fit 800×800 (the original service's call)",
   description:
-    'The original service\'s `POST /upload-image/` (with or without the trailing slash): `POST /upload`, then ' +
+    "The original service's `POST /upload-image/` (with or without the trailing slash): `POST /upload`, then " +
     '`POST /process/{file_id}?operation=resize&width=800&height=800&fit=inside&without_enlargement=true` in one call, ' +
-    'in the upload\'s own format. Same limits and refusals as `POST /upload`; `Idempotency-Key` covers both steps. ' +
+    "in the upload's own format. Same limits and refusals as `POST /upload`; `Idempotency-Key` covers both steps. " +
     'Answers `task_id` (= `processing_id`) and `file_id` as the original did: follow with `GET /status/{task_id}` and ' +
     '`GET /download/{file_id}` (or `/download/{processing_id}`). New clients: call `POST /upload` and `POST /process/{file_id}`.',
   tags: ['legacy'],
   deprecated: true,
   request: { headers: uploadRoute.request.headers, body: uploadRoute.request.body },
   responses: {
-    200: { description: 'Stored, and the resize queued (or answered from the cache: completed)', headers: { ...REQUEST_ID_HEADER, ...REPLAYED_HEADER }, content: { 'application/json': { schema: UploadImageAccepted } } },
+    200: {
+      description: 'Stored, and the resize queued (or answered from the cache: completed)',
+      headers: { ...REQUEST_ID_HEADER, ...REPLAYED_HEADER },
+      content: { 'application/json': { schema: UploadImageAccepted } },
+    },
     ...uploadRefusals,
-    503: problemResponse(503, 'As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), or the queue is unavailable or full (queue_unavailable, queue_full); retry after Retry-After seconds'),
+    503: problemResponse(
+      503,
+      'As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), or the queue is unavailable or full (queue_unavailable, queue_full); retry after Retry-After seconds',
+    ),
   },
 });
 
@@ -78,7 +85,7 @@ export const tasksRoute = createRoute({
   summary: 'List jobs',
   description:
     'Every job (whichever route made it), newest first, a page at a time as `GET /list` pages uploads; each item is ' +
-    'what `GET /status/{processing_id}` answers. Also answered at `/tasks/`, the original service\'s path. Jobs are ' +
+    "what `GET /status/{processing_id}` answers. Also answered at `/tasks/`, the original service's path. Jobs are " +
     'kept for RETENTION_SECONDS, as their records are.',
   tags: ['images', 'legacy'],
   request: {
@@ -90,7 +97,9 @@ export const tasksRoute = createRoute({
       headers: REQUEST_ID_HEADER,
       content: {
         'application/json': {
-          schema: z.object({ items: z.array(JobStatusSchema), total: z.number().int(), next_cursor: z.string().nullable() }).openapi('TaskPage'),
+          schema: z
+            .object({ items: z.array(JobStatusSchema), total: z.number().int(), next_cursor: z.string().nullable() })
+            .openapi('TaskPage'),
         },
       },
     },
@@ -106,12 +115,18 @@ export function tasksHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<type
     const after = query.cursor === undefined || query.cursor === '' ? undefined : decodeCursor(query.cursor);
     const page = await jobs.listJobs(limit, after);
     const last = page.items.at(-1);
-    return c.json({ items: page.items.map(publicJob), total: page.total, next_cursor: page.hasMore && last ? encodeCursor(last) : null }, 200);
+    return c.json(
+      { items: page.items.map(publicJob), total: page.total, next_cursor: page.hasMore && last ? encodeCursor(last) : null },
+      200,
+    );
   };
 }
 
 function encodeCursor({ created_at, processing_id }: JobCursor): string {
-  return btoa(JSON.stringify([created_at, processing_id])).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return btoa(JSON.stringify([created_at, processing_id]))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
 }
 
 function decodeCursor(text: string): JobCursor {

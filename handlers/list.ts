@@ -16,11 +16,21 @@ export const DEFAULT_LIMIT = 20;
 export function pageQuery(what: string) {
   return z.object({
     // Text at run time (parseLimit names the bad value); an integer in the document.
-    limit: z.string().optional().openapi({
-      type: 'integer', minimum: 1, maximum: MAX_LIMIT, default: DEFAULT_LIMIT, example: DEFAULT_LIMIT,
-      description: `${what} per page, 1–${MAX_LIMIT} (default ${DEFAULT_LIMIT})`,
-    }),
-    cursor: z.string().optional().openapi({ description: 'The next_cursor of the previous page; absent or empty: the first page', example: '' }),
+    limit: z
+      .string()
+      .optional()
+      .openapi({
+        type: 'integer',
+        minimum: 1,
+        maximum: MAX_LIMIT,
+        default: DEFAULT_LIMIT,
+        example: DEFAULT_LIMIT,
+        description: `${what} per page, 1–${MAX_LIMIT} (default ${DEFAULT_LIMIT})`,
+      }),
+    cursor: z
+      .string()
+      .optional()
+      .openapi({ description: 'The next_cursor of the previous page; absent or empty: the first page', example: '' }),
   });
 }
 
@@ -61,19 +71,26 @@ export function listHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<typeo
     const after = query.cursor === undefined || query.cursor === '' ? undefined : decodeCursor(query.cursor);
     const page = await jobs.listFiles(limit, after);
     const last = page.items.at(-1);
-    return c.json({ items: page.items.map(publicFile), total: page.total, next_cursor: page.hasMore && last ? encodeCursor(last) : null }, 200);
+    return c.json(
+      { items: page.items.map(publicFile), total: page.total, next_cursor: page.hasMore && last ? encodeCursor(last) : null },
+      200,
+    );
   };
 }
 
 export function parseLimit(text: string | undefined): number {
   if (text === undefined) return DEFAULT_LIMIT;
   const value = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
-  if (!(value >= 1 && value <= MAX_LIMIT)) throw badRequest('invalid_limit', `limit must be an integer from 1 to ${MAX_LIMIT}, got ${quote(text)}`);
+  if (!(value >= 1 && value <= MAX_LIMIT))
+    throw badRequest('invalid_limit', `limit must be an integer from 1 to ${MAX_LIMIT}, got ${quote(text)}`);
   return value;
 }
 
 function encodeCursor({ uploaded_at, file_id }: ListCursor): string {
-  return btoa(JSON.stringify([uploaded_at, file_id])).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return btoa(JSON.stringify([uploaded_at, file_id]))
+    .replace(/\+/g, '-')
+    .replace(/\//g, '_')
+    .replace(/=+$/, '');
 }
 
 function decodeCursor(text: string): ListCursor {

@@ -16,7 +16,10 @@ const TAGS = [
   { name: 'images', description: 'Upload an image, ask for it to be processed, follow the job, download the result.' },
   { name: 'service', description: 'Liveness, health and metrics, for load balancers and monitoring.' },
   { name: 'documentation', description: 'This document and the page that renders it.' },
-  { name: 'legacy', description: "The original Python service's routes, kept for its clients (docs/migration.md); new clients use the images routes." },
+  {
+    name: 'legacy',
+    description: "The original Python service's routes, kept for its clients (docs/migration.md); new clients use the images routes.",
+  },
 ];
 
 const DESCRIPTION = [
@@ -37,9 +40,15 @@ export function describeApi(app: OpenAPIHono<AppEnv>, version: string): void {
     description: 'One of the keys in API_KEYS, as `Authorization: Bearer <key>`. Enforced only when API_KEYS is set.',
   });
   const headers: Record<string, { description: string; schema: Record<string, unknown> }> = {
-    'X-Request-Id': { description: "The request's id (an incoming sane X-Request-Id, or a UUID); a problem's request_id is the same", schema: { type: 'string' } },
+    'X-Request-Id': {
+      description: "The request's id (an incoming sane X-Request-Id, or a UUID); a problem's request_id is the same",
+      schema: { type: 'string' },
+    },
     'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer', minimum: 0 } },
-    'Idempotent-Replayed': { description: '`true` when the answer is the recorded answer to an earlier request with the same Idempotency-Key', schema: { type: 'string', enum: ['true'] } },
+    'Idempotent-Replayed': {
+      description: '`true` when the answer is the recorded answer to an earlier request with the same Idempotency-Key',
+      schema: { type: 'string', enum: ['true'] },
+    },
     ETag: { description: 'A strong ETag: the SHA-256 of the result, quoted', schema: { type: 'string' } },
   };
   for (const [name, header] of Object.entries(headers)) registry.registerComponent('headers', name, header);
@@ -76,7 +85,10 @@ export function describeApi(app: OpenAPIHono<AppEnv>, version: string): void {
     description: 'This document, rendered (Scalar), with its script served by this app.',
     tags: ['documentation'],
     security: [],
-    responses: { 200: { description: 'The page', headers: REQUEST_ID_HEADER, content: { 'text/html': { schema: z.string() } } }, ...openRouteErrors },
+    responses: {
+      200: { description: 'The page', headers: REQUEST_ID_HEADER, content: { 'text/html': { schema: z.string() } } },
+      ...openRouteErrors,
+    },
   });
   registry.registerPath({
     method: 'get',
@@ -86,7 +98,10 @@ export function describeApi(app: OpenAPIHono<AppEnv>, version: string): void {
     description: 'Served by this app, so the page works with no internet access.',
     tags: ['documentation'],
     security: [],
-    responses: { 200: { description: 'The script', headers: REQUEST_ID_HEADER, content: { 'application/javascript': { schema: z.string() } } }, ...openRouteErrors },
+    responses: {
+      200: { description: 'The script', headers: REQUEST_ID_HEADER, content: { 'application/javascript': { schema: z.string() } } },
+      ...openRouteErrors,
+    },
   });
   registry.registerPath({
     method: 'get',
@@ -96,7 +111,14 @@ export function describeApi(app: OpenAPIHono<AppEnv>, version: string): void {
     description: 'A small icon, cached for a day.',
     tags: ['documentation'],
     security: [],
-    responses: { 200: { description: 'The icon', headers: REQUEST_ID_HEADER, content: { 'image/x-icon': { schema: z.string().openapi({ format: 'binary' }) } } }, ...openRouteErrors },
+    responses: {
+      200: {
+        description: 'The icon',
+        headers: REQUEST_ID_HEADER,
+        content: { 'image/x-icon': { schema: z.string().openapi({ format: 'binary' }) } },
+      },
+      ...openRouteErrors,
+    },
   });
   registry.registerPath({
     method: 'get',
@@ -106,14 +128,22 @@ export function describeApi(app: OpenAPIHono<AppEnv>, version: string): void {
     description: 'The OpenAPI 3.1 document, generated from the route declarations.',
     tags: ['documentation'],
     security: [],
-    responses: { 200: { description: 'The document', headers: REQUEST_ID_HEADER, content: { 'application/json': { schema: z.object({}).passthrough() } } }, ...openRouteErrors },
+    responses: {
+      200: {
+        description: 'The document',
+        headers: REQUEST_ID_HEADER,
+        content: { 'application/json': { schema: z.object({}).passthrough() } },
+      },
+      ...openRouteErrors,
+    },
   });
 
   registry.registerComponent('parameters', 'X-Request-Id', {
     name: 'X-Request-Id',
     in: 'header',
     required: false,
-    description: 'An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem\'s request_id and in the logs.',
+    description:
+      "An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs.",
     schema: { type: 'string', maxLength: 128, pattern: '^[A-Za-z0-9_=-]+$' },
   });
 

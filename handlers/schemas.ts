@@ -41,12 +41,20 @@ export const Problem = z
     title: z.string().openapi({ description: "The status's reason phrase", example: 'Bad Request' }),
     status: z.number().int().openapi({ example: 400 }),
     code: ErrorCodeSchema,
-    detail: z.string().openapi({ description: 'What was wrong and what is allowed, in words', example: 'width must be an integer from 1 to 8192, got 0' }),
+    detail: z
+      .string()
+      .openapi({ description: 'What was wrong and what is allowed, in words', example: 'width must be an integer from 1 to 8192, got 0' }),
     request_id: z.string().openapi({ description: 'The same as the X-Request-Id response header' }),
-    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional().openapi({ description: 'Each offending field (invalid_request)' }),
+    errors: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .openapi({ description: 'Each offending field (invalid_request)' }),
   })
   .passthrough()
-  .openapi('Problem', { description: 'An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed).' });
+  .openapi('Problem', {
+    description:
+      'An RFC 9457 problem document. Some codes add members (a 409 from /download adds `job_status`, and `error` when the job failed).',
+  });
 
 const problemFor = new Map<number, z.ZodType>();
 /** The problem document of one status: its `code` is one of the codes that status carries. */
@@ -87,7 +95,10 @@ export const openRouteErrors = {
 export const routeErrors = {
   401: {
     ...problemResponse(401, 'unauthorized: API_KEYS is set and the request has no valid `Authorization: Bearer <key>`'),
-    headers: { ...REQUEST_ID_HEADER, 'WWW-Authenticate': { description: 'Bearer realm="image-service"', schema: { type: 'string' as const } } },
+    headers: {
+      ...REQUEST_ID_HEADER,
+      'WWW-Authenticate': { description: 'Bearer realm="image-service"', schema: { type: 'string' as const } },
+    },
   },
   429: problemResponse(429, 'rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds'),
   ...openRouteErrors,
@@ -97,7 +108,8 @@ export const routeErrors = {
 /** Request headers. Hono reads header names in lower case; they are matched case-insensitively. */
 export const IdempotencyKeyHeader = z.object({
   'idempotency-key': z.string().optional().openapi({
-    description: 'Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours.',
+    description:
+      'Makes a retry safe: the same key with the same request gets the first answer again (with `Idempotent-Replayed: true`); with another request, a 422. 1 to 255 visible ASCII characters; a key is remembered for 24 hours.',
   }),
 });
 
@@ -135,10 +147,21 @@ export const JobStatusSchema = z
     completed_at: dateTime().optional(),
     duration_ms: z.number().optional(),
     result: z
-      .object({ format: z.enum(OUTPUT_FORMATS), width: z.number().int(), height: z.number().int(), size_bytes: z.number().int(), sha256: sha256() })
+      .object({
+        format: z.enum(OUTPUT_FORMATS),
+        width: z.number().int(),
+        height: z.number().int(),
+        size_bytes: z.number().int(),
+        sha256: sha256(),
+      })
       .optional(),
-    error: z.object({ code: ErrorCodeSchema, message: z.string() }).optional().openapi({ description: 'Why the job failed (status failed)' }),
+    error: z
+      .object({ code: ErrorCodeSchema, message: z.string() })
+      .optional()
+      .openapi({ description: 'Why the job failed (status failed)' }),
     download_url: z.string().optional().openapi({ description: 'Where the result is, once completed' }),
-    notification: NotificationSchema.optional().openapi({ description: "The webhook announcing the job's end, for a job asked with notify_url: its delivery so far" }),
+    notification: NotificationSchema.optional().openapi({
+      description: "The webhook announcing the job's end, for a job asked with notify_url: its delivery so far",
+    }),
   })
   .openapi('JobStatus');

@@ -29,10 +29,17 @@ export const statusRoute = createRoute({
     params: ProcessingIdParams,
     query: z.object({
       // Text at run time (parseWait names the bad value); an integer in the document.
-      wait: z.string().optional().openapi({
-        type: 'integer', minimum: 0, maximum: MAX_WAIT_SECONDS, default: 0, example: 0,
-        description: `Seconds to wait for the job to finish before answering, 0–${MAX_WAIT_SECONDS} (default 0: answer at once)`,
-      }),
+      wait: z
+        .string()
+        .optional()
+        .openapi({
+          type: 'integer',
+          minimum: 0,
+          maximum: MAX_WAIT_SECONDS,
+          default: 0,
+          example: 0,
+          description: `Seconds to wait for the job to finish before answering, 0–${MAX_WAIT_SECONDS} (default 0: answer at once)`,
+        }),
     }),
   },
   responses: {
@@ -89,7 +96,11 @@ async function settled(jobs: JobStore, processingId: string, first: JobRecord, w
   }
 }
 
-export function statusHandler({ jobs, stopping, webhooks }: Pick<AppDeps, 'jobs' | 'stopping' | 'webhooks'>): RouteHandler<typeof statusRoute, AppEnv> {
+export function statusHandler({
+  jobs,
+  stopping,
+  webhooks,
+}: Pick<AppDeps, 'jobs' | 'stopping' | 'webhooks'>): RouteHandler<typeof statusRoute, AppEnv> {
   return async function status(c) {
     const { processing_id: processingId } = c.req.valid('param');
     const waitSeconds = parseWait(c.req.valid('query').wait);

@@ -56,4 +56,12 @@ await Promise.all(
 const seconds = (performance.now() - started) / 1000;
 const used = process.cpuUsage(cpu);
 rmSync(dir, { recursive: true, force: true });
-console.log(JSON.stringify({ jobs: input.jobs, seconds, jobsPerSecond: input.jobs / seconds, sharpConcurrency: sharp.concurrency(), cpuMsPerJob: (used.user + used.system) / 1000 / input.jobs }));
+console.log(
+  JSON.stringify({
+    jobs: input.jobs,
+    seconds,
+    jobsPerSecond: input.jobs / seconds,
+    sharpConcurrency: sharp.concurrency(),
+    cpuMsPerJob: (used.user + used.system) / 1000 / input.jobs,
+  }),
+);

@@ -30,7 +30,9 @@ const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 2 * cpus().length);
 /** Jobs the service processes at once: its default (the number of CPUs) unless BENCH_WORKERS says otherwise. */
 const workers = Number(process.env.BENCH_WORKERS ?? cpus().length);
 const work = mkdtempSync(join(tmpdir(), 'bench-'));
-const jemalloc = spawnSync('bash', ['-c', 'find /usr/lib /usr/local/lib -name libjemalloc.so.2 2>/dev/null | head -n 1']).stdout.toString().trim();
+const jemalloc = spawnSync('bash', ['-c', 'find /usr/lib /usr/local/lib -name libjemalloc.so.2 2>/dev/null | head -n 1'])
+  .stdout.toString()
+  .trim();
 const runtimeEnv: Record<string, string> = { PATH: process.env.PATH ?? '', ...(jemalloc ? { LD_PRELOAD: jemalloc } : {}) };
 
 const workloads = [
@@ -54,7 +56,9 @@ async function photo(width: number, height: number): Promise<Buffer> {
       raw[i + 2] = Math.max(0, Math.min(255, ((x + y) % 256) / 2 + 64 + noise()));
     }
   }
-  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 /**
@@ -76,7 +80,12 @@ const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 };
-const summary = (values: number[]) => ({ n: values.length, p50: percentile(values, 50), p95: percentile(values, 95), p99: percentile(values, 99) });
+const summary = (values: number[]) => ({
+  n: values.length,
+  p50: percentile(values, 50),
+  p95: percentile(values, 95),
+  p99: percentile(values, 99),
+});
 
 function rssSampler(pid: number) {
   let peak = 0;
@@ -94,7 +103,9 @@ function rssSampler(pid: number) {
 /** CPU seconds (user + system) a process (or, with `tid`, one of its threads) has used so far. */
 function cpuSeconds(pid: number, tid?: number): number {
   try {
-    const fields = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8')
+      .split(') ')[1]!
+      .split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return NaN;
@@ -125,7 +136,11 @@ interface Proc {
 
 async function startProcess(dist: string, entry: string, env: Record<string, string>, port: number, waitForHttp: boolean): Promise<Proc> {
   const nodeFlags = process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : [];
-  const child = spawn(process.execPath, [...nodeFlags, join(dist, 'src', entry)], { cwd: work, env: { ...runtimeEnv, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeFlags, join(dist, 'src', entry)], {
+    cwd: work,
+    env: { ...runtimeEnv, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => {
     if (output.length < 10_000) output += chunk.toString();
@@ -134,7 +149,15 @@ async function startProcess(dist: string, entry: string, env: Record<string, str
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${entry} exited: ${output}`);
-    if (waitForHttp ? await fetch(`${base}/health`).then((r) => r.ok, () => false) : output.includes('worker started')) break;
+    if (
+      waitForHttp
+        ? await fetch(`${base}/health`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        : output.includes('worker started')
+    )
+      break;
     if (Date.now() > deadline) throw new Error(`${entry} did not start`);
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -152,11 +175,15 @@ async function stop(proc: Proc): Promise<void> {
 type Limit = { jobsPerSecond: number; sharpConcurrency: number; cpuMsPerJob: number };
 
 function baseline(file: string, jobs: number, store = false): Limit {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', join(repo, 'scripts/bench-baseline.ts'), JSON.stringify({ files: [file], jobs, concurrency, store })], {
-    cwd: repo,
-    env: runtimeEnv,
-    encoding: 'utf8',
-  });
+  const result = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(repo, 'scripts/bench-baseline.ts'), JSON.stringify({ files: [file], jobs, concurrency, store })],
+    {
+      cwd: repo,
+      env: runtimeEnv,
+      encoding: 'utf8',
+    },
+  );
   if (result.status !== 0) throw new Error(`baseline failed: ${result.stderr}`);
   return JSON.parse(result.stdout.trim().split('\n').pop()!) as Limit;
 }
@@ -185,7 +212,12 @@ interface Latencies {
  */
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
-function call(url: string, method = 'GET', body?: Buffer[], headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer }> {
+function call(
+  url: string,
+  method = 'GET',
+  body?: Buffer[],
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolvePromise, reject) => {
     const length = body?.reduce((sum, piece) => sum + piece.length, 0);
     const req = httpRequest(url, { method, agent, headers: body ? { ...headers, 'content-length': String(length) } : headers }, (res) => {
@@ -204,7 +236,9 @@ const callJson = async <T>(url: string, method = 'GET', body?: Buffer[], headers
   JSON.parse((await call(url, method, body, headers)).body.toString()) as T;
 
 const BOUNDARY = 'bench-boundary-7d1a0c';
-const PREAMBLE = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
+const PREAMBLE = Buffer.from(
+  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="bench.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+);
 const EPILOGUE = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
 
 /** The seed's workload: fit within 800×800, JPEG quality 85. */
@@ -218,9 +252,13 @@ async function seedFlow(base: string, bytes: Buffer[], lat: Latencies): Promise<
   const headers = { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` };
   const uploaded = await timed(lat.upload, () => callJson<{ file_id: string }>(`${base}/upload`, 'POST', body, headers));
   if (!uploaded.file_id) throw new Error(`upload failed: ${JSON.stringify(uploaded)}`);
-  const accepted = await timed(lat.process, () => callJson<{ processing_id: string }>(`${base}/process/${uploaded.file_id}?${OPERATION}`, 'POST'));
+  const accepted = await timed(lat.process, () =>
+    callJson<{ processing_id: string }>(`${base}/process/${uploaded.file_id}?${OPERATION}`, 'POST'),
+  );
   for (;;) {
-    const job = await timed(lat.status, () => callJson<{ status: string }>(`${base}/status/${accepted.processing_id}${LONG_POLL ? '?wait=30' : ''}`));
+    const job = await timed(lat.status, () =>
+      callJson<{ status: string }>(`${base}/status/${accepted.processing_id}${LONG_POLL ? '?wait=30' : ''}`),
+    );
     if (job.status === 'completed') break;
     if (job.status === 'failed') throw new Error(`job failed: ${JSON.stringify(job)}`);
     if (!LONG_POLL) await new Promise((r) => setTimeout(r, POLL_MS));
@@ -241,9 +279,9 @@ function cpuWindow(pids: number[]) {
     const machineAfter = machineJiffies();
     return {
       cpuMsPerJob: {
-        service: pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - server[i]!, 0) * 1000 / jobs,
+        service: (pids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - server[i]!, 0) * 1000) / jobs,
         /** Of which the JavaScript threads (HTTP, multipart, queue, state); the rest is libvips, GC and I/O threads. */
-        serviceMainThreads: pids.reduce((sum, pid, i) => sum + cpuSeconds(pid, pid) - main[i]!, 0) * 1000 / jobs,
+        serviceMainThreads: (pids.reduce((sum, pid, i) => sum + cpuSeconds(pid, pid) - main[i]!, 0) * 1000) / jobs,
         client: (clientSpent.user + clientSpent.system) / 1000 / jobs,
       },
       /** Share of all CPUs busy (any process) during the run: well below 100%, the service leaves CPU idle. */
@@ -258,7 +296,11 @@ async function serviceRun(base: string, jpeg: Buffer, jobs: number, pids: number
   let last = { fileId: '', processingId: '' };
   // A prober asks /status of a finished job every 25 ms while the CPU is saturated by the workload.
   const warm = await seedFlow(base, variant(jpeg, -1), { upload: [], process: [], status: [], download: [] });
-  const prober = spawn(process.execPath, ['--import', 'tsx', join(repo, 'scripts/bench-prober.ts'), `${base}/status/${warm.processingId}`], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] });
+  const prober = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(repo, 'scripts/bench-prober.ts'), `${base}/status/${warm.processingId}`],
+    { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let probeOutput = '';
   prober.stdout!.on('data', (chunk: Buffer) => (probeOutput += chunk.toString()));
   const proberDone = new Promise((r) => prober.once('exit', r));
@@ -342,14 +384,24 @@ async function runMode(mode: Mode, photos: Array<{ label: string; jobs: number; 
       rss.reset();
       const limit = baseline(item.file, item.jobs);
       const storing = baseline(item.file, item.jobs, true);
-      const service = await serviceRun(api.base, item.bytes, item.jobs, procs.map((proc) => proc.child.pid!));
+      const service = await serviceRun(
+        api.base,
+        item.bytes,
+        item.jobs,
+        procs.map((proc) => proc.child.pid!),
+      );
       results.push({
         workload: item.label,
         jobs: item.jobs,
         sharpJobsPerSecond: limit.jobsPerSecond,
         serviceJobsPerSecond: service.jobsPerSecond,
         ratio: service.jobsPerSecond / limit.jobsPerSecond,
-        latencyMs: { upload: summary(service.lat.upload), process: summary(service.lat.process), status: summary(service.lat.status), download: summary(service.lat.download) },
+        latencyMs: {
+          upload: summary(service.lat.upload),
+          process: summary(service.lat.process),
+          status: summary(service.lat.status),
+          download: summary(service.lat.download),
+        },
         statusUnderLoadMs: service.statusUnderLoad,
         eventLoopP99Ms: await eventLoopP99(api.base),
         peakRssMiB: rss.peak(),
@@ -381,7 +433,9 @@ async function deleteKeys(url: string, prefix: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log(`bench: ${quick ? 'quick' : 'full'} run, ${concurrency} clients ${LONG_POLL ? 'long-polling /status?wait=30' : `polling every ${POLL_MS} ms`} and sharp at concurrency ${concurrency}, service WORKER_CONCURRENCY ${workers}, ${cpus().length} cores, jemalloc ${jemalloc ? 'preloaded' : 'not found'}`);
+  console.log(
+    `bench: ${quick ? 'quick' : 'full'} run, ${concurrency} clients ${LONG_POLL ? 'long-polling /status?wait=30' : `polling every ${POLL_MS} ms`} and sharp at concurrency ${concurrency}, service WORKER_CONCURRENCY ${workers}, ${cpus().length} cores, jemalloc ${jemalloc ? 'preloaded' : 'not found'}`,
+  );
   const photos = [];
   for (const workload of workloads) {
     const bytes = await photo(workload.width, workload.height);
@@ -391,9 +445,16 @@ async function main(): Promise<void> {
     console.log(`  input ${workload.label}: ${workload.width}×${workload.height} JPEG, ${(bytes.length / 1e6).toFixed(1)} MB`);
   }
   const dist = join(repo, 'dist');
-  const kinds = (process.env.BENCH_MODES ?? (process.env.REDIS_URL ? 'embedded,s3,redis' : 'embedded,s3')).split(',').map((kind) => kind.trim());
+  const kinds = (process.env.BENCH_MODES ?? (process.env.REDIS_URL ? 'embedded,s3,redis' : 'embedded,s3'))
+    .split(',')
+    .map((kind) => kind.trim());
   const modes: Mode[] = [];
-  if (process.env.BENCH_COMPARE_DIST) modes.push({ name: `embedded, build at ${process.env.BENCH_COMPARE_DIST}`, kind: 'embedded', dist: resolve(process.env.BENCH_COMPARE_DIST) });
+  if (process.env.BENCH_COMPARE_DIST)
+    modes.push({
+      name: `embedded, build at ${process.env.BENCH_COMPARE_DIST}`,
+      kind: 'embedded',
+      dist: resolve(process.env.BENCH_COMPARE_DIST),
+    });
   if (kinds.includes('embedded')) modes.push({ name: 'embedded', kind: 'embedded', dist });
   if (kinds.includes('s3')) modes.push({ name: 'embedded, files in S3 (s3rver on loopback)', kind: 's3', dist });
   if (kinds.includes('redis') && process.env.REDIS_URL) modes.push({ name: 'redis', kind: 'redis', dist });
@@ -407,27 +468,55 @@ async function main(): Promise<void> {
 
   for (const run of runs) {
     console.log(`\n${run.mode} mode (service) vs sharp alone, same bytes, concurrency ${concurrency}`);
-    console.log('workload  sharp jobs/s  service jobs/s  ratio   upload p50/p99  process p99  status p50/p99  download p99  status p99 under load  event loop p99  peak RSS  cache hit p50');
+    console.log(
+      'workload  sharp jobs/s  service jobs/s  ratio   upload p50/p99  process p99  status p50/p99  download p99  status p99 under load  event loop p99  peak RSS  cache hit p50',
+    );
     for (const r of run.results) {
       console.log(
         `${r.workload.padEnd(8)}  ${fmt(r.sharpJobsPerSecond, 2).padStart(12)}  ${fmt(r.serviceJobsPerSecond, 2).padStart(14)}  ${fmt(r.ratio, 2).padStart(5)}   ` +
           `${fmt(r.latencyMs.upload.p50)}/${fmt(r.latencyMs.upload.p99)} ms`.padEnd(16) +
-          `${fmt(r.latencyMs.process.p99)} ms`.padStart(11) + `  ${fmt(r.latencyMs.status.p50)}/${fmt(r.latencyMs.status.p99)} ms`.padStart(16) +
-          `${fmt(r.latencyMs.download.p99)} ms`.padStart(14) + `${fmt(r.statusUnderLoadMs.p99)} ms`.padStart(23) + `${fmt(r.eventLoopP99Ms)} ms`.padStart(16) +
-          `${fmt(r.peakRssMiB, 0)} MiB`.padStart(10) + `${fmt(r.cacheHitMs.p50, 2)} ms`.padStart(15),
+          `${fmt(r.latencyMs.process.p99)} ms`.padStart(11) +
+          `  ${fmt(r.latencyMs.status.p50)}/${fmt(r.latencyMs.status.p99)} ms`.padStart(16) +
+          `${fmt(r.latencyMs.download.p99)} ms`.padStart(14) +
+          `${fmt(r.statusUnderLoadMs.p99)} ms`.padStart(23) +
+          `${fmt(r.eventLoopP99Ms)} ms`.padStart(16) +
+          `${fmt(r.peakRssMiB, 0)} MiB`.padStart(10) +
+          `${fmt(r.cacheHitMs.p50, 2)} ms`.padStart(15),
       );
     }
     for (const r of run.results) {
-      console.log(`${r.workload}: sharp + storing input and result + SHA-256 (no HTTP): ${fmt(r.sharpStoringJobsPerSecond, 2)} jobs/s, ${fmt(r.sharpStoringCpuMsPerJob)} ms CPU per job; service / that = ${fmt(r.ratioToStoring, 2)}`);
+      console.log(
+        `${r.workload}: sharp + storing input and result + SHA-256 (no HTTP): ${fmt(r.sharpStoringJobsPerSecond, 2)} jobs/s, ${fmt(r.sharpStoringCpuMsPerJob)} ms CPU per job; service / that = ${fmt(r.ratioToStoring, 2)}`,
+      );
     }
-    for (const r of run.results) console.log(`${r.workload}: CPU per job: sharp alone ${fmt(r.sharpCpuMsPerJob)} ms; service processes ${fmt(r.cpuMsPerJob.service)} ms (main threads ${fmt(r.cpuMsPerJob.serviceMainThreads)} ms); bench client ${fmt(r.cpuMsPerJob.client)} ms; CPUs busy ${fmt(r.machineBusy * 100, 0)}%`);
-    console.log(`16 concurrent uploads of ${(run.storm.sizeBytes / 1e6).toFixed(1)} MB: statuses ${run.storm.statuses.join(',')}, peak RSS ${fmt(run.storm.peakRssMiB, 0)} MiB`);
+    for (const r of run.results)
+      console.log(
+        `${r.workload}: CPU per job: sharp alone ${fmt(r.sharpCpuMsPerJob)} ms; service processes ${fmt(r.cpuMsPerJob.service)} ms (main threads ${fmt(r.cpuMsPerJob.serviceMainThreads)} ms); bench client ${fmt(r.cpuMsPerJob.client)} ms; CPUs busy ${fmt(r.machineBusy * 100, 0)}%`,
+      );
+    console.log(
+      `16 concurrent uploads of ${(run.storm.sizeBytes / 1e6).toFixed(1)} MB: statuses ${run.storm.statuses.join(',')}, peak RSS ${fmt(run.storm.peakRssMiB, 0)} MiB`,
+    );
   }
-  const machine = { cpu: cpus()[0]?.model, cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, vips: sharp.versions.vips, sharp: sharp.versions.sharp, jemalloc: Boolean(jemalloc) };
+  const machine = {
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    vips: sharp.versions.vips,
+    sharp: sharp.versions.sharp,
+    jemalloc: Boolean(jemalloc),
+  };
   const outDir = join(repo, 'bench/results');
   mkdirSync(outDir, { recursive: true });
   const outFile = join(outDir, `${new Date().toISOString().replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
-  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), quick, concurrency, workers, pollMs: LONG_POLL ? 'long-poll' : POLL_MS, machine, runs }, null, 2));
+  writeFileSync(
+    outFile,
+    JSON.stringify(
+      { date: new Date().toISOString(), quick, concurrency, workers, pollMs: LONG_POLL ? 'long-poll' : POLL_MS, machine, runs },
+      null,
+      2,
+    ),
+  );
   console.log(`\nwrote ${outFile}`);
 }
 

@@ -28,7 +28,11 @@ function check(name: string, ok: boolean, detail = ''): void {
 
 /** Instructions of each stage, continuation lines joined. */
 function stages(text: string): Array<{ name: string; lines: string[] }> {
-  const joined = text.replace(/\\\n/g, ' ').split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'));
+  const joined = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'));
   const result: Array<{ name: string; lines: string[] }> = [];
   for (const line of joined) {
     const from = /^FROM\s+\S+(?:\s+AS\s+(\S+))?/i.exec(line);
@@ -50,7 +54,11 @@ function envOf(lines: string[]): Record<string, string> {
 
 function run(command: string, cwd: string): void {
   console.log(`  $ ${command}`);
-  const result = spawnSync('bash', ['-c', command], { cwd, stdio: 'inherit', env: { ...process.env, NODE_ENV: undefined } as NodeJS.ProcessEnv });
+  const result = spawnSync('bash', ['-c', command], {
+    cwd,
+    stdio: 'inherit',
+    env: { ...process.env, NODE_ENV: undefined } as NodeJS.ProcessEnv,
+  });
   if (result.status !== 0) throw new Error(`'${command}' exited ${result.status}`);
 }
 
@@ -79,7 +87,10 @@ async function main(): Promise<void> {
       if (/^COPY\s/i.test(line)) {
         const parts = line.split(/\s+/).slice(1);
         const dest = parts.pop()!;
-        for (const source of parts) cpSync(join(repo, source), dest.endsWith('/') || parts.length > 1 ? join(buildDir, dest, source) : join(buildDir, dest), { recursive: true });
+        for (const source of parts)
+          cpSync(join(repo, source), dest.endsWith('/') || parts.length > 1 ? join(buildDir, dest, source) : join(buildDir, dest), {
+            recursive: true,
+          });
       } else if (/^RUN\s/i.test(line)) run(line.slice(4), buildDir);
     }
     console.log(`runtime stage in ${appDir}`);
@@ -89,16 +100,44 @@ async function main(): Promise<void> {
       mkdirSync(dirname(target), { recursive: true });
       cpSync(join(buildDir, source!.replace(/^\/app\/?/, '')), target, { recursive: true });
     }
-    const devOnly = ['vitest', 'tsx', 'eslint', 'fast-check', 'typescript', 'typescript-eslint', 'pino-pretty', '@scalar/api-reference', 'playwright-core'].filter((name) => existsSync(join(appDir, 'node_modules', name)));
+    const devOnly = [
+      'vitest',
+      'tsx',
+      'eslint',
+      'fast-check',
+      'typescript',
+      'typescript-eslint',
+      'pino-pretty',
+      '@scalar/api-reference',
+      'playwright-core',
+    ].filter((name) => existsSync(join(appDir, 'node_modules', name)));
     check('runtime stage has no dev-only dependency', devOnly.length === 0, devOnly.join(', '));
-    check('runtime stage has the compiled entry points', existsSync(join(appDir, 'dist/src/server.js')) && existsSync(join(appDir, 'dist/src/worker.js')));
-    check('runtime stage has the vendored docs script', ['scalar.json', 'scalar.js', 'scalar.js.br', 'scalar.js.gz'].every((name) => existsSync(join(appDir, 'dist/vendor', name))));
-    console.log(`  (runtime node_modules: ${spawnSync('du', ['-sm', join(appDir, 'node_modules')]).stdout.toString().split('\t')[0]} MB)`);
+    check(
+      'runtime stage has the compiled entry points',
+      existsSync(join(appDir, 'dist/src/server.js')) && existsSync(join(appDir, 'dist/src/worker.js')),
+    );
+    check(
+      'runtime stage has the vendored docs script',
+      ['scalar.json', 'scalar.js', 'scalar.js.br', 'scalar.js.gz'].every((name) => existsSync(join(appDir, 'dist/vendor', name))),
+    );
+    console.log(
+      `  (runtime node_modules: ${
+        spawnSync('du', ['-sm', join(appDir, 'node_modules')])
+          .stdout.toString()
+          .split('\t')[0]
+      } MB)`,
+    );
 
     const env = envOf(runtime.lines);
     // The image's paths, moved into this check's own folder, on a port nobody holds (a fixed one taken by
     // another process would make the checks below pass against it); the preloaded jemalloc, where this machine has it.
-    Object.assign(env, { UPLOAD_DIR: join(dataDir, 'uploads'), PROCESSED_DIR: join(dataDir, 'processed'), STATE_DIR: join(dataDir, 'state'), PORT: String(await freePort()), HOST: '127.0.0.1' });
+    Object.assign(env, {
+      UPLOAD_DIR: join(dataDir, 'uploads'),
+      PROCESSED_DIR: join(dataDir, 'processed'),
+      STATE_DIR: join(dataDir, 'state'),
+      PORT: String(await freePort()),
+      HOST: '127.0.0.1',
+    });
     if (env.LD_PRELOAD && !existsSync(env.LD_PRELOAD)) {
       const found = spawnSync('bash', ['-c', 'find /usr/lib -name libjemalloc.so.2 | head -n 1']).stdout.toString().trim();
       if (found) env.LD_PRELOAD = found;
@@ -110,19 +149,30 @@ async function main(): Promise<void> {
     const base = `http://127.0.0.1:${env.PORT}`;
 
     const start = () => {
-      const child = spawn(cmd[0]!, cmd.slice(1), { cwd: appDir, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(cmd[0]!, cmd.slice(1), {
+        cwd: appDir,
+        env: { PATH: process.env.PATH, ...env },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       child.stdout!.on('data', () => undefined);
       return child;
     };
-    const exited = (child: ChildProcess) => new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code))));
+    const exited = (child: ChildProcess) =>
+      new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code))));
 
     let server = start();
-    const health = await waitFor('/health', async () => {
-      const response = await fetch(`${base}/health`);
-      return response.status === 200 ? ((await response.json()) as { status: string }) : undefined;
-    }, 30_000);
+    const health = await waitFor(
+      '/health',
+      async () => {
+        const response = await fetch(`${base}/health`);
+        return response.status === 200 ? ((await response.json()) as { status: string }) : undefined;
+      },
+      30_000,
+    );
     check('/health answers healthy', health.status === 'healthy');
-    const jemalloc = spawnSync('bash', ['-c', `grep -c jemalloc /proc/${server.pid}/maps || true`]).stdout.toString().trim();
+    const jemalloc = spawnSync('bash', ['-c', `grep -c jemalloc /proc/${server.pid}/maps || true`])
+      .stdout.toString()
+      .trim();
     if (env.LD_PRELOAD) check('jemalloc is loaded in the server process', Number(jemalloc) > 0);
 
     const healthcheck = /^HEALTHCHECK\s.*?CMD\s+(\[.*\])$/im.exec(runtime.lines.join('\n'));
@@ -132,50 +182,89 @@ async function main(): Promise<void> {
 
     const docsPage = await fetch(`${base}/docs`);
     const scriptPath = /<script src="(\/docs\/scalar\.[0-9a-f]{16}\.js)"/.exec(await docsPage.text())?.[1];
-    check('/docs answers and names its script by hash', docsPage.status === 200 && scriptPath !== undefined, scriptPath ?? `status ${docsPage.status}`);
+    check(
+      '/docs answers and names its script by hash',
+      docsPage.status === 200 && scriptPath !== undefined,
+      scriptPath ?? `status ${docsPage.status}`,
+    );
     if (scriptPath) {
       const script = await fetch(`${base}${scriptPath}`, { headers: { 'accept-encoding': 'br' } });
       // fetch decodes br itself: the decoded script is the vendored one.
       const decoded = Buffer.from(await script.arrayBuffer());
       const vendored = readFileSync(join(appDir, 'dist/vendor/scalar.js'));
-      check('the docs script comes vendored, brotli, immutable', script.status === 200 && script.headers.get('content-encoding') === 'br' && /immutable/.test(script.headers.get('cache-control') ?? '') && decoded.equals(vendored),
-        `${script.status} ${script.headers.get('content-encoding')} ${script.headers.get('content-length')} bytes`);
+      check(
+        'the docs script comes vendored, brotli, immutable',
+        script.status === 200 &&
+          script.headers.get('content-encoding') === 'br' &&
+          /immutable/.test(script.headers.get('cache-control') ?? '') &&
+          decoded.equals(vendored),
+        `${script.status} ${script.headers.get('content-encoding')} ${script.headers.get('content-length')} bytes`,
+      );
     }
     check('/favicon.ico answers', (await fetch(`${base}/favicon.ico`)).status === 200);
 
-    const photo = await sharp({ create: { width: 1600, height: 1200, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer();
+    const photo = await sharp({
+      create: { width: 1600, height: 1200, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+    })
+      .jpeg()
+      .toBuffer();
     const form = new FormData();
     form.append('file', new Blob([new Uint8Array(photo)]), 'check.jpg');
     const uploaded = (await (await fetch(`${base}/upload`, { method: 'POST', body: form })).json()) as { file_id: string };
-    const accepted = (await (await fetch(`${base}/process/${uploaded.file_id}?operation=resize&width=200&height=150`, { method: 'POST' })).json()) as { processing_id: string };
-    await waitFor('the job', async () => {
-      const job = (await (await fetch(`${base}/status/${accepted.processing_id}`)).json()) as { status: string };
-      return job.status === 'completed' ? job : undefined;
-    }, 30_000);
+    const accepted = (await (
+      await fetch(`${base}/process/${uploaded.file_id}?operation=resize&width=200&height=150`, { method: 'POST' })
+    ).json()) as { processing_id: string };
+    await waitFor(
+      'the job',
+      async () => {
+        const job = (await (await fetch(`${base}/status/${accepted.processing_id}`)).json()) as { status: string };
+        return job.status === 'completed' ? job : undefined;
+      },
+      30_000,
+    );
     const bytes = Buffer.from(await (await fetch(`${base}/download/${accepted.processing_id}`)).arrayBuffer());
     const meta = await sharp(bytes).metadata();
     check('a job runs end to end', meta.width === 200 && meta.height === 150, `${meta.width}×${meta.height}`);
 
-    const heavy = (await (await fetch(`${base}/process/${uploaded.file_id}`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ operations: [{ operation: 'blur', intensity: 40 }, { operation: 'sharpen', intensity: 3 }], format: 'png' }),
-    })).json()) as { processing_id: string };
-    await waitFor('the heavy job to start', async () => {
-      const job = (await (await fetch(`${base}/status/${heavy.processing_id}`)).json()) as { status: string };
-      return job.status !== 'queued' ? job : undefined;
-    }, 10_000);
+    const heavy = (await (
+      await fetch(`${base}/process/${uploaded.file_id}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          operations: [
+            { operation: 'blur', intensity: 40 },
+            { operation: 'sharpen', intensity: 3 },
+          ],
+          format: 'png',
+        }),
+      })
+    ).json()) as { processing_id: string };
+    await waitFor(
+      'the heavy job to start',
+      async () => {
+        const job = (await (await fetch(`${base}/status/${heavy.processing_id}`)).json()) as { status: string };
+        return job.status !== 'queued' ? job : undefined;
+      },
+      10_000,
+    );
     server.kill('SIGTERM');
     const code = await Promise.race([exited(server), new Promise<string>((r) => setTimeout(() => r('timeout'), 40_000))]);
     check('SIGTERM with a job in flight exits 0', code === 0, String(code));
 
     server = start();
-    const finished = await waitFor('the in-flight job after the stop', async () => {
-      const job = (await (await fetch(`${base}/status/${heavy.processing_id}`)).json()) as { status: string };
-      return job.status === 'completed' || job.status === 'failed' ? job : undefined;
-    }, 60_000);
+    const finished = await waitFor(
+      'the in-flight job after the stop',
+      async () => {
+        const job = (await (await fetch(`${base}/status/${heavy.processing_id}`)).json()) as { status: string };
+        return job.status === 'completed' || job.status === 'failed' ? job : undefined;
+      },
+      60_000,
+    );
     check('the job in flight at SIGTERM completes', finished.status === 'completed', finished.status);
     // Staged files live in each process's `.staging/<instance>/` folder until committed or renamed into place.
-    const partials = spawnSync('bash', ['-c', `find ${dataDir} -type f \\( -path '*/.staging/*' -o -name '.partial-*' \\) | wc -l`]).stdout.toString().trim();
+    const partials = spawnSync('bash', ['-c', `find ${dataDir} -type f \\( -path '*/.staging/*' -o -name '.partial-*' \\) | wc -l`])
+      .stdout.toString()
+      .trim();
     check('no partial or staged file is left', partials === '0', `${partials} found`);
     server.kill('SIGTERM');
     check('a second SIGTERM stop exits 0', (await exited(server)) === 0);

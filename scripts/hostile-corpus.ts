@@ -45,12 +45,21 @@ export function pngDeclaring(width: number, height: number): Buffer {
   ihdr.writeUInt32BE(height, 4);
   ihdr.set([8, 2, 0, 0, 0], 8);
   const idat = deflateSync(Buffer.alloc(64 * 1024));
-  return Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), pngChunk('IHDR', ihdr), pngChunk('IDAT', idat), pngChunk('IEND', new Uint8Array(0))]);
+  return Buffer.concat([
+    Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'),
+    pngChunk('IHDR', ihdr),
+    pngChunk('IDAT', idat),
+    pngChunk('IEND', new Uint8Array(0)),
+  ]);
 }
 
 /** A real small baseline JPEG with its frame header patched to claim `width`×`height`. */
 export async function jpegDeclaring(width: number, height: number): Promise<Buffer> {
-  const jpeg = Buffer.from(await sharp({ create: { width: 8, height: 8, channels: 3, background: '#336699' } }).jpeg().toBuffer());
+  const jpeg = Buffer.from(
+    await sharp({ create: { width: 8, height: 8, channels: 3, background: '#336699' } })
+      .jpeg()
+      .toBuffer(),
+  );
   for (let i = 2; i < jpeg.length - 9; i++) {
     if (jpeg[i] === 0xff && jpeg[i + 1] === 0xc0) {
       jpeg.writeUInt16BE(height, i + 5);
@@ -89,7 +98,9 @@ export function bmpDeclaring(width: number, height: number): Buffer {
 }
 
 export async function hostileCorpus(): Promise<HostileCase[]> {
-  const noisy = sharp({ create: { width: 64, height: 48, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } });
+  const noisy = sharp({
+    create: { width: 64, height: 48, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+  });
   const photo = await noisy.clone().jpeg().toBuffer();
   const png = await noisy.clone().png().toBuffer();
   const corruptPng = Buffer.from(png);
@@ -99,19 +110,59 @@ export async function hostileCorpus(): Promise<HostileCase[]> {
   const notAnImage = { status: 415, code: 'unsupported_format' };
   return [
     { name: 'PNG of 3 KB declaring 30000×30000', filename: 'bomb.png', bytes: pngDeclaring(30_000, 30_000), expect: tooManyPixels },
-    { name: 'JPEG whose header claims 65000×65000', filename: 'bomb.jpg', bytes: await jpegDeclaring(65_000, 65_000), expect: tooManyPixels },
+    {
+      name: 'JPEG whose header claims 65000×65000',
+      filename: 'bomb.jpg',
+      bytes: await jpegDeclaring(65_000, 65_000),
+      expect: tooManyPixels,
+    },
     { name: 'GIF of 5000 frames on a 200×200 screen', filename: 'frames.gif', bytes: gifWithFrames(5000), expect: tooManyPixels },
     { name: 'BMP header declaring 60000×60000', filename: 'bomb.bmp', bytes: bmpDeclaring(60_000, 60_000), expect: tooManyPixels },
-    { name: 'BMP header declaring a zero width', filename: 'zero.bmp', bytes: bmpDeclaring(0, 10), expect: { status: 415, code: 'undecodable_image' } },
-    { name: 'HTML named .jpg', filename: 'page.jpg', bytes: text('<!doctype html><html><script>alert(1)</script></html>'), expect: notAnImage },
+    {
+      name: 'BMP header declaring a zero width',
+      filename: 'zero.bmp',
+      bytes: bmpDeclaring(0, 10),
+      expect: { status: 415, code: 'undecodable_image' },
+    },
+    {
+      name: 'HTML named .jpg',
+      filename: 'page.jpg',
+      bytes: text('<!doctype html><html><script>alert(1)</script></html>'),
+      expect: notAnImage,
+    },
     { name: 'PHP named .png', filename: 'shell.png', bytes: text('<?php system($_GET["c"]); ?>'), expect: notAnImage },
-    { name: 'ZIP named .gif', filename: 'archive.gif', bytes: Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(100)]), expect: notAnImage },
-    { name: 'SVG named .png', filename: 'vector.png', bytes: text('<svg xmlns="http://www.w3.org/2000/svg" width="99999" height="99999"><rect/></svg>'), expect: notAnImage },
+    {
+      name: 'ZIP named .gif',
+      filename: 'archive.gif',
+      bytes: Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(100)]),
+      expect: notAnImage,
+    },
+    {
+      name: 'SVG named .png',
+      filename: 'vector.png',
+      bytes: text('<svg xmlns="http://www.w3.org/2000/svg" width="99999" height="99999"><rect/></svg>'),
+      expect: notAnImage,
+    },
     { name: 'a fine JPEG named .exe', filename: 'photo.exe', bytes: photo, expect: { status: 415, code: 'unsupported_extension' } },
     { name: 'a fine JPEG with no extension', filename: 'photo', bytes: photo, expect: { status: 415, code: 'unsupported_extension' } },
-    { name: 'WebP magic with garbage after it', filename: 'bad.webp', bytes: Buffer.concat([Buffer.from('RIFF\x10\x00\x00\x00WEBPVP8 ', 'latin1'), Buffer.alloc(40, 0xee)]), expect: { status: 415, code: 'undecodable_image' } },
-    { name: 'JPEG cut after its first third', filename: 'truncated.jpg', bytes: photo.subarray(0, Math.floor(photo.length / 3)), expect: 'accept-then-fail' },
-    { name: 'PNG whose data after the header is overwritten', filename: 'corrupt.png', bytes: corruptPng, expect: { status: 415, code: 'undecodable_image' } },
+    {
+      name: 'WebP magic with garbage after it',
+      filename: 'bad.webp',
+      bytes: Buffer.concat([Buffer.from('RIFF\x10\x00\x00\x00WEBPVP8 ', 'latin1'), Buffer.alloc(40, 0xee)]),
+      expect: { status: 415, code: 'undecodable_image' },
+    },
+    {
+      name: 'JPEG cut after its first third',
+      filename: 'truncated.jpg',
+      bytes: photo.subarray(0, Math.floor(photo.length / 3)),
+      expect: 'accept-then-fail',
+    },
+    {
+      name: 'PNG whose data after the header is overwritten',
+      filename: 'corrupt.png',
+      bytes: corruptPng,
+      expect: { status: 415, code: 'undecodable_image' },
+    },
   ];
 }
 

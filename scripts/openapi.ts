@@ -16,7 +16,12 @@ import { createMetrics } from '../src/metrics.js';
 
 /** The document, as the app serves it. */
 async function openapiText(dir: string): Promise<string> {
-  const config = loadConfig({ UPLOAD_DIR: join(dir, 'uploads'), PROCESSED_DIR: join(dir, 'processed'), STATE_DIR: join(dir, 'state'), WORKER_CONCURRENCY: '1' });
+  const config = loadConfig({
+    UPLOAD_DIR: join(dir, 'uploads'),
+    PROCESSED_DIR: join(dir, 'processed'),
+    STATE_DIR: join(dir, 'state'),
+    WORKER_CONCURRENCY: '1',
+  });
   const metrics = createMetrics();
   const service = await composeService(config, { logger: silentLogger, metrics });
   try {

@@ -32,7 +32,11 @@ async function main(): Promise<void> {
     const body = await json(await fetch(`${baseUrl}/health`));
     if (body.status !== 'healthy') throw new Error(`status is ${String(body.status)}`);
   });
-  const image = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } } }).jpeg().toBuffer();
+  const image = await sharp({
+    create: { width: 640, height: 480, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 30 } },
+  })
+    .jpeg()
+    .toBuffer();
   const upload = await step('POST /upload stores a JPEG', async () => {
     const form = new FormData();
     form.append('file', new Blob([new Uint8Array(image)]), 'smoke.jpg');

@@ -13,6 +13,10 @@ const outDir = resolve(process.argv[2] ?? join(import.meta.dirname, '..', 'dist'
 const started = performance.now();
 const { manifest, upToDate } = await vendorScalarScript(outDir);
 if (!upToDate) {
-  const sizes = await Promise.all([manifest.identity, manifest.br, manifest.gzip].map(async (name) => `${name} ${((await stat(join(outDir, name))).size / 1e6).toFixed(2)} MB`));
+  const sizes = await Promise.all(
+    [manifest.identity, manifest.br, manifest.gzip].map(
+      async (name) => `${name} ${((await stat(join(outDir, name))).size / 1e6).toFixed(2)} MB`,
+    ),
+  );
   console.log(`vendor-docs: ${sizes.join(', ')} in ${outDir} (${((performance.now() - started) / 1000).toFixed(1)} s)`);
 }

@@ -62,9 +62,14 @@ export function accessControl({ apiKeys, limiter, perMinute, trustedHops, peerAd
       const address = clientAddress({ forwardedFor: c.req.header('x-forwarded-for'), peer: peerAddress(c), trustedHops });
       const { allowed, retryAfterSeconds } = await limiter.hit(caller ?? `ip:${address ? addressNetwork(address) : 'unknown'}`);
       if (!allowed) {
-        throw new AppError(429, 'rate_limited', `at most ${perMinute} requests a minute (RATE_LIMIT_PER_MINUTE); retry in ${retryAfterSeconds} s`, {
-          headers: { 'Retry-After': String(retryAfterSeconds) },
-        });
+        throw new AppError(
+          429,
+          'rate_limited',
+          `at most ${perMinute} requests a minute (RATE_LIMIT_PER_MINUTE); retry in ${retryAfterSeconds} s`,
+          {
+            headers: { 'Retry-After': String(retryAfterSeconds) },
+          },
+        );
       }
     }
     if (apiKeys.length && !caller) {

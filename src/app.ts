@@ -9,7 +9,15 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
 import { routePath } from 'hono/route';
-import { DOCS_HASHED_SCRIPT_ROUTE, DOCS_PATH, DOCS_SCRIPT_PATH, docsPageHandler, docsScriptHandler, FAVICON_PATH, faviconHandler } from '../handlers/docs.js';
+import {
+  DOCS_HASHED_SCRIPT_ROUTE,
+  DOCS_PATH,
+  DOCS_SCRIPT_PATH,
+  docsPageHandler,
+  docsScriptHandler,
+  FAVICON_PATH,
+  faviconHandler,
+} from '../handlers/docs.js';
 import { downloadHandler, downloadRoute } from '../handlers/download.js';
 import { healthHandler, healthRoute } from '../handlers/health.js';
 import { tasksHandler, tasksRoute, uploadImageHandler, uploadImageRoute } from '../handlers/legacy.js';
@@ -77,21 +85,37 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
     const matched = routePath(c, -1);
     const route = matched.endsWith('*') ? 'unmatched' : matched;
     metrics.observeRequest(c.req.method, route, c.res.status, seconds);
-    logger.info({ request_id: c.get('requestId'), method: c.req.method, route, path: c.req.path.slice(0, 200), status: c.res.status, duration_ms: Math.round(seconds * 10_000) / 10 }, 'request');
+    logger.info(
+      {
+        request_id: c.get('requestId'),
+        method: c.req.method,
+        route,
+        path: c.req.path.slice(0, 200),
+        status: c.res.status,
+        duration_ms: Math.round(seconds * 10_000) / 10,
+      },
+      'request',
+    );
   });
   const { apiKeys, rateLimitPerMinute: perMinute, trustProxy: trustedHops = 0 } = deps.settings;
-  if (apiKeys.length || deps.rateLimiter) app.use(accessControl({ apiKeys, limiter: deps.rateLimiter, perMinute, trustedHops, peerAddress: clientAddress }));
+  if (apiKeys.length || deps.rateLimiter)
+    app.use(accessControl({ apiKeys, limiter: deps.rateLimiter, perMinute, trustedHops, peerAddress: clientAddress }));
   // With Redis down, refuse work at once (before reading a 10 MB body) instead of hanging. (Middleware is
   // registered with `use`, never with a method: only routes count for 405's Allow.)
   for (const path of ['/upload', '/upload-image', '/process/*']) {
     app.use(path, async (c, next) => {
-      if (c.req.method === 'POST' && deps.redis && !deps.redis.ready()) throw unavailable('redis_unavailable', 'Redis is unreachable; retry shortly', 2);
+      if (c.req.method === 'POST' && deps.redis && !deps.redis.ready())
+        throw unavailable('redis_unavailable', 'Redis is unreachable; retry shortly', 2);
       await next();
     });
   }
   const limitJsonBody = bodyLimit({
     maxSize: MAX_JSON_BYTES,
-    onError: (c) => problem(tooLarge('body_too_large', `the JSON body must be at most ${MAX_JSON_BYTES} bytes`).withHeaders({ Connection: 'close' }), c.get('requestId')),
+    onError: (c) =>
+      problem(
+        tooLarge('body_too_large', `the JSON body must be at most ${MAX_JSON_BYTES} bytes`).withHeaders({ Connection: 'close' }),
+        c.get('requestId'),
+      ),
   });
   app.use('/process/*', async function boundedBody(c, next) {
     // Without a Content-Length the limit reads the body here; a body that breaks off is the client's doing, not a 500.
@@ -131,7 +155,14 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.get(FAVICON_PATH, faviconHandler);
 
   const wrongMethod = methodNotAllowed(() => app.routes);
-  app.notFound((c) => wrongMethod(c) ?? problem(new AppError(404, 'not_found', `no route for ${cut(c.req.method)} ${cut(new URL(c.req.url).pathname, 100)}`), c.get('requestId')));
+  app.notFound(
+    (c) =>
+      wrongMethod(c) ??
+      problem(
+        new AppError(404, 'not_found', `no route for ${cut(c.req.method)} ${cut(new URL(c.req.url).pathname, 100)}`),
+        c.get('requestId'),
+      ),
+  );
   app.onError((error, c) => {
     const id = c.get('requestId') ?? crypto.randomUUID();
     if (error instanceof AppError) return problem(error, id);

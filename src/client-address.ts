@@ -110,7 +110,7 @@ function ipv6Groups(text: string): number[] | undefined {
 /** RFC 5952: lowercase, no leading zeros, the longest run of two or more zero groups as `::`. */
 function formatIpv6(groups: number[]): string {
   let best = { start: -1, length: 1 };
-  for (let start = 0; start < 8; ) {
+  for (let start = 0; start < 8;) {
     let end = start;
     while (end < 8 && groups[end] === 0) end++;
     if (end - start > best.length) best = { start, length: end - start };

@@ -19,10 +19,16 @@ export async function composeEmbedded(config: Config, edge: Edge): Promise<Servi
   const { store, processor } = await openStorage(config, edge);
   const jobs = await EmbeddedJobStore.open(config.STATE_DIR);
   const { guard, delivery } = await webhookParts(config);
-  const outbox = delivery && await EmbeddedWebhookOutbox.open({
-    stateDir: config.STATE_DIR, delivery, concurrency: config.WEBHOOK_CONCURRENCY, retentionMs: config.RETENTION_SECONDS * 1000,
-    observe: metrics.observeWebhook, onError: throttledErrorLog(logger, 'webhooks'),
-  });
+  const outbox =
+    delivery &&
+    (await EmbeddedWebhookOutbox.open({
+      stateDir: config.STATE_DIR,
+      delivery,
+      concurrency: config.WEBHOOK_CONCURRENCY,
+      retentionMs: config.RETENTION_SECONDS * 1000,
+      observe: metrics.observeWebhook,
+      onError: throttledErrorLog(logger, 'webhooks'),
+    }));
   const announce = outbox && createJobEndAnnouncer({ jobs, outbox });
   const queue = new EmbeddedQueue(runner(config, { jobs, store, processor }, edge, announce), config.WORKER_CONCURRENCY);
   metrics.watchQueue(queue);
@@ -30,18 +36,26 @@ export async function composeEmbedded(config: Config, edge: Edge): Promise<Servi
   // jobs that ended just before it stopped (before their message was written) are sent.
   for (const processingId of await jobs.unfinishedJobs()) await queue.enqueue(processingId);
   if (announce) {
-    for (const processingId of jobs.endedJobsToNotify(new Date(Date.now() - config.WEBHOOK_MAX_AGE_SECONDS * 1000))) await announce(processingId);
+    for (const processingId of jobs.endedJobsToNotify(new Date(Date.now() - config.WEBHOOK_MAX_AGE_SECONDS * 1000)))
+      await announce(processingId);
   }
   const sweep = createSweeper({ jobs, store, retentionSeconds: config.RETENTION_SECONDS });
   const stopSweeps = scheduleSweeps(sweep, sweepIntervalSeconds(config.RETENTION_SECONDS), throttledErrorLog(logger, 'retention sweep'));
   return {
     mode: 'embedded',
-    deps: appDeps(config, {
-      store, processor, jobs, queue: loggedQueue(queue, logger),
-      idempotency: new MemoryIdempotency(IDEMPOTENCY),
-      rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new MemoryRateLimiter(config.RATE_LIMIT_PER_MINUTE) : undefined,
-      webhooks: { outbox, notifyUrls: guard },
-    }, edge.nodeBodyOf),
+    deps: appDeps(
+      config,
+      {
+        store,
+        processor,
+        jobs,
+        queue: loggedQueue(queue, logger),
+        idempotency: new MemoryIdempotency(IDEMPOTENCY),
+        rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new MemoryRateLimiter(config.RATE_LIMIT_PER_MINUTE) : undefined,
+        webhooks: { outbox, notifyUrls: guard },
+      },
+      edge.nodeBodyOf,
+    ),
     idle: (timeoutMs = 60_000) => within(queue.idle(), timeoutMs),
     sweep,
     async close(timeoutMs = 25_000, inFlight = Promise.resolve()) {

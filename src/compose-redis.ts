@@ -19,7 +19,8 @@ import { createSweeper, scheduleSweeps, sweepIntervalSeconds } from './retention
 import { createJobEndAnnouncer } from './webhooks/events.js';
 
 const TERMINAL_FAILURES: Record<TerminalFailure, string> = {
-  worker_lost: 'the job was interrupted three times while it ran (its worker was stopped, ran out of memory or lost Redis); it was not tried again. Ask for it again with POST /process',
+  worker_lost:
+    'the job was interrupted three times while it ran (its worker was stopped, ran out of memory or lost Redis); it was not tried again. Ask for it again with POST /process',
   retries_exhausted: 'the job failed three times on a fault of the service (its file store or Redis); ask for it again with POST /process',
 };
 
@@ -47,11 +48,14 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
   const { store, processor } = await openStorage(config, edge);
   const api = connectRedis(url, 'api', throttledErrorLog(logger, 'redis'));
   if (!(await whenReady(api, 5000))) logger.warn('Redis is not reachable yet; starting anyway, unhealthy until it is');
-  const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS, () => connectRedis(url, 'events', throttledErrorLog(logger, 'redis (events)')));
+  const jobs = new RedisJobStore(api, prefix, config.RETENTION_SECONDS, () =>
+    connectRedis(url, 'events', throttledErrorLog(logger, 'redis (events)')),
+  );
   const queue = new BullQueue(api, prefix, throttledErrorLog(logger, 'queue'));
   metrics.watchQueue(queue);
   const { guard, delivery } = await webhookParts(config);
-  const outbox = delivery && new BullWebhookOutbox(api, prefix, delivery.policy, config.RETENTION_SECONDS, throttledErrorLog(logger, 'webhook queue'));
+  const outbox =
+    delivery && new BullWebhookOutbox(api, prefix, delivery.policy, config.RETENTION_SECONDS, throttledErrorLog(logger, 'webhook queue'));
   const announce = outbox && createJobEndAnnouncer({ jobs, outbox });
   const runJob = runner(config, { jobs, store, processor }, edge, announce);
 
@@ -80,8 +84,15 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
     });
     if (delivery) {
       webhookWorker = startWebhookWorker({
-        connection: workerConnection, redis: workerConnection, prefix, concurrency: config.WEBHOOK_CONCURRENCY, lockSeconds: config.WORKER_LOCK_SECONDS,
-        retentionSeconds: config.RETENTION_SECONDS, delivery, observe: metrics.observeWebhook, onError: throttledErrorLog(logger, 'webhook worker'),
+        connection: workerConnection,
+        redis: workerConnection,
+        prefix,
+        concurrency: config.WEBHOOK_CONCURRENCY,
+        lockSeconds: config.WORKER_LOCK_SECONDS,
+        retentionSeconds: config.RETENTION_SECONDS,
+        delivery,
+        observe: metrics.observeWebhook,
+        onError: throttledErrorLog(logger, 'webhook worker'),
       });
     }
   }
@@ -107,13 +118,20 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
 
   return {
     mode: 'redis',
-    deps: appDeps(config, {
-      store, processor, jobs, queue: loggedQueue(queue, logger),
-      idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY),
-      rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new RedisRateLimiter(api, prefix, config.RATE_LIMIT_PER_MINUTE) : undefined,
-      redis: redisProbe(api),
-      webhooks: { outbox, notifyUrls: guard },
-    }, edge.nodeBodyOf),
+    deps: appDeps(
+      config,
+      {
+        store,
+        processor,
+        jobs,
+        queue: loggedQueue(queue, logger),
+        idempotency: new RedisIdempotency(api, prefix, IDEMPOTENCY),
+        rateLimiter: config.RATE_LIMIT_PER_MINUTE > 0 ? new RedisRateLimiter(api, prefix, config.RATE_LIMIT_PER_MINUTE) : undefined,
+        redis: redisProbe(api),
+        webhooks: { outbox, notifyUrls: guard },
+      },
+      edge.nodeBodyOf,
+    ),
     idle,
     sweep,
     async close(timeoutMs = 25_000, inFlight = Promise.resolve()) {
@@ -127,7 +145,16 @@ export async function composeRedis(config: Config, url: string, edge: Edge): Pro
       await outbox?.close().catch(() => undefined);
       jobs.disconnect();
       // QUIT, so Redis sees a client leave rather than a connection drop; at most a second, then cut.
-      await Promise.all([api, workerConnection].map((client) => client && within(client.quit().catch(() => undefined), 1000).finally(() => client.disconnect())));
+      await Promise.all(
+        [api, workerConnection].map(
+          (client) =>
+            client &&
+            within(
+              client.quit().catch(() => undefined),
+              1000,
+            ).finally(() => client.disconnect()),
+        ),
+      );
       await store.close();
     },
   };

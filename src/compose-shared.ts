@@ -75,7 +75,11 @@ export function packageVersion(): string {
  */
 export function instanceId(config: Config): string {
   if (config.INSTANCE_ID) return config.INSTANCE_ID;
-  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 80) || 'host';
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .replace(/^[^A-Za-z0-9]+/, '')
+      .slice(0, 80) || 'host';
   return `${host}-${process.pid}`;
 }
 
@@ -90,7 +94,8 @@ export async function openStorage(config: Config, edge: Edge): Promise<{ store: 
 
 async function openConfiguredStore(config: Config, logger: Logger): Promise<ImageStore> {
   const instance = instanceId(config);
-  if (!config.STORAGE_URL) return DiskStore.open({ uploadDir: config.UPLOAD_DIR, processedDir: config.PROCESSED_DIR, instanceId: instance });
+  if (!config.STORAGE_URL)
+    return DiskStore.open({ uploadDir: config.UPLOAD_DIR, processedDir: config.PROCESSED_DIR, instanceId: instance });
   const { S3Store } = await import('./adapters/s3-store.js');
   return S3Store.open({
     ...config.STORAGE_URL,
@@ -114,7 +119,12 @@ export function loggedQueue(queue: JobQueue, logger: Logger): JobQueue {
   };
 }
 
-export function runner(config: Config, parts: Pick<Parts, 'jobs' | 'store' | 'processor'>, { logger, metrics }: Observability, announce?: JobEndAnnouncer) {
+export function runner(
+  config: Config,
+  parts: Pick<Parts, 'jobs' | 'store' | 'processor'>,
+  { logger, metrics }: Observability,
+  announce?: JobEndAnnouncer,
+) {
   return createJobRunner({ ...parts, timeoutSeconds: config.JOB_TIMEOUT_SECONDS, logger, observe: metrics.observeJob, announce });
 }
 
@@ -136,7 +146,10 @@ export function deliveryPolicy(config: Config): DeliveryPolicy {
  * The `notify_url` guard (always: without secrets it refuses every URL, saying why) and, when
  * `WEBHOOK_SECRETS` are set, what a delivery needs: the transport through that guard, the keys, the policy.
  */
-export async function webhookParts(config: Config, resolve?: ConstructorParameters<typeof NotifyUrlGuard>[0]['resolve']): Promise<{ guard: NotifyUrlGuard; delivery?: DeliveryDeps }> {
+export async function webhookParts(
+  config: Config,
+  resolve?: ConstructorParameters<typeof NotifyUrlGuard>[0]['resolve'],
+): Promise<{ guard: NotifyUrlGuard; delivery?: DeliveryDeps }> {
   const guard = new NotifyUrlGuard({
     enabled: config.WEBHOOK_SECRETS.length > 0,
     allowHttp: config.WEBHOOK_ALLOW_HTTP,
@@ -182,7 +195,9 @@ export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): 
       startedAt: new Date(),
     },
     uploads: new MultipartReceiver(parts.store, nodeBodyOf, {
-      maxConcurrent: config.MAX_CONCURRENT_UPLOADS, idleSeconds: config.UPLOAD_IDLE_TIMEOUT_SECONDS, totalSeconds: config.UPLOAD_TIMEOUT_SECONDS,
+      maxConcurrent: config.MAX_CONCURRENT_UPLOADS,
+      idleSeconds: config.UPLOAD_IDLE_TIMEOUT_SECONDS,
+      totalSeconds: config.UPLOAD_TIMEOUT_SECONDS,
     }),
     docs: scalarAssets,
     ...parts,
@@ -197,9 +212,11 @@ export function within(promise: Promise<unknown>, timeoutMs: number): Promise<vo
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, timeoutMs);
     timer.unref();
-    void promise.catch(() => undefined).finally(() => {
-      clearTimeout(timer);
-      resolve();
-    });
+    void promise
+      .catch(() => undefined)
+      .finally(() => {
+        clearTimeout(timer);
+        resolve();
+      });
   });
 }

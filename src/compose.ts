@@ -14,7 +14,10 @@ import { createMetrics } from './metrics.js';
 export type { Service } from './compose-shared.js';
 export type ComposeOptions = Partial<Edge>;
 
-export async function composeService(config: Config, { logger = silentLogger, metrics = createMetrics(), ...rest }: ComposeOptions = {}): Promise<Service> {
+export async function composeService(
+  config: Config,
+  { logger = silentLogger, metrics = createMetrics(), ...rest }: ComposeOptions = {},
+): Promise<Service> {
   const edge: Edge = { logger, metrics, ...rest };
   if (!config.REDIS_URL) return composeEmbedded(config, edge);
   const { composeRedis } = await import('./compose-redis.js');

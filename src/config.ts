@@ -41,13 +41,20 @@ const secondsList = (name: string, fallback: readonly number[], max: number) =>
       if (!value?.trim()) return fallback.map((seconds) => seconds * 1000);
       const items = value.split(',').map((item) => item.trim());
       if (items.length > 50 || !items.every((item) => /^\d{1,6}(\.\d{1,3})?$/.test(item) && Number(item) <= max)) {
-        ctx.addIssue({ code: 'custom', message: `${name} must be 1 to 50 comma-separated numbers of seconds from 0 to ${max}, got ${JSON.stringify(value.slice(0, 100))}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `${name} must be 1 to 50 comma-separated numbers of seconds from 0 to ${max}, got ${JSON.stringify(value.slice(0, 100))}`,
+        });
         return z.NEVER;
       }
       return items.map((item) => Math.round(Number(item) * 1000));
     });
 
-const text = (fallback: string) => z.string().optional().transform((value) => (value?.trim() ? value.trim() : fallback));
+const text = (fallback: string) =>
+  z
+    .string()
+    .optional()
+    .transform((value) => (value?.trim() ? value.trim() : fallback));
 
 const schema = z
   .object({
@@ -69,7 +76,10 @@ const schema = z
         const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
         const prefix = (match?.[2] ?? '').replace(/^\/+|\/+$/g, '');
         if (!match || !/^[A-Za-z0-9!_.*'()/-]{0,512}$/.test(prefix) || prefix.split('/').some((part) => part === '.' || part === '..')) {
-          ctx.addIssue({ code: 'custom', message: `STORAGE_URL must be s3://bucket or s3://bucket/prefix (a bucket name of 3 to 63 lowercase letters, digits, dots and dashes), got ${JSON.stringify(url.slice(0, 100))}` });
+          ctx.addIssue({
+            code: 'custom',
+            message: `STORAGE_URL must be s3://bucket or s3://bucket/prefix (a bucket name of 3 to 63 lowercase letters, digits, dots and dashes), got ${JSON.stringify(url.slice(0, 100))}`,
+          });
           return z.NEVER;
         }
         return { kind: 's3' as const, bucket: match[1]!, prefix: prefix ? `${prefix}/` : '' };
@@ -78,15 +88,23 @@ const schema = z
       .string()
       .optional()
       .transform((value) => value?.trim() || undefined)
-      .refine((value) => value === undefined || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(value), { message: 'S3_ENDPOINT must be an http:// or https:// URL' }),
+      .refine((value) => value === undefined || /^https?:\/\/[^\s/]+(\/\S*)?$/.test(value), {
+        message: 'S3_ENDPOINT must be an http:// or https:// URL',
+      }),
     S3_FORCE_PATH_STYLE: z
       .string()
       .optional()
       .transform((value) => value?.trim().toLowerCase() || 'false')
       .refine((value) => value === 'true' || value === 'false', { message: 'S3_FORCE_PATH_STYLE must be true or false' })
       .transform((value) => value === 'true'),
-    AWS_REGION: z.string().optional().transform((value) => value?.trim() || undefined),
-    AWS_DEFAULT_REGION: z.string().optional().transform((value) => value?.trim() || undefined),
+    AWS_REGION: z
+      .string()
+      .optional()
+      .transform((value) => value?.trim() || undefined),
+    AWS_DEFAULT_REGION: z
+      .string()
+      .optional()
+      .transform((value) => value?.trim() || undefined),
     INSTANCE_ID: z
       .string()
       .optional()
@@ -125,7 +143,9 @@ const schema = z
       .string()
       .optional()
       .transform((value) => value?.trim() || 'imgsvc')
-      .refine((value) => /^[A-Za-z0-9_.-]{1,64}$/.test(value), { message: 'REDIS_KEY_PREFIX must be 1 to 64 letters, digits, dots, dashes or underscores' }),
+      .refine((value) => /^[A-Za-z0-9_.-]{1,64}$/.test(value), {
+        message: 'REDIS_KEY_PREFIX must be 1 to 64 letters, digits, dots, dashes or underscores',
+      }),
     WORKER_LOCK_SECONDS: integer('WORKER_LOCK_SECONDS', 1, 30, 600),
     SHUTDOWN_TIMEOUT_SECONDS: integer('SHUTDOWN_TIMEOUT_SECONDS', 0, 25, 600),
     MAX_QUEUE_DEPTH: integer('MAX_QUEUE_DEPTH', 1, 1000),
@@ -139,7 +159,12 @@ const schema = z
     API_KEYS: z
       .string()
       .optional()
-      .transform((value) => (value ?? '').split(',').map((key) => key.trim()).filter(Boolean))
+      .transform((value) =>
+        (value ?? '')
+          .split(',')
+          .map((key) => key.trim())
+          .filter(Boolean),
+      )
       .refine((keys) => keys.every((key) => /^[\x21-\x7e]{16,256}$/.test(key)), {
         message: 'API_KEYS must be a comma-separated list of keys of 16 to 256 visible ASCII characters',
       }),
@@ -174,7 +199,9 @@ const schema = z
       .string()
       .optional()
       .transform((value) => value?.trim().toLowerCase() || 'info')
-      .refine((value) => (LOG_LEVELS as readonly string[]).includes(value), { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` }),
+      .refine((value) => (LOG_LEVELS as readonly string[]).includes(value), {
+        message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`,
+      }),
   })
   .refine((config) => config.WORKER_CONCURRENCY > 0 || config.REDIS_URL !== undefined, {
     message: 'WORKER_CONCURRENCY=0 needs REDIS_URL: without Redis there is no separate worker to do the work',

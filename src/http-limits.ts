@@ -40,7 +40,8 @@ export function limitConnections(server: Server, config: Limits): void {
   server.on('clientError', function answerClientError(error: NodeJS.ErrnoException, socket: Duplex) {
     // What Node answers when nobody listens, but for a timeout, which gets a problem document.
     const headerSent = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent;
-    if (socket.writable && !headerSent) socket.write(error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? timeoutAnswer(detail) : bareAnswer(error.code));
+    if (socket.writable && !headerSent)
+      socket.write(error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? timeoutAnswer(detail) : bareAnswer(error.code));
     socket.destroy(error);
   });
 }
@@ -54,6 +55,11 @@ function timeoutAnswer(detail: string): string {
 }
 
 function bareAnswer(code: string | undefined): string {
-  const status = code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW' ? '413 Payload Too Large' : '400 Bad Request';
+  const status =
+    code === 'HPE_HEADER_OVERFLOW'
+      ? '431 Request Header Fields Too Large'
+      : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+        ? '413 Payload Too Large'
+        : '400 Bad Request';
   return `HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`;
 }

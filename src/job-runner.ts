@@ -40,7 +40,16 @@ export interface RunOptions {
 
 export type JobRunner = (processingId: string, options?: RunOptions) => Promise<JobOutcome>;
 
-export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = () => new Date(), logger = silentLogger, observe = () => {}, announce }: JobRunnerDeps): JobRunner {
+export function createJobRunner({
+  jobs,
+  store,
+  processor,
+  timeoutSeconds,
+  now = () => new Date(),
+  logger = silentLogger,
+  observe = () => {},
+  announce,
+}: JobRunnerDeps): JobRunner {
   if (!announce) return runOnce;
   return async function runJob(processingId, options) {
     const outcome = await runOnce(processingId, options);
@@ -58,7 +67,10 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
     if (!job || isFinished(job.status)) return 'skipped';
     const startedAt = now();
     const log = logger.child({ processing_id: processingId, file_id: job.file_id });
-    log.info({ operations: job.operations, output: job.output, queued_ms: startedAt.getTime() - Date.parse(job.created_at) }, 'job started');
+    log.info(
+      { operations: job.operations, output: job.output, queued_ms: startedAt.getTime() - Date.parse(job.created_at) },
+      'job started',
+    );
     const started = await jobs.updateJob(processingId, { status: 'processing', started_at: startedAt.toISOString() });
     // Another run ended it meanwhile (a duplicate after a lost lock): nothing to do, nothing to overwrite.
     if (!started || isFinished(started.status)) return 'skipped';
@@ -69,7 +81,13 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
       // The cache first: a job waiting for this result, woken by the end of this one, finds it at once.
       await jobs.markCompleted(job.cache_key, processingId);
       // `cached`: the result came from another job (finished before, or computing it at the same time).
-      await jobs.updateJob(processingId, { status: 'completed', result, cached: shared, completed_at: completedAt.toISOString(), duration_ms: durationMs });
+      await jobs.updateJob(processingId, {
+        status: 'completed',
+        result,
+        cached: shared,
+        completed_at: completedAt.toISOString(),
+        duration_ms: durationMs,
+      });
       log.info({ duration_ms: durationMs, result }, 'job completed');
       observe('completed', job.operations, durationMs / 1000);
       return 'completed';
@@ -82,9 +100,10 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
       }
       const completedAt = now();
       const durationMs = completedAt.getTime() - startedAt.getTime();
-      const failure = error instanceof AppError
-        ? { code: error.code, message: error.detail }
-        : { code: 'internal_error' as const, message: 'processing failed unexpectedly' };
+      const failure =
+        error instanceof AppError
+          ? { code: error.code, message: error.detail }
+          : { code: 'internal_error' as const, message: 'processing failed unexpectedly' };
       await jobs.updateJob(processingId, {
         status: 'failed',
         error: failure,
@@ -99,7 +118,6 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
       await jobs.releaseCompute(job.cache_key, processingId).catch(() => undefined);
     }
   }
-
 
   /**
    * The job's result, and whether it came from another job: one with the same key that finished meanwhile
@@ -135,7 +153,14 @@ export function createJobRunner({ jobs, store, processor, timeoutSeconds, now = 
   async function compute(job: JobRecord): Promise<JobResult> {
     const file = await jobs.getFile(job.file_id);
     if (!file) throw new AppError(422, 'file_missing', 'the uploaded file is no longer known');
-    const task = { fileId: file.file_id, input: file, operations: job.operations, output: job.output, keepMetadata: job.keep_metadata, timeoutSeconds };
+    const task = {
+      fileId: file.file_id,
+      input: file,
+      operations: job.operations,
+      output: job.output,
+      keepMetadata: job.keep_metadata,
+      timeoutSeconds,
+    };
     // Written while the job still holds its memory budget: the encoded result is part of its peak.
     return processor.process(task, async (image) => {
       const written = await store.writeResult(resultName(job), image.data);

@@ -37,7 +37,12 @@ export function createMetrics(): Metrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [registry],
   });
-  const jobs = new Counter({ name: 'jobs_total', help: 'Jobs finished by this process, by outcome', labelNames: ['outcome'], registers: [registry] });
+  const jobs = new Counter({
+    name: 'jobs_total',
+    help: 'Jobs finished by this process, by outcome',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
   const durations = new Histogram({
     name: 'job_processing_duration_seconds',
     help: 'Processing time of finished jobs by operation (pipeline = several)',
@@ -55,7 +60,8 @@ export function createMetrics(): Metrics {
   // Both queue gauges read one `counts()` per scrape (in Redis mode that is several commands, CLIENT LIST among them).
   let recent: { at: number; counts: Promise<QueueCounts | undefined> } | undefined;
   const queueCounts = () => {
-    if (!recent || Date.now() - recent.at > 1000) recent = { at: Date.now(), counts: queue ? queue.counts().catch(() => undefined) : Promise.resolve(undefined) };
+    if (!recent || Date.now() - recent.at > 1000)
+      recent = { at: Date.now(), counts: queue ? queue.counts().catch(() => undefined) : Promise.resolve(undefined) };
     return recent.counts;
   };
   new Gauge({
@@ -121,13 +127,25 @@ export function createMetrics(): Metrics {
 /** Logs one EMF line: CloudWatch turns it into the metrics QueueWaiting and QueueActive. */
 export async function publishQueueMetrics(queue: JobQueue, logger: Logger, namespace: string): Promise<void> {
   const counts = await queue.counts();
-  logger.info({
-    _aws: {
-      Timestamp: Date.now(),
-      CloudWatchMetrics: [{ Namespace: namespace, Dimensions: [['Queue']], Metrics: [{ Name: 'QueueWaiting', Unit: 'Count' }, { Name: 'QueueActive', Unit: 'Count' }] }],
+  logger.info(
+    {
+      _aws: {
+        Timestamp: Date.now(),
+        CloudWatchMetrics: [
+          {
+            Namespace: namespace,
+            Dimensions: [['Queue']],
+            Metrics: [
+              { Name: 'QueueWaiting', Unit: 'Count' },
+              { Name: 'QueueActive', Unit: 'Count' },
+            ],
+          },
+        ],
+      },
+      Queue: 'images',
+      QueueWaiting: counts.waiting,
+      QueueActive: counts.active,
     },
-    Queue: 'images',
-    QueueWaiting: counts.waiting,
-    QueueActive: counts.active,
-  }, 'queue depth');
+    'queue depth',
+  );
 }

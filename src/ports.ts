@@ -261,10 +261,7 @@ export interface RedisProbe {
 
 /** What an earlier request with the same `Idempotency-Key` got. */
 export type IdempotencyClaim =
-  | { state: 'claimed' }
-  | { state: 'replay'; status: number; body: unknown }
-  | { state: 'mismatch' }
-  | { state: 'in_progress' };
+  { state: 'claimed' } | { state: 'replay'; status: number; body: unknown } | { state: 'mismatch' } | { state: 'in_progress' };
 
 /** `Idempotency-Key` records: a claim is a short lease, an answer is kept for 24 h. */
 export interface IdempotencyStore {

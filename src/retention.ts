@@ -60,7 +60,8 @@ export function createSweeper({ jobs, store, retentionSeconds, acquire = async (
     await phase(async () => {
       Object.assign(report, await store.sweep(cutoff, stagedCutoff));
     });
-    if (errors.length) throw errors.length === 1 ? errors[0] : new AggregateError(errors, `${errors.length} phases of the retention sweep failed`);
+    if (errors.length)
+      throw errors.length === 1 ? errors[0] : new AggregateError(errors, `${errors.length} phases of the retention sweep failed`);
     return report;
   };
 }

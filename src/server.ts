@@ -31,12 +31,16 @@ async function main(): Promise<void> {
   const service = await composeService(config, { logger, metrics, nodeBodyOf: (request) => nodeBodies.get(request) });
   keepEventLoopFirst();
   const stopping = new AbortController();
-  const app = createApp({ ...service.deps, stopping: stopping.signal }, {
-    logger,
-    metrics,
-    onUnexpectedError: (error, requestId) => logger.error({ request_id: requestId, err: error instanceof Error ? error.stack : String(error) }, 'unexpected error'),
-    clientAddress: (c) => getConnInfo(c).remote.address,
-  });
+  const app = createApp(
+    { ...service.deps, stopping: stopping.signal },
+    {
+      logger,
+      metrics,
+      onUnexpectedError: (error, requestId) =>
+        logger.error({ request_id: requestId, err: error instanceof Error ? error.stack : String(error) }, 'unexpected error'),
+      clientAddress: (c) => getConnInfo(c).remote.address,
+    },
+  );
   const fetch = (request: Request, env: HttpBindings | Http2Bindings) => {
     nodeBodies.set(request, env.incoming);
     // The bindings stay for getConnInfo (the client address) in this file; the app's routes never read them.

@@ -29,7 +29,10 @@ async function main(): Promise<void> {
   // BullMQ renews its job locks from the event loop: it must not wait behind libvips for a core.
   keepEventLoopFirst();
   logger.info({ mode: service.mode, worker_concurrency: config.WORKER_CONCURRENCY }, 'worker started');
-  const timer = setInterval(() => void publishQueueMetrics(service.deps.queue, logger, 'ImageService').catch(() => undefined), METRIC_INTERVAL_MS);
+  const timer = setInterval(
+    () => void publishQueueMetrics(service.deps.queue, logger, 'ImageService').catch(() => undefined),
+    METRIC_INTERVAL_MS,
+  );
   onStopSignal(logger, async () => {
     clearInterval(timer);
     await service.close(config.SHUTDOWN_TIMEOUT_SECONDS * 1000);

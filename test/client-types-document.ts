@@ -11,12 +11,18 @@ export async function documentNaturalCode(fileId: string, processingId: string):
   // POST /process always sends download_url.
   const accepted = await images.process(fileId, { operations: [{ operation: 'grayscale' }] });
   const downloadUrl: string = accepted.download_url;
-  const raw = await images.POST('/process/{file_id}', { params: { path: { file_id: fileId } }, body: { operations: [{ operation: 'sepia' }] } });
+  const raw = await images.POST('/process/{file_id}', {
+    params: { path: { file_id: fileId } },
+    body: { operations: [{ operation: 'sepia' }] },
+  });
   if (raw.data) console.log(raw.data.download_url.length);
 
   // The query form with typed, bounded parameters: numbers are numbers, enums are enums.
   await images.POST('/process/{file_id}', {
-    params: { path: { file_id: fileId }, query: { operation: 'resize', width: 200, height: 150, fit: 'inside', without_enlargement: true, format: 'webp', quality: 80 } },
+    params: {
+      path: { file_id: fileId },
+      query: { operation: 'resize', width: 200, height: 150, fit: 'inside', without_enlargement: true, format: 'webp', quality: 80 },
+    },
   });
   await images.POST('/process/{file_id}', { params: { path: { file_id: fileId }, query: { operation: 'blur', intensity: 2.5 } } });
   // @ts-expect-error a width is a number

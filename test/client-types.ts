@@ -24,7 +24,10 @@ export async function readmeExample(): Promise<void> {
 
   // Every route is typed as well: data, or the problem document the service answered.
   const { data, error } = await images.GET('/list');
-  console.log(data?.items.map((item) => item.filename), error?.code);
+  console.log(
+    data?.items.map((item) => item.filename),
+    error?.code,
+  );
 }
 
 export async function naturalCode(bytes: Uint8Array<ArrayBuffer>): Promise<void> {
@@ -52,7 +55,11 @@ export async function naturalCode(bytes: Uint8Array<ArrayBuffer>): Promise<void>
   await images.POST('/upload', { body: { file: 'cat.jpg' } });
 
   // A pipeline: defaults may be left out, each operation takes only its own parameters.
-  const pipeline: Operation[] = [{ operation: 'resize', width: 200, height: 150, fit: 'inside' }, { operation: 'blur' }, { operation: 'grayscale' }];
+  const pipeline: Operation[] = [
+    { operation: 'resize', width: 200, height: 150, fit: 'inside' },
+    { operation: 'blur' },
+    { operation: 'grayscale' },
+  ];
   const accepted = await images.process(fileId, { operations: pipeline, format: 'webp', quality: 80 });
   const processingId: string = accepted.processing_id;
   const statusUrl: string = accepted.status_url;

@@ -19,7 +19,13 @@ describe.each(modes)('identical jobs at once (%s)', (_mode, makeHarness) => {
     const h = await makeHarness({ WORKER_CONCURRENCY: '2' });
     try {
       const file = await upload(h.request, await noisyJpeg(1600, 1200), 'same.jpg');
-      const request = { operations: [{ operation: 'blur', intensity: 20 }, { operation: 'resize', width: 300 }], format: 'png' };
+      const request = {
+        operations: [
+          { operation: 'blur', intensity: 20 },
+          { operation: 'resize', width: 300 },
+        ],
+        format: 'png',
+      };
       const accepted = await Promise.all([0, 1, 2].map(() => submit(h.request, file.file_id, request)));
       expect(accepted.map((job) => job.cached)).toEqual([false, false, false]);
       const jobs = await Promise.all(accepted.map((job) => waitForJob(h.request, job.processing_id)));

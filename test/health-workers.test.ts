@@ -15,7 +15,8 @@ describe.runIf(redis !== undefined)('/health and absent workers', () => {
   it('is healthy at first, then degraded with a reason while jobs wait for a worker that never comes', async () => {
     const h = await redisHarness(redis!.url)({ WORKER_CONCURRENCY: '0', WORKER_ABSENT_SECONDS: '1' });
     try {
-      const health = async () => (await (await h.request('/health')).json()) as { status: string; reasons?: string[]; services: { queue: { waiting: number } } };
+      const health = async () =>
+        (await (await h.request('/health')).json()) as { status: string; reasons?: string[]; services: { queue: { waiting: number } } };
       expect((await health()).status).toBe('healthy');
       const file = await upload(h.request, await noisyJpeg(40, 30), 'waiting.jpg');
       expect((await submit(h.request, file.file_id, 'operation=grayscale')).status).toBe('queued');

@@ -51,7 +51,9 @@ describe('logs and metrics', () => {
     const photo = await noisyJpeg(120, 90);
     const broken = await upload(h.request, photo.subarray(0, Math.floor(photo.length / 3)), 'broken.jpg');
     const failed = await waitForJob(h.request, (await submit(h.request, broken.file_id, 'operation=blur')).processing_id);
-    expect(lines.find((entry) => entry.msg === 'job failed' && entry.processing_id === failed.processing_id)).toMatchObject({ error: { code: 'decode_failed' } });
+    expect(lines.find((entry) => entry.msg === 'job failed' && entry.processing_id === failed.processing_id)).toMatchObject({
+      error: { code: 'decode_failed' },
+    });
   });
 
   it('serves Prometheus metrics: request histogram, job counters and durations by operation, queue gauges, process defaults', async () => {
@@ -86,10 +88,21 @@ describe('logs and metrics', () => {
 
   it('the worker publishes queue depth as a CloudWatch Embedded Metric Format line', async () => {
     const { lines: emf, logger: emfLogger } = memoryLogger();
-    await publishQueueMetrics({ counts: async () => ({ waiting: 7, active: 2, completed: 0, failed: 0, workers: 1 }), enqueue: async () => {}, depth: async () => 7 }, emfLogger, 'ImageService');
+    await publishQueueMetrics(
+      {
+        counts: async () => ({ waiting: 7, active: 2, completed: 0, failed: 0, workers: 1 }),
+        enqueue: async () => {},
+        depth: async () => 7,
+      },
+      emfLogger,
+      'ImageService',
+    );
     const line = emf[0]!;
     expect(line).toMatchObject({ Queue: 'images', QueueWaiting: 7, QueueActive: 2 });
-    const aws = line._aws as { Timestamp: number; CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }> };
+    const aws = line._aws as {
+      Timestamp: number;
+      CloudWatchMetrics: Array<{ Namespace: string; Dimensions: string[][]; Metrics: Array<{ Name: string }> }>;
+    };
     expect(aws.CloudWatchMetrics[0]).toMatchObject({ Namespace: 'ImageService', Dimensions: [['Queue']] });
     expect(aws.CloudWatchMetrics[0]!.Metrics.map((metric) => metric.Name)).toEqual(['QueueWaiting', 'QueueActive']);
     expect(Math.abs(aws.Timestamp - Date.now())).toBeLessThan(5000);

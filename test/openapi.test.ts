@@ -20,7 +20,9 @@ async function documentOf(m = memoryApp()): Promise<Json> {
 }
 
 const operations = (doc: Json) =>
-  Object.entries(doc.paths as Json).flatMap(([path, item]) => Object.entries(item as Json).map(([method, op]) => ({ path, method, op: op as Json })));
+  Object.entries(doc.paths as Json).flatMap(([path, item]) =>
+    Object.entries(item as Json).map(([method, op]) => ({ path, method, op: op as Json })),
+  );
 
 describe('the error-code vocabulary', () => {
   it('docs/errors.md is what `npm run docs:errors` writes, one row per code', async () => {
@@ -38,10 +40,11 @@ describe('the error-code vocabulary', () => {
     for (const code of ERROR_CODE_NAMES) expect(ERROR_CODES[code].meaning.length, code).toBeGreaterThan(10);
   });
 
-  it('names the HTTP layer\'s refusals with codes of their status (no http_<status> outside the vocabulary)', () => {
+  it("names the HTTP layer's refusals with codes of their status (no http_<status> outside the vocabulary)", () => {
     expect(codeForHttpStatus(400, 'Malformed JSON in request body')).toBe('malformed_json');
     expect(codeForHttpStatus(400, 'Malformed FormData request.')).toBe('bad_request');
-    for (const status of [401, 404, 405, 408, 413, 415, 429]) expect(codesForStatus(status), String(status)).toContain(codeForHttpStatus(status));
+    for (const status of [401, 404, 405, 408, 413, 415, 429])
+      expect(codesForStatus(status), String(status)).toContain(codeForHttpStatus(status));
     // Any other status is not a refusal the app expects: onError answers it as internal_error.
     expect(codeForHttpStatus(418)).toBeUndefined();
   });
@@ -79,8 +82,11 @@ describe('the OpenAPI document', () => {
       expect(statuses, `${method} ${path}`).toContain('500');
       if (!open) expect(statuses, `${method} ${path}`).toEqual(expect.arrayContaining(['401', '429', '503']));
       for (const [status, response] of Object.entries(op.responses as Json)) {
-        expect((response as Json).headers?.['X-Request-Id'], `${method} ${path} ${status}`).toEqual({ $ref: '#/components/headers/X-Request-Id' });
-        if (['429', '503', '507'].includes(status) && open === false) expect((response as Json).headers['Retry-After'], `${method} ${path} ${status}`).toBeDefined();
+        expect((response as Json).headers?.['X-Request-Id'], `${method} ${path} ${status}`).toEqual({
+          $ref: '#/components/headers/X-Request-Id',
+        });
+        if (['429', '503', '507'].includes(status) && open === false)
+          expect((response as Json).headers['Retry-After'], `${method} ${path} ${status}`).toBeDefined();
       }
     }
   });
@@ -91,7 +97,8 @@ describe('the OpenAPI document', () => {
     expect(ids.length).toBeGreaterThanOrEqual(4);
     for (const id of ids) {
       const pattern = new RegExp(id.schema.pattern as string, 'u');
-      for (const value of [crypto.randomUUID(), crypto.randomUUID().toUpperCase(), id.schema.example, id.example]) expect(value, id.name).toMatch(pattern);
+      for (const value of [crypto.randomUUID(), crypto.randomUUID().toUpperCase(), id.schema.example, id.example])
+        expect(value, id.name).toMatch(pattern);
       expect('not-a-uuid').not.toMatch(pattern);
     }
   });
@@ -99,7 +106,22 @@ describe('the OpenAPI document', () => {
   it('types every query parameter, with an example that is within its bounds', async () => {
     const doc = await documentOf();
     const query = operations(doc).flatMap(({ op }) => ((op.parameters ?? []) as Json[]).filter((p) => p.in === 'query'));
-    expect([...new Set(query.map((p) => p.name))].sort()).toEqual(['cursor', 'fit', 'format', 'intensity', 'keep_metadata', 'limit', 'operation', 'quality', 'wait', 'width', 'height', 'without_enlargement'].sort());
+    expect([...new Set(query.map((p) => p.name))].sort()).toEqual(
+      [
+        'cursor',
+        'fit',
+        'format',
+        'intensity',
+        'keep_metadata',
+        'limit',
+        'operation',
+        'quality',
+        'wait',
+        'width',
+        'height',
+        'without_enlargement',
+      ].sort(),
+    );
     for (const { name, schema } of query) {
       expect(schema.example, name).toBeDefined();
       if (schema.type === 'integer' || schema.type === 'number') {
@@ -109,7 +131,16 @@ describe('the OpenAPI document', () => {
       if (schema.enum) expect(schema.enum, name).toContain(schema.example);
     }
     const types = Object.fromEntries(query.map((p) => [p.name, p.schema.type]));
-    expect(types).toMatchObject({ width: 'integer', height: 'integer', quality: 'integer', limit: 'integer', wait: 'integer', intensity: 'number', keep_metadata: 'boolean', without_enlargement: 'boolean' });
+    expect(types).toMatchObject({
+      width: 'integer',
+      height: 'integer',
+      quality: 'integer',
+      limit: 'integer',
+      wait: 'integer',
+      intensity: 'number',
+      keep_metadata: 'boolean',
+      without_enlargement: 'boolean',
+    });
   });
 
   it('answers the values its examples send: an empty cursor is the first page', async () => {
@@ -126,7 +157,7 @@ describe('the answer checker', () => {
 
   it('accepts real answers, problems and unknown routes included', async () => {
     const m = memoryApp();
-    const check = answerChecker(await documentOf(m) as never);
+    const check = answerChecker((await documentOf(m)) as never);
     await check.check('POST', '/upload', await uploadAnswer(m));
     await check.check('GET', '/list?limit=0', await m.send('/list?limit=0'));
     await check.check('GET', '/nope', await m.send('/nope'));
@@ -137,7 +168,9 @@ describe('the answer checker', () => {
     const m = memoryApp();
     const doc = await documentOf(m);
     delete doc.paths['/list'].get.responses['400'];
-    await expect(answerChecker(doc as never).check('GET', '/list?limit=0', await m.send('/list?limit=0'))).rejects.toThrow(/status 400 is not documented for GET \/list/);
+    await expect(answerChecker(doc as never).check('GET', '/list?limit=0', await m.send('/list?limit=0'))).rejects.toThrow(
+      /status 400 is not documented for GET \/list/,
+    );
   });
 
   it('fails on a body the schema does not describe', async () => {
@@ -152,9 +185,14 @@ describe('the answer checker', () => {
     const doc = await documentOf(m);
     const check = answerChecker(doc as never);
     const problem = (code: string) =>
-      new Response(JSON.stringify({ type: `/problems/${code}`, title: 'Not Found', status: 404, code, detail: 'x', request_id: 'r' }), { status: 404, headers: { 'Content-Type': 'application/problem+json' } });
+      new Response(JSON.stringify({ type: `/problems/${code}`, title: 'Not Found', status: 404, code, detail: 'x', request_id: 'r' }), {
+        status: 404,
+        headers: { 'Content-Type': 'application/problem+json' },
+      });
     await check.check('GET', `/status/${crypto.randomUUID()}`, problem('job_not_found'));
-    await expect(check.check('GET', `/status/${crypto.randomUUID()}`, problem('queue_full'))).rejects.toThrow(/code must be equal to one of the allowed values/);
+    await expect(check.check('GET', `/status/${crypto.randomUUID()}`, problem('queue_full'))).rejects.toThrow(
+      /code must be equal to one of the allowed values/,
+    );
     await expect(check.check('GET', `/status/${crypto.randomUUID()}`, problem('no_such_code'))).rejects.toThrow(/does not match/);
     const html = new Response('<p>hi</p>', { status: 200, headers: { 'Content-Type': 'text/html' } });
     await expect(check.check('GET', '/list', html)).rejects.toThrow(/Content-Type "text\/html" is not documented/);
@@ -162,9 +200,20 @@ describe('the answer checker', () => {
 
   it('fails on a documented header with a value outside its schema', async () => {
     const doc = await documentOf();
-    const answer = new Response(JSON.stringify({ type: '/problems/queue_full', title: 'Service Unavailable', status: 503, code: 'queue_full', detail: 'x', request_id: 'r' }), {
-      status: 503, headers: { 'Content-Type': 'application/problem+json', 'Retry-After': 'soon' },
-    });
+    const answer = new Response(
+      JSON.stringify({
+        type: '/problems/queue_full',
+        title: 'Service Unavailable',
+        status: 503,
+        code: 'queue_full',
+        detail: 'x',
+        request_id: 'r',
+      }),
+      {
+        status: 503,
+        headers: { 'Content-Type': 'application/problem+json', 'Retry-After': 'soon' },
+      },
+    );
     await expect(answerChecker(doc as never).check('GET', '/list', answer)).rejects.toThrow(/header Retry-After/);
   });
 });

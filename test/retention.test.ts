@@ -22,12 +22,27 @@ afterAll(() => releaseTestRedis(redis, { clients, prefixes }));
 
 const LONG_AGO = new Date('2026-01-01T00:00:00Z');
 const file = (at = LONG_AGO): FileRecord => ({
-  file_id: randomUUID(), filename: 'a.png', content_type: 'image/png', format: 'png', size_bytes: 1, width: 1, height: 1, pages: 1,
-  uploaded_at: at.toISOString(), sha256: 'ab',
+  file_id: randomUUID(),
+  filename: 'a.png',
+  content_type: 'image/png',
+  format: 'png',
+  size_bytes: 1,
+  width: 1,
+  height: 1,
+  pages: 1,
+  uploaded_at: at.toISOString(),
+  sha256: 'ab',
 });
 const job = (fileId: string): JobRecord => ({
-  processing_id: randomUUID(), file_id: fileId, status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
-  output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: randomUUID(), created_at: LONG_AGO.toISOString(),
+  processing_id: randomUUID(),
+  file_id: fileId,
+  status: 'queued',
+  cached: false,
+  operations: [{ operation: 'grayscale' }],
+  output: { format: 'png', quality: 80 },
+  keep_metadata: false,
+  cache_key: randomUUID(),
+  created_at: LONG_AGO.toISOString(),
 });
 
 function redisJobs(): RedisJobStore {
@@ -76,39 +91,51 @@ describe.each(kinds)('a job asked for while the sweep takes its upload (%s)', (_
 });
 
 describe.runIf(redis !== undefined)('retention with a large backlog (Redis)', () => {
-  it(`sweeps 200 000 due uploads in batches of ${SWEEP_BATCH}, each marked as taken until its bytes are gone`, { timeout: 120_000 }, async () => {
-    const jobs = redisJobs();
-    const prefix = prefixes.at(-1)!;
-    const client = new Redis(redis!.url);
-    clients.push(client);
-    const deleted: string[] = [];
-    const store = Object.assign(new MemoryStore(), {
-      async deleteUploads(ids: string[]) {
-        // While its bytes are deleted, an upload is still named somewhere (the sweep's mark): a sweep that
-        // dies here leaves nothing that a later one cannot find.
-        expect(await client.zscore(`${prefix}:sweeping`, ids[0]!)).not.toBeNull();
-        deleted.push(...ids);
-        return ids;
-      },
-    });
-    const total = 200_000;
-    for (let written = 0; written < total; written += 2000) {
-      await Promise.all(Array.from({ length: 2000 }, () => jobs.putFile(file())));
-    }
-    const sweep = createSweeper({ jobs, store, retentionSeconds: 60 });
-    const first = await sweep();
-    expect(first.uploads).toBe(100 * SWEEP_BATCH);
-    const second = await sweep();
-    expect(first.uploads + second.uploads).toBe(total);
-    expect(new Set(deleted).size).toBe(total);
-    expect((await jobs.listFiles(1)).total).toBe(0);
-    expect(await client.zcard(`${prefix}:sweeping`)).toBe(0);
-  });
+  it(
+    `sweeps 200 000 due uploads in batches of ${SWEEP_BATCH}, each marked as taken until its bytes are gone`,
+    { timeout: 120_000 },
+    async () => {
+      const jobs = redisJobs();
+      const prefix = prefixes.at(-1)!;
+      const client = new Redis(redis!.url);
+      clients.push(client);
+      const deleted: string[] = [];
+      const store = Object.assign(new MemoryStore(), {
+        async deleteUploads(ids: string[]) {
+          // While its bytes are deleted, an upload is still named somewhere (the sweep's mark): a sweep that
+          // dies here leaves nothing that a later one cannot find.
+          expect(await client.zscore(`${prefix}:sweeping`, ids[0]!)).not.toBeNull();
+          deleted.push(...ids);
+          return ids;
+        },
+      });
+      const total = 200_000;
+      for (let written = 0; written < total; written += 2000) {
+        await Promise.all(Array.from({ length: 2000 }, () => jobs.putFile(file())));
+      }
+      const sweep = createSweeper({ jobs, store, retentionSeconds: 60 });
+      const first = await sweep();
+      expect(first.uploads).toBe(100 * SWEEP_BATCH);
+      const second = await sweep();
+      expect(first.uploads + second.uploads).toBe(total);
+      expect(new Set(deleted).size).toBe(total);
+      expect((await jobs.listFiles(1)).total).toBe(0);
+      expect(await client.zcard(`${prefix}:sweeping`)).toBe(0);
+    },
+  );
 });
 
 describe('Redis errors that are not connection errors', () => {
   it('are passed on as what they are, not as "Redis is unreachable"', async () => {
-    await expect(guarded(async () => { throw new RangeError('Maximum call stack size exceeded'); })).rejects.toBeInstanceOf(RangeError);
-    await expect(guarded(async () => { throw new Error('Connection is closed.'); })).rejects.toMatchObject({ code: 'redis_unavailable', status: 503 });
+    await expect(
+      guarded(async () => {
+        throw new RangeError('Maximum call stack size exceeded');
+      }),
+    ).rejects.toBeInstanceOf(RangeError);
+    await expect(
+      guarded(async () => {
+        throw new Error('Connection is closed.');
+      }),
+    ).rejects.toMatchObject({ code: 'redis_unavailable', status: 503 });
   });
 });

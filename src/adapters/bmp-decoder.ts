@@ -56,9 +56,17 @@ export function decodeBmp(bytes: Uint8Array, deadline: number): Promise<DecodedB
     const timer = setTimeout(() => settle(() => reject(new Error('timeout'))), Math.max(0, deadline - Date.now()));
     thread.once('message', (message: { error?: string; width: number; height: number; hasAlpha: boolean; pixels: ArrayBuffer }) => {
       if (message.error !== undefined) return settle(() => reject(new Error(`BMP decode failed: ${message.error}`)));
-      settle(() => resolve({ width: message.width, height: message.height, hasAlpha: message.hasAlpha, pixels: new Uint8Array(message.pixels) }));
+      settle(() =>
+        resolve({ width: message.width, height: message.height, hasAlpha: message.hasAlpha, pixels: new Uint8Array(message.pixels) }),
+      );
     });
-    thread.once('error', (error) => settle(() => reject(/memory/i.test(String(error)) ? new Error('out of memory decoding the BMP') : new Error(`BMP decode failed: ${String(error)}`))));
+    thread.once('error', (error) =>
+      settle(() =>
+        reject(
+          /memory/i.test(String(error)) ? new Error('out of memory decoding the BMP') : new Error(`BMP decode failed: ${String(error)}`),
+        ),
+      ),
+    );
     thread.once('exit', () => settle(() => reject(new Error('BMP decode failed: the decoder stopped'))));
     // Copied into the thread (structured clone): the caller's bytes may be a view of memory it still uses.
     thread.postMessage(bytes);

@@ -80,7 +80,15 @@ export interface BullWorkerOptions {
 const STALLED_TOO_OFTEN = /stalled more than allowable limit|started more than allowable limit/;
 
 /** A BullMQ worker running `run` for each job, `concurrency` at a time. */
-export function startBullWorker({ connection, prefix, concurrency, lockSeconds, run, onError, onTerminalFailure }: BullWorkerOptions): Worker<JobData> {
+export function startBullWorker({
+  connection,
+  prefix,
+  concurrency,
+  lockSeconds,
+  run,
+  onError,
+  onTerminalFailure,
+}: BullWorkerOptions): Worker<JobData> {
   const worker = new Worker<JobData>(
     QUEUE_NAME,
     async (job) => run(job.data.processingId, { finalAttempt: job.attemptsMade + 1 >= (job.opts.attempts ?? 1) }),

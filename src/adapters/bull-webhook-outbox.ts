@@ -11,7 +11,15 @@ import { Queue, UnrecoverableError, Worker, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { unavailable } from '../domain/errors.js';
 import type { WebhookOutbox } from '../ports.js';
-import { attemptDelivery, pendingState, type AttemptOutcome, type DeliveryDeps, type DeliveryPolicy, type DeliveryState, type WebhookMessage } from '../webhooks/delivery.js';
+import {
+  attemptDelivery,
+  pendingState,
+  type AttemptOutcome,
+  type DeliveryDeps,
+  type DeliveryPolicy,
+  type DeliveryState,
+  type WebhookMessage,
+} from '../webhooks/delivery.js';
 
 export const WEBHOOK_QUEUE_NAME = 'webhooks';
 const BACKOFF_TYPE = 'webhook-schedule';
@@ -21,7 +29,10 @@ const stateKey = (prefix: string, processingId: string) => `${prefix}:webhook:${
 /** Thrown by an attempt that failed and is to be tried again after `retryInMs` (read by the backoff strategy). */
 class RetryLater extends Error {
   override name = 'RetryLater';
-  constructor(readonly retryInMs: number, message: string) {
+  constructor(
+    readonly retryInMs: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -33,7 +44,13 @@ export class BullWebhookOutbox implements WebhookOutbox {
   private readonly queue: Queue<WebhookMessage>;
   private readonly jobOptions: JobsOptions;
 
-  constructor(private readonly redis: Redis, private readonly prefix: string, policy: DeliveryPolicy, private readonly retentionSeconds: number, onError: (error: Error) => void) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    policy: DeliveryPolicy,
+    private readonly retentionSeconds: number,
+    onError: (error: Error) => void,
+  ) {
     this.queue = new Queue<WebhookMessage>(WEBHOOK_QUEUE_NAME, { connection: redis, prefix: `${prefix}:bull` });
     this.queue.on('error', onError);
     const age = keptFor(policy);
@@ -48,7 +65,13 @@ export class BullWebhookOutbox implements WebhookOutbox {
   async enqueue(message: WebhookMessage): Promise<void> {
     try {
       // The state first (only if there is none): a message queued but not yet tried reads `pending`.
-      await this.redis.set(stateKey(this.prefix, message.processingId), JSON.stringify(pendingState(message, new Date())), 'EX', this.retentionSeconds, 'NX');
+      await this.redis.set(
+        stateKey(this.prefix, message.processingId),
+        JSON.stringify(pendingState(message, new Date())),
+        'EX',
+        this.retentionSeconds,
+        'NX',
+      );
       await this.queue.add('deliver', message, { ...this.jobOptions, jobId: message.id });
     } catch {
       throw unavailable('webhook_queue_unavailable', 'the webhook queue is unavailable; retry shortly', 2);
@@ -80,7 +103,17 @@ export interface WebhookWorkerOptions {
 }
 
 /** The worker delivering webhook messages, in every process that runs jobs. */
-export function startWebhookWorker({ connection, redis, prefix, concurrency, lockSeconds, retentionSeconds, delivery, observe = () => {}, onError }: WebhookWorkerOptions): Worker<WebhookMessage> {
+export function startWebhookWorker({
+  connection,
+  redis,
+  prefix,
+  concurrency,
+  lockSeconds,
+  retentionSeconds,
+  delivery,
+  observe = () => {},
+  onError,
+}: WebhookWorkerOptions): Worker<WebhookMessage> {
   const lockMs = lockSeconds * 1000;
   const worker = new Worker<WebhookMessage>(
     WEBHOOK_QUEUE_NAME,
@@ -94,7 +127,8 @@ export function startWebhookWorker({ connection, redis, prefix, concurrency, loc
       await redis.set(key, JSON.stringify(state), 'EX', retentionSeconds);
       observe(outcome);
       if (outcome === 'delivered') return outcome;
-      const why = state.last_response?.status !== undefined ? `answered ${state.last_response.status}` : (state.last_response?.error ?? 'no answer');
+      const why =
+        state.last_response?.status !== undefined ? `answered ${state.last_response.status}` : (state.last_response?.error ?? 'no answer');
       if (outcome === 'retrying') throw new RetryLater(retryInMs ?? 0, why);
       throw new UnrecoverableError(`${outcome}: ${why}`);
     },

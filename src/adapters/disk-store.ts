@@ -44,7 +44,11 @@ export class DiskStore implements ImageStore {
   private readonly uploadStaging: string;
   private readonly resultStaging: string;
 
-  private constructor(private readonly uploadDir: string, private readonly processedDir: string, instanceId: string) {
+  private constructor(
+    private readonly uploadDir: string,
+    private readonly processedDir: string,
+    instanceId: string,
+  ) {
     this.uploadStaging = join(uploadDir, STAGING, assertSafe(instanceId));
     this.resultStaging = join(processedDir, STAGING, instanceId);
   }
@@ -70,7 +74,11 @@ export class DiskStore implements ImageStore {
     try {
       // Created before a byte is read, so a staging folder swept meanwhile is simply made again.
       const handle = await inFolder(this.uploadStaging, () => open(path, 'wx'));
-      await pipeline(chunksOf(source), tap.transform(), createWriteStream('', { fd: handle, flush: true, highWaterMark: WRITE_BUFFER_BYTES }));
+      await pipeline(
+        chunksOf(source),
+        tap.transform(),
+        createWriteStream('', { fd: handle, flush: true, highWaterMark: WRITE_BUFFER_BYTES }),
+      );
     } catch (error) {
       // An open descriptor does not stop the unlink; the space is freed when it closes.
       await rm(path, { force: true }).catch(() => undefined);
@@ -101,13 +109,22 @@ export class DiskStore implements ImageStore {
   async deleteUploads(fileIds: string[]): Promise<string[]> {
     const gone: string[] = [];
     for (const fileId of fileIds) {
-      if (await rm(this.uploadPath(fileId), { force: true }).then(() => true, () => false)) gone.push(fileId);
+      if (
+        await rm(this.uploadPath(fileId), { force: true }).then(
+          () => true,
+          () => false,
+        )
+      )
+        gone.push(fileId);
     }
     return gone;
   }
 
   async hasResult(name: string): Promise<boolean> {
-    return stat(this.resultPath(name)).then(() => true, () => false);
+    return stat(this.resultPath(name)).then(
+      () => true,
+      () => false,
+    );
   }
 
   async writeResult(name: string, bytes: Uint8Array): Promise<{ sizeBytes: number; sha256: string }> {
@@ -167,7 +184,6 @@ export class DiskStore implements ImageStore {
   private resultPath(name: string): string {
     return join(this.processedDir, assertSafe(name));
   }
-
 }
 
 /**
@@ -242,9 +258,10 @@ async function openFile(path: string): Promise<StoredFile | undefined> {
       body ??= Readable.toWeb(createReadStream(path, { highWaterMark: READ_CHUNK_BYTES })) as ReadableStream<Uint8Array>;
       return body;
     },
-    bytes: () => readFile(path).catch((error: unknown) => {
-      throw asStorageError(error);
-    }),
+    bytes: () =>
+      readFile(path).catch((error: unknown) => {
+        throw asStorageError(error);
+      }),
   };
 }
 

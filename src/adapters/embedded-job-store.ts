@@ -6,7 +6,16 @@
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { canMove, isFinished, isOlder, isOlderJob, type FileRecord, type JobCursor, type JobRecord, type ListCursor } from '../domain/jobs.js';
+import {
+  canMove,
+  isFinished,
+  isOlder,
+  isOlderJob,
+  type FileRecord,
+  type JobCursor,
+  type JobRecord,
+  type ListCursor,
+} from '../domain/jobs.js';
 import { notFound } from '../domain/errors.js';
 import { FinishListeners } from '../domain/finish-listeners.js';
 import type { FilePage, JobPage, JobStore } from '../ports.js';
@@ -235,7 +244,9 @@ export class EmbeddedJobStore implements JobStore {
   /** Ended jobs with a `notify_url` that ended after `since`: their webhooks are enqueued again at start (a no-op for those kept). */
   endedJobsToNotify(since: Date): string[] {
     const limit = since.toISOString();
-    return [...this.jobs.values()].filter((job) => job.notify_url && isFinished(job.status) && (job.completed_at ?? job.created_at) >= limit).map((job) => job.processing_id);
+    return [...this.jobs.values()]
+      .filter((job) => job.notify_url && isFinished(job.status) && (job.completed_at ?? job.created_at) >= limit)
+      .map((job) => job.processing_id);
   }
 
   private indexFile(file: FileRecord): void {
@@ -259,13 +270,18 @@ export class EmbeddedJobStore implements JobStore {
     const key = `${kind}/${id}`;
     const previous = this.writes.get(key) ?? Promise.resolve();
     // A full or read-only STATE_DIR is a 507 or 503 the client can retry, not a 500.
-    const write = previous.catch(() => undefined).then(() => writeFileAtomically(join(dir, kind), `${id}.json`, JSON.stringify(record))).catch((error: unknown) => {
-      throw asStorageError(error);
-    });
+    const write = previous
+      .catch(() => undefined)
+      .then(() => writeFileAtomically(join(dir, kind), `${id}.json`, JSON.stringify(record)))
+      .catch((error: unknown) => {
+        throw asStorageError(error);
+      });
     this.writes.set(key, write);
-    void write.finally(() => {
-      if (this.writes.get(key) === write) this.writes.delete(key);
-    }).catch(() => undefined);
+    void write
+      .finally(() => {
+        if (this.writes.get(key) === write) this.writes.delete(key);
+      })
+      .catch(() => undefined);
     return write;
   }
 }

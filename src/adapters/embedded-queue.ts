@@ -14,7 +14,10 @@ export class EmbeddedQueue implements JobQueue {
   private failed = 0;
   private idleWaiters: Array<() => void> = [];
 
-  constructor(private readonly run: JobRunner, private readonly concurrency: number) {}
+  constructor(
+    private readonly run: JobRunner,
+    private readonly concurrency: number,
+  ) {}
 
   async enqueue(processingId: string): Promise<void> {
     this.waiting.push(processingId);
@@ -23,7 +26,13 @@ export class EmbeddedQueue implements JobQueue {
   }
 
   async counts(): Promise<QueueCounts> {
-    return { waiting: this.waiting.length, active: this.active, completed: this.completed, failed: this.failed, workers: this.concurrency > 0 ? 1 : 0 };
+    return {
+      waiting: this.waiting.length,
+      active: this.active,
+      completed: this.completed,
+      failed: this.failed,
+      workers: this.concurrency > 0 ? 1 : 0,
+    };
   }
 
   async depth(): Promise<number> {

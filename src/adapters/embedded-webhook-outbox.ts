@@ -9,7 +9,15 @@
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { WebhookOutbox } from '../ports.js';
-import { attemptDelivery, isSettled, pendingState, type AttemptOutcome, type DeliveryDeps, type DeliveryState, type WebhookMessage } from '../webhooks/delivery.js';
+import {
+  attemptDelivery,
+  isSettled,
+  pendingState,
+  type AttemptOutcome,
+  type DeliveryDeps,
+  type DeliveryState,
+  type WebhookMessage,
+} from '../webhooks/delivery.js';
 import { PARTIAL, writeFileAtomically } from './atomic-file.js';
 
 interface OutboxRecord {
@@ -35,7 +43,10 @@ export class EmbeddedWebhookOutbox implements WebhookOutbox {
   private readonly running = new Set<Promise<void>>();
   private closed = false;
 
-  private constructor(private readonly dir: string | undefined, private readonly options: EmbeddedOutboxOptions) {}
+  private constructor(
+    private readonly dir: string | undefined,
+    private readonly options: EmbeddedOutboxOptions,
+  ) {}
 
   static async open(options: EmbeddedOutboxOptions): Promise<EmbeddedWebhookOutbox> {
     const dir = options.stateDir === undefined ? undefined : join(resolve(options.stateDir), 'webhooks');
@@ -70,7 +81,9 @@ export class EmbeddedWebhookOutbox implements WebhookOutbox {
   /** Resolves once no attempt is running or due within `horizonMs` (tests). */
   async settled(horizonMs = 0): Promise<void> {
     for (;;) {
-      const dueSoon = [...this.records.values()].some((r) => r.state.status === 'pending' && Date.parse(r.state.next_attempt_at ?? '') <= Date.now() + horizonMs);
+      const dueSoon = [...this.records.values()].some(
+        (r) => r.state.status === 'pending' && Date.parse(r.state.next_attempt_at ?? '') <= Date.now() + horizonMs,
+      );
       if (!dueSoon && this.running.size === 0) return;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -106,15 +119,17 @@ export class EmbeddedWebhookOutbox implements WebhookOutbox {
     while (!this.closed && this.running.size < this.options.concurrency && this.ready.length > 0) {
       const record = this.records.get(this.ready.shift()!);
       if (!record || isSettled(record.state)) continue;
-      const run = this.attempt(record).catch((error: unknown) => {
-        this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
-        // The state could not be recorded (a full disk): try again later rather than lose the message.
-        record.state = { ...record.state, next_attempt_at: new Date(Date.now() + 60_000).toISOString() };
-        this.schedule(record);
-      }).finally(() => {
-        this.running.delete(run);
-        this.pump();
-      });
+      const run = this.attempt(record)
+        .catch((error: unknown) => {
+          this.options.onError?.(error instanceof Error ? error : new Error(String(error)));
+          // The state could not be recorded (a full disk): try again later rather than lose the message.
+          record.state = { ...record.state, next_attempt_at: new Date(Date.now() + 60_000).toISOString() };
+          this.schedule(record);
+        })
+        .finally(() => {
+          this.running.delete(run);
+          this.pump();
+        });
       this.running.add(run);
     }
   }

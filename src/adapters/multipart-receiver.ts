@@ -47,7 +47,11 @@ export class MultipartReceiver implements UploadReceiver {
   /** Uploads not yet done: still arriving, or refused with their staged bytes still being removed. */
   private readonly unsettled = new Set<Promise<void>>();
 
-  constructor(private readonly store: ImageStore, private readonly nodeBodyOf: NodeBodyOf = () => undefined, limits: Partial<ReceiverLimits> = {}) {
+  constructor(
+    private readonly store: ImageStore,
+    private readonly nodeBodyOf: NodeBodyOf = () => undefined,
+    limits: Partial<ReceiverLimits> = {},
+  ) {
     this.limits = { ...DEFAULT_RECEIVER_LIMITS, ...limits };
   }
 
@@ -59,7 +63,12 @@ export class MultipartReceiver implements UploadReceiver {
   receive(request: Request, rules: UploadRules): Promise<StagedUpload> {
     const contentType = request.headers.get('content-type') ?? '';
     if (!/^multipart\/form-data/i.test(contentType)) {
-      return Promise.reject(badRequest('not_multipart', `POST /upload takes multipart/form-data, got ${JSON.stringify(contentType || 'no Content-Type')}: ${usage}`));
+      return Promise.reject(
+        badRequest(
+          'not_multipart',
+          `POST /upload takes multipart/form-data, got ${JSON.stringify(contentType || 'no Content-Type')}: ${usage}`,
+        ),
+      );
     }
     // The Node stream only while nobody has read from it: once `request.body` was touched, it owns the bytes.
     const nodeBody = this.nodeBodyOf(request);
@@ -68,7 +77,13 @@ export class MultipartReceiver implements UploadReceiver {
     if (this.receiving >= this.limits.maxConcurrent) {
       // Refused before a byte of the body is read, and the connection closed rather than drained.
       if (direct) stopReading(direct, true, true);
-      return Promise.reject(unavailable('too_many_uploads', `the server is receiving ${this.limits.maxConcurrent} uploads already, its limit (MAX_CONCURRENT_UPLOADS); retry after Retry-After seconds`, BUSY_RETRY_SECONDS).withHeaders(CLOSE));
+      return Promise.reject(
+        unavailable(
+          'too_many_uploads',
+          `the server is receiving ${this.limits.maxConcurrent} uploads already, its limit (MAX_CONCURRENT_UPLOADS); retry after Retry-After seconds`,
+          BUSY_RETRY_SECONDS,
+        ).withHeaders(CLOSE),
+      );
     }
     let parser: BusboyInstance;
     try {
@@ -80,7 +95,9 @@ export class MultipartReceiver implements UploadReceiver {
     } catch {
       return Promise.reject(badRequest('malformed_multipart', `the multipart Content-Type has no boundary: ${usage}`));
     }
-    return this.track(this.stream(direct ?? Readable.fromWeb(request.body as import('node:stream/web').ReadableStream), parser, rules, Boolean(direct)));
+    return this.track(
+      this.stream(direct ?? Readable.fromWeb(request.body as import('node:stream/web').ReadableStream), parser, rules, Boolean(direct)),
+    );
   }
 
   /** Counts the upload while its body is read, and keeps it unsettled until its staged bytes are kept or gone. */
@@ -91,8 +108,14 @@ export class MultipartReceiver implements UploadReceiver {
     };
     received.then(release, release);
     const done: Promise<void> = received
-      .then(() => undefined, () => cleaned())
-      .then(() => undefined, () => undefined)
+      .then(
+        () => undefined,
+        () => cleaned(),
+      )
+      .then(
+        () => undefined,
+        () => undefined,
+      )
       .finally(() => this.unsettled.delete(done));
     this.unsettled.add(done);
     return received;
@@ -123,7 +146,13 @@ export class MultipartReceiver implements UploadReceiver {
         current?.destroy();
         parser.removeAllListeners('file');
         // The store removes a stage that fails; one that completed meanwhile is discarded here.
-        cleanup = staged?.then((done) => this.store.discardStaged(done.stagingKey), () => undefined).catch(() => undefined) ?? cleanup;
+        cleanup =
+          staged
+            ?.then(
+              (done) => this.store.discardStaged(done.stagingKey),
+              () => undefined,
+            )
+            .catch(() => undefined) ?? cleanup;
         if (error instanceof AppError && (error.status === 413 || error.status === 408)) {
           stopReading(source, serverOwned);
           return finish(() => rejectPromise(error.withHeaders(CLOSE)));
@@ -132,9 +161,10 @@ export class MultipartReceiver implements UploadReceiver {
         stopDrain = drained.stop;
         void drained.done.then((outcome) => {
           if (outcome !== 'ended') stopReading(source, serverOwned);
-          const answer = outcome === 'too_large'
-            ? tooLarge('file_too_large', `the request body is larger than the limit of ${rules.maxBytes} bytes (MAX_FILE_SIZE)`)
-            : error;
+          const answer =
+            outcome === 'too_large'
+              ? tooLarge('file_too_large', `the request body is larger than the limit of ${rules.maxBytes} bytes (MAX_FILE_SIZE)`)
+              : error;
           finish(() => rejectPromise(outcome === 'ended' || !(answer instanceof AppError) ? answer : answer.withHeaders(CLOSE)));
         });
       };
@@ -155,7 +185,12 @@ export class MultipartReceiver implements UploadReceiver {
         fileStream.on('error', () => undefined);
         if (field !== rules.fieldName) {
           fileStream.resume();
-          return fail(badRequest('unexpected_file_field', `the file must be in a part named "${rules.fieldName}", got a part named ${JSON.stringify(field)}`));
+          return fail(
+            badRequest(
+              'unexpected_file_field',
+              `the file must be in a part named "${rules.fieldName}", got a part named ${JSON.stringify(field)}`,
+            ),
+          );
         }
         current = fileStream;
         filename = name ?? '';
@@ -167,25 +202,27 @@ export class MultipartReceiver implements UploadReceiver {
         }
         fileStream.on('limit', () => fail(fileTooLarge(rules.maxBytes)));
         // Enough head to probe most formats without reading the upload again, unless the store lets libvips read it in place.
-        staged = this.store.stage(fileStream, { maxBytes: rules.maxBytes, headBytes: this.store.localFiles ? SNIFF_BYTES : PROBE_HEAD_BYTES });
+        staged = this.store.stage(fileStream, {
+          maxBytes: rules.maxBytes,
+          headBytes: this.store.localFiles ? SNIFF_BYTES : PROBE_HEAD_BYTES,
+        });
         staged.catch(fail);
       });
       parser.on('filesLimit', () => fail(badRequest('too_many_files', 'send exactly one file per upload, in the part named "file"')));
       parser.on('partsLimit', () => fail(badRequest('too_many_parts', `a multipart upload may have at most ${FORM_LIMITS.parts} parts`)));
-      parser.on('fieldsLimit', () => fail(badRequest('too_many_parts', `a multipart upload may have at most ${FORM_LIMITS.fields} fields`)));
+      parser.on('fieldsLimit', () =>
+        fail(badRequest('too_many_parts', `a multipart upload may have at most ${FORM_LIMITS.fields} fields`)),
+      );
       parser.on('error', () => fail(badRequest('malformed_multipart', `the multipart body could not be parsed: ${usage}`)));
       parser.on('finish', () => {
         if (settled) return;
         if (!staged) return fail(badRequest('missing_file', `no part named "${rules.fieldName}" with a file: ${usage}`));
-        staged.then(
-          (result) => {
-            if (settled) return;
-            if (result.sizeBytes === 0) return fail(badRequest('empty_file', 'the uploaded file is empty'));
-            settled = true;
-            finish(() => resolvePromise({ ...result, filename }));
-          },
-          fail,
-        );
+        staged.then((result) => {
+          if (settled) return;
+          if (result.sizeBytes === 0) return fail(badRequest('empty_file', 'the uploaded file is empty'));
+          settled = true;
+          finish(() => resolvePromise({ ...result, filename }));
+        }, fail);
       });
       const interrupted = () => fail(new AppError(400, 'upload_interrupted', 'the upload ended before the body was complete'));
       source.on('error', interrupted);
@@ -264,7 +301,11 @@ function stopReading(source: Readable, serverOwned: boolean, unread = false): vo
 }
 
 function uploadTimeout(which: ExpiredDeadline, { idleSeconds, totalSeconds }: ReceiverLimits): AppError {
-  return new AppError(408, 'upload_timeout', which === 'idle'
-    ? `no bytes of the upload arrived for ${idleSeconds} s, the limit (UPLOAD_IDLE_TIMEOUT_SECONDS); send the body without pauses that long`
-    : `the upload took longer than the limit of ${totalSeconds} s (UPLOAD_TIMEOUT_SECONDS); send a smaller file or over a faster link`);
+  return new AppError(
+    408,
+    'upload_timeout',
+    which === 'idle'
+      ? `no bytes of the upload arrived for ${idleSeconds} s, the limit (UPLOAD_IDLE_TIMEOUT_SECONDS); send the body without pauses that long`
+      : `the upload took longer than the limit of ${totalSeconds} s (UPLOAD_TIMEOUT_SECONDS); send a smaller file or over a faster link`,
+  );
 }

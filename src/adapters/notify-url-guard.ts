@@ -53,7 +53,11 @@ export class NotifyUrlGuard implements NotifyUrlPolicy {
    */
   async vet(text: string): Promise<VettedTarget | NotifyUrlRefusal> {
     if (!this.options.enabled) {
-      return { ok: false, reason: 'webhooks_not_configured', detail: 'notify_url cannot be used: this deployment has no WEBHOOK_SECRETS to sign deliveries with' };
+      return {
+        ok: false,
+        reason: 'webhooks_not_configured',
+        detail: 'notify_url cannot be used: this deployment has no WEBHOOK_SECRETS to sign deliveries with',
+      };
     }
     const parsed = parseNotifyUrl(text, this.rules);
     if (!parsed.ok) return parsed;
@@ -64,10 +68,15 @@ export class NotifyUrlGuard implements NotifyUrlPolicy {
       found = await this.resolveWithin(parsed.host);
     } catch (error) {
       const code = (error as { code?: string }).code;
-      return { ok: false, reason: 'unresolvable', detail: `notify_url's host ${JSON.stringify(parsed.host.slice(0, 100))} does not resolve${code ? ` (${code})` : ''}` };
+      return {
+        ok: false,
+        reason: 'unresolvable',
+        detail: `notify_url's host ${JSON.stringify(parsed.host.slice(0, 100))} does not resolve${code ? ` (${code})` : ''}`,
+      };
     }
     const addresses = found.map((entry) => parseIp(entry.address)).filter((address) => address !== undefined);
-    if (addresses.length === 0) return { ok: false, reason: 'unresolvable', detail: `notify_url's host ${JSON.stringify(parsed.host.slice(0, 100))} has no address` };
+    if (addresses.length === 0)
+      return { ok: false, reason: 'unresolvable', detail: `notify_url's host ${JSON.stringify(parsed.host.slice(0, 100))} has no address` };
     if (!parsed.allowedByName) {
       for (const address of addresses) {
         const refusal = judgeAddress(address, this.rules.allowList, parsed.host);
@@ -82,7 +91,9 @@ export class NotifyUrlGuard implements NotifyUrlPolicy {
     const timeoutMs = this.options.resolveTimeoutMs ?? 5000;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(Object.assign(new Error('DNS timeout'), { code: 'ETIMEOUT' })), timeoutMs);
-      this.resolveHost(host).then(resolve, reject).finally(() => clearTimeout(timer));
+      this.resolveHost(host)
+        .then(resolve, reject)
+        .finally(() => clearTimeout(timer));
     });
   }
 }

@@ -104,7 +104,11 @@ export class RedisRateLimiter implements RateLimiter {
   /** Used while Redis is unreachable: each process then limits on its own. */
   private readonly fallback: MemoryRateLimiter;
 
-  constructor(redis: Redis, private readonly prefix: string, perMinute: number) {
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    perMinute: number,
+  ) {
     redis.defineCommand('rateLimitHit', { numberOfKeys: 1, lua: HIT });
     this.redis = redis as ScriptedRedis;
     const { intervalMicros, burstMicros } = pace(perMinute);

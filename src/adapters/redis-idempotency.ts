@@ -28,7 +28,11 @@ export class RedisIdempotency implements IdempotencyStore {
   /** This process's claims still under way: when each one's lease ends. */
   private readonly leaseEnds = new Map<string, number>();
 
-  constructor(private readonly redis: Redis, private readonly prefix: string, private readonly lifetimes: IdempotencyLifetimes) {}
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly lifetimes: IdempotencyLifetimes,
+  ) {}
 
   private key(key: string): string {
     return `${this.prefix}:idem:${key}`;
@@ -36,7 +40,13 @@ export class RedisIdempotency implements IdempotencyStore {
 
   claim(key: string, fingerprint: string): Promise<IdempotencyClaim> {
     return guarded(async () => {
-      const claimed = await this.redis.set(this.key(key), JSON.stringify({ fingerprint } satisfies Stored), 'EX', this.lifetimes.leaseSeconds, 'NX');
+      const claimed = await this.redis.set(
+        this.key(key),
+        JSON.stringify({ fingerprint } satisfies Stored),
+        'EX',
+        this.lifetimes.leaseSeconds,
+        'NX',
+      );
       if (claimed === 'OK') {
         this.leaseEnds.set(key, Date.now() + this.lifetimes.leaseSeconds * 1000);
         return { state: 'claimed' };
@@ -52,16 +62,22 @@ export class RedisIdempotency implements IdempotencyStore {
   complete(key: string, fingerprint: string, status: number, body: unknown): Promise<void> {
     this.leaseEnds.delete(key);
     return guarded(async () => {
-      await this.redis.set(this.key(key), JSON.stringify({ fingerprint, answer: { status, body } } satisfies Stored), 'EX', this.lifetimes.ttlSeconds);
+      await this.redis.set(
+        this.key(key),
+        JSON.stringify({ fingerprint, answer: { status, body } } satisfies Stored),
+        'EX',
+        this.lifetimes.ttlSeconds,
+      );
     });
   }
 
   async release(key: string): Promise<void> {
     const leaseEnd = this.leaseEnds.get(key) ?? 0;
     this.leaseEnds.delete(key);
-    const drop = () => guarded(async () => {
-      await this.redis.del(this.key(key));
-    });
+    const drop = () =>
+      guarded(async () => {
+        await this.redis.del(this.key(key));
+      });
     try {
       await drop();
     } catch (error) {

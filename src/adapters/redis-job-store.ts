@@ -93,7 +93,16 @@ type ScriptedRedis = Redis & {
   updateJobIfAllowed(key: string, status: string, pendingPrefix: string, ...fieldsAndValues: string[]): Promise<string[] | null>;
   releaseIfHeld(key: string, holder: string): Promise<number>;
   takeDue(files: string, sweeping: string, cutoffMs: string, limit: string, prefix: string, nowMs: string): Promise<string[]>;
-  putPendingJob(job: string, file: string, pending: string, index: string, ttl: string, processingId: string, createdMs: string, ...fieldsAndValues: string[]): Promise<number>;
+  putPendingJob(
+    job: string,
+    file: string,
+    pending: string,
+    index: string,
+    ttl: string,
+    processingId: string,
+    createdMs: string,
+    ...fieldsAndValues: string[]
+  ): Promise<number>;
 };
 
 export class RedisJobStore implements JobStore {
@@ -103,7 +112,12 @@ export class RedisJobStore implements JobStore {
   private subscriber: Redis | undefined;
 
   /** `openSubscriber` gives a connection for pub/sub (see `connectRedis(url, 'events')`). */
-  constructor(redis: Redis, private readonly prefix: string, private readonly ttlSeconds: number, private readonly openSubscriber?: () => Redis) {
+  constructor(
+    redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlSeconds: number,
+    private readonly openSubscriber?: () => Redis,
+  ) {
     redis.defineCommand('updateJobIfAllowed', { numberOfKeys: 1, lua: UPDATE_IF_ALLOWED });
     redis.defineCommand('releaseIfHeld', { numberOfKeys: 1, lua: RELEASE_IF_HELD });
     redis.defineCommand('takeDue', { numberOfKeys: 2, lua: TAKE_DUE });
@@ -168,7 +182,7 @@ export class RedisJobStore implements JobStore {
     const afterMs = after?.ms;
     if (afterMs !== undefined && Number.isNaN(afterMs)) return [];
     const ids: string[] = [];
-    for (let offset = 0; ids.length < count; ) {
+    for (let offset = 0; ids.length < count;) {
       const batch = await this.redis.zrevrangebyscore(index, afterMs ?? '+inf', '-inf', 'WITHSCORES', 'LIMIT', offset, count + 16);
       if (batch.length === 0) break;
       for (let i = 0; i < batch.length; i += 2) {
@@ -184,7 +198,8 @@ export class RedisJobStore implements JobStore {
   async putJob(job: JobRecord): Promise<void> {
     if (isFinished(job.status)) {
       return guarded(async () => {
-        await this.redis.multi()
+        await this.redis
+          .multi()
           .hset(this.key('job', job.processing_id), encode(job))
           .expire(this.key('job', job.processing_id), this.ttlSeconds)
           .zadd(this.key('jobs'), Date.parse(job.created_at), job.processing_id)
@@ -193,10 +208,18 @@ export class RedisJobStore implements JobStore {
     }
     // The upload is needed until this job ends (its pending set), and its record lives on for another
     // retention period; all at once, and only while the record exists.
-    const recorded = await guarded(() => this.redis.putPendingJob(
-      this.key('job', job.processing_id), this.key('file', job.file_id), this.key('pending', job.file_id), this.key('jobs'),
-      String(this.ttlSeconds), job.processing_id, String(Date.parse(job.created_at)), ...Object.entries(encode(job)).flat(),
-    ));
+    const recorded = await guarded(() =>
+      this.redis.putPendingJob(
+        this.key('job', job.processing_id),
+        this.key('file', job.file_id),
+        this.key('pending', job.file_id),
+        this.key('jobs'),
+        String(this.ttlSeconds),
+        job.processing_id,
+        String(Date.parse(job.created_at)),
+        ...Object.entries(encode(job)).flat(),
+      ),
+    );
     if (!recorded) throw notFound('file_not_found', `no upload has file_id ${job.file_id} (it has just been removed by retention)`);
   }
 
@@ -240,7 +263,12 @@ export class RedisJobStore implements JobStore {
     return guarded(async () => {
       const fields = Object.entries(encode(patch)).flat();
       if (fields.length === 0) return this.getJob(processingId);
-      const flat = await this.redis.updateJobIfAllowed(this.key('job', processingId), patch.status ? JSON.stringify(patch.status) : '', this.key('pending', ''), ...fields);
+      const flat = await this.redis.updateJobIfAllowed(
+        this.key('job', processingId),
+        patch.status ? JSON.stringify(patch.status) : '',
+        this.key('pending', ''),
+        ...fields,
+      );
       if (!flat) return undefined;
       const record: Record<string, string> = {};
       for (let i = 0; i < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
@@ -279,14 +307,24 @@ export class RedisJobStore implements JobStore {
   }
 
   takeDueUploads(cutoff: Date, limit: number): Promise<string[]> {
-    return guarded(() => this.redis.takeDue(this.key('files'), this.key('sweeping'), String(cutoff.getTime()), String(limit), this.key(''), String(Date.now())));
+    return guarded(() =>
+      this.redis.takeDue(
+        this.key('files'),
+        this.key('sweeping'),
+        String(cutoff.getTime()),
+        String(limit),
+        this.key(''),
+        String(Date.now()),
+      ),
+    );
   }
 
   forgetUploads(fileIds: string[]): Promise<void> {
     return guarded(async () => {
       if (fileIds.length === 0) return;
       // Job and cache keys expire by themselves; the index, the upload records and the sweep's marks go now.
-      await this.redis.multi()
+      await this.redis
+        .multi()
         .zrem(this.key('files'), ...fileIds)
         .zrem(this.key('sweeping'), ...fileIds)
         .del(...fileIds.map((id) => this.key('file', id)), ...fileIds.map((id) => this.key('task', id)))

@@ -40,7 +40,6 @@ const DELETE_BATCH = 1000;
 const HEALTH_CACHE_MS = 5000;
 const HEALTH_TIMEOUT_MS = 2000;
 
-
 export interface S3StoreOptions {
   bucket: string;
   /** Key prefix, `''` or ending in `/`. */
@@ -103,11 +102,29 @@ export class S3Store implements ImageStore {
     let filled = 0;
     let multipart: { uploadId: string; parts: CompletedPart[] } | undefined;
     const sendPart = async () => {
-      multipart ??= { uploadId: (await this.call((s3) => s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: 'application/octet-stream' })))).UploadId!, parts: [] };
+      multipart ??= {
+        uploadId: (
+          await this.call((s3) =>
+            s3.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key, ContentType: 'application/octet-stream' })),
+          )
+        ).UploadId!,
+        parts: [],
+      };
       const PartNumber = multipart.parts.length + 1;
       const { uploadId } = multipart;
       // Awaited before the buffer is filled again: the source waits meanwhile (backpressure to the client).
-      const { ETag } = await this.call((s3) => s3.send(new UploadPartCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId, PartNumber, Body: part.subarray(0, filled), ContentLength: filled })));
+      const { ETag } = await this.call((s3) =>
+        s3.send(
+          new UploadPartCommand({
+            Bucket: this.bucket,
+            Key: key,
+            UploadId: uploadId,
+            PartNumber,
+            Body: part.subarray(0, filled),
+            ContentLength: filled,
+          }),
+        ),
+      );
       multipart.parts.push({ ETag, PartNumber });
       filled = 0;
     };
@@ -124,14 +141,36 @@ export class S3Store implements ImageStore {
       }
       const done = multipart;
       if (!done) {
-        await this.call((s3) => s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: part.subarray(0, filled), ContentLength: filled, ContentType: 'application/octet-stream' })));
+        await this.call((s3) =>
+          s3.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key: key,
+              Body: part.subarray(0, filled),
+              ContentLength: filled,
+              ContentType: 'application/octet-stream',
+            }),
+          ),
+        );
       } else {
         if (filled > 0) await sendPart();
-        await this.call((s3) => s3.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: done.uploadId, MultipartUpload: { Parts: done.parts } })));
+        await this.call((s3) =>
+          s3.send(
+            new CompleteMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: key,
+              UploadId: done.uploadId,
+              MultipartUpload: { Parts: done.parts },
+            }),
+          ),
+        );
       }
     } catch (error) {
       const started = multipart;
-      if (started) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: started.uploadId })).catch(() => undefined);
+      if (started)
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: started.uploadId }))
+          .catch(() => undefined);
       // An object a lost answer may hide; otherwise the sweep removes it by age.
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => undefined);
       // A fault of S3 is already a 503 (and logged); anything else is the source's (the client went away).
@@ -142,7 +181,9 @@ export class S3Store implements ImageStore {
 
   async commitUpload(stagingKey: string, fileId: string): Promise<void> {
     const from = this.stagingPrefix + stagingKey;
-    await this.call((s3) => s3.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.uploadKey(fileId), CopySource: copySource(this.bucket, from) })));
+    await this.call((s3) =>
+      s3.send(new CopyObjectCommand({ Bucket: this.bucket, Key: this.uploadKey(fileId), CopySource: copySource(this.bucket, from) })),
+    );
     await this.discardStaged(stagingKey);
   }
 
@@ -160,7 +201,12 @@ export class S3Store implements ImageStore {
   }
 
   async deleteUploads(fileIds: string[]): Promise<string[]> {
-    const failed = new Set(await this.deleteKeys(fileIds.map((fileId) => this.uploadKey(fileId)), { tolerateSome: true }));
+    const failed = new Set(
+      await this.deleteKeys(
+        fileIds.map((fileId) => this.uploadKey(fileId)),
+        { tolerateSome: true },
+      ),
+    );
     return fileIds.filter((fileId) => !failed.has(this.uploadKey(fileId)));
   }
 
@@ -175,7 +221,17 @@ export class S3Store implements ImageStore {
   }
 
   async writeResult(name: string, bytes: Uint8Array): Promise<{ sizeBytes: number; sha256: string }> {
-    await this.call((s3) => s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.resultKey(name), Body: bytes, ContentLength: bytes.byteLength, ContentType: 'application/octet-stream' })));
+    await this.call((s3) =>
+      s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.resultKey(name),
+          Body: bytes,
+          ContentLength: bytes.byteLength,
+          ContentType: 'application/octet-stream',
+        }),
+      ),
+    );
     return { sizeBytes: bytes.byteLength, sha256: sha256Of(bytes) };
   }
 
@@ -186,10 +242,18 @@ export class S3Store implements ImageStore {
   /** An object's age cannot be set; copying it onto itself with new metadata makes it new. */
   async touchResult(name: string): Promise<void> {
     const key = this.resultKey(name);
-    const touch = this.client.send(new CopyObjectCommand({
-      Bucket: this.bucket, Key: key, CopySource: copySource(this.bucket, key),
-      MetadataDirective: 'REPLACE', Metadata: { touched: new Date().toISOString() }, ContentType: 'application/octet-stream',
-    })).catch(() => undefined);
+    const touch = this.client
+      .send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          CopySource: copySource(this.bucket, key),
+          MetadataDirective: 'REPLACE',
+          Metadata: { touched: new Date().toISOString() },
+          ContentType: 'application/octet-stream',
+        }),
+      )
+      .catch(() => undefined);
     this.pending.add(touch);
     void touch.finally(() => this.pending.delete(touch));
   }
@@ -203,7 +267,11 @@ export class S3Store implements ImageStore {
   /** An object store has no free-space figure; this only proves, at most every few seconds, that the bucket answers. */
   freeBytes(): Promise<undefined> {
     if (!this.health || Date.now() - this.health.at > HEALTH_CACHE_MS) {
-      const answered = this.call((s3) => s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.options.prefix, MaxKeys: 1 }), { abortSignal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) }));
+      const answered = this.call((s3) =>
+        s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.options.prefix, MaxKeys: 1 }), {
+          abortSignal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+        }),
+      );
       this.health = { at: Date.now(), answer: answered.then(() => undefined) };
     }
     return this.health.answer;
@@ -229,7 +297,13 @@ export class S3Store implements ImageStore {
       const answer = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       if (!answer.Body) return undefined;
       const file = { sizeBytes: answer.ContentLength ?? 0, body: answer.Body.transformToWebStream() as ReadableStream<Uint8Array> };
-      return { ...file, bytes: () => readWhole(file).catch((error: unknown) => { throw asStorageError(error); }) };
+      return {
+        ...file,
+        bytes: () =>
+          readWhole(file).catch((error: unknown) => {
+            throw asStorageError(error);
+          }),
+      };
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw asStorageError(error);
@@ -241,15 +315,19 @@ export class S3Store implements ImageStore {
     const removed = await this.deleteOlder(prefix, cutoff);
     let token: { KeyMarker?: string; UploadIdMarker?: string } = {};
     for (;;) {
-      const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, ...token })).catch((error: unknown) => {
-        // Some S3-compatible servers do not list multipart uploads; a bucket lifecycle rule covers those.
-        if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 501) return undefined;
-        throw error;
-      });
+      const page = await this.client
+        .send(new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, ...token }))
+        .catch((error: unknown) => {
+          // Some S3-compatible servers do not list multipart uploads; a bucket lifecycle rule covers those.
+          if (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 501) return undefined;
+          throw error;
+        });
       if (!page) break;
       for (const upload of page.Uploads ?? []) {
         if (upload.Key && upload.UploadId && upload.Initiated && upload.Initiated < cutoff) {
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId })).catch(() => undefined);
+          await this.client
+            .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }))
+            .catch(() => undefined);
         }
       }
       if (!page.IsTruncated) break;
@@ -263,8 +341,12 @@ export class S3Store implements ImageStore {
     let removed = 0;
     let token: string | undefined;
     do {
-      const page = await this.call((s3) => s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })));
-      const old = (page.Contents ?? []).filter((item) => item.Key && item.LastModified && item.LastModified < cutoff).map((item) => item.Key!);
+      const page = await this.call((s3) =>
+        s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token })),
+      );
+      const old = (page.Contents ?? [])
+        .filter((item) => item.Key && item.LastModified && item.LastModified < cutoff)
+        .map((item) => item.Key!);
       await this.deleteKeys(old);
       removed += old.length;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
@@ -280,10 +362,14 @@ export class S3Store implements ImageStore {
     const refused: string[] = [];
     for (let start = 0; start < keys.length; start += DELETE_BATCH) {
       const batch = keys.slice(start, start + DELETE_BATCH);
-      const answer = await this.call((s3) => s3.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })));
+      const answer = await this.call((s3) =>
+        s3.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })),
+      );
       // Quiet: only the keys that could not be deleted come back; the sweep must not take that for done.
       if (answer.Errors?.length) {
-        this.options.onFault?.(new Error(`DeleteObjects left ${answer.Errors.length} keys, e.g. ${answer.Errors[0]?.Key}: ${answer.Errors[0]?.Code}`));
+        this.options.onFault?.(
+          new Error(`DeleteObjects left ${answer.Errors.length} keys, e.g. ${answer.Errors[0]?.Key}: ${answer.Errors[0]?.Code}`),
+        );
         if (!tolerateSome) throw storageFault('unavailable');
         refused.push(...answer.Errors.map((error) => error.Key ?? ''));
       }
@@ -307,7 +393,10 @@ function copySource(bucket: string, key: string): string {
 }
 
 function isNotFound(error: unknown): boolean {
-  return error instanceof S3ServiceException && (error.name === 'NotFound' || error.name === 'NoSuchKey' || error.$metadata.httpStatusCode === 404);
+  return (
+    error instanceof S3ServiceException &&
+    (error.name === 'NotFound' || error.name === 'NoSuchKey' || error.$metadata.httpStatusCode === 404)
+  );
 }
 
 /** Every S3 fault (unreachable, timed out, refused, misconfigured) is a 503 to the client; a 413 stays a 413. */

@@ -57,14 +57,20 @@ async function readManifest(dir: URL): Promise<VendorManifest | undefined> {
 }
 
 /** Reads the script: the first vendored copy that is whole and current, else the installed bundle (`bundle`). */
-export async function loadScalarScript(vendorDirs: readonly URL[] = VENDOR_DIRS, bundle: string | null = installedBundle()): Promise<StaticAsset> {
+export async function loadScalarScript(
+  vendorDirs: readonly URL[] = VENDOR_DIRS,
+  bundle: string | null = installedBundle(),
+): Promise<StaticAsset> {
   const installed = bundle === null ? undefined : new Uint8Array(await readFile(bundle));
   const installedSha = installed && sha256(installed);
   for (const dir of vendorDirs) {
     const manifest = await readManifest(dir);
     if (!manifest || (installedSha !== undefined && manifest.sha256 !== installedSha)) continue;
-    const [identity, br, gzip] = await Promise.all([manifest.identity, manifest.br, manifest.gzip].map(async (name) => new Uint8Array(await readFile(new URL(name, dir)))));
-    if (sha256(identity!) !== manifest.sha256) throw new Error(`${fileURLToPath(new URL(manifest.identity, dir))} does not match its manifest: run npm run build again`);
+    const [identity, br, gzip] = await Promise.all(
+      [manifest.identity, manifest.br, manifest.gzip].map(async (name) => new Uint8Array(await readFile(new URL(name, dir)))),
+    );
+    if (sha256(identity!) !== manifest.sha256)
+      throw new Error(`${fileURLToPath(new URL(manifest.identity, dir))} does not match its manifest: run npm run build again`);
     return { sha256: manifest.sha256, identity: identity!, br: br!, gzip: gzip! };
   }
   if (!installed || !installedSha) {
@@ -99,14 +105,20 @@ export interface VendorResult {
  * Copies the installed bundle into `outDir` with its `.br` (quality 11 by default: ~26 s on one core, once per
  * Scalar version) and `.gz` (level 9), then the manifest. Skips the work when `outDir` already holds this bundle.
  */
-export async function vendorScalarScript(outDir: string, { brotliQuality = constants.BROTLI_MAX_QUALITY, bundle = installedBundle() } = {}): Promise<VendorResult> {
+export async function vendorScalarScript(
+  outDir: string,
+  { brotliQuality = constants.BROTLI_MAX_QUALITY, bundle = installedBundle() } = {},
+): Promise<VendorResult> {
   if (!bundle) throw new Error(`${SCALAR_BUNDLE} is not installed (it is a dev dependency: vendor it before npm prune --omit=dev)`);
   const identity = new Uint8Array(await readFile(bundle));
   const manifest: VendorManifest = { sha256: sha256(identity), ...FILES };
   const dir = pathToFileURL(outDir.endsWith('/') ? outDir : `${outDir}/`);
   const existing = await readManifest(dir);
   if (existing?.sha256 === manifest.sha256 && existing.br === manifest.br && existing.gzip === manifest.gzip) {
-    const current = await readFile(new URL(existing.identity, dir)).then((bytes) => sha256(bytes) === manifest.sha256, () => false);
+    const current = await readFile(new URL(existing.identity, dir)).then(
+      (bytes) => sha256(bytes) === manifest.sha256,
+      () => false,
+    );
     if (current) return { manifest, upToDate: true };
   }
   await mkdir(outDir, { recursive: true });
@@ -121,7 +133,11 @@ export async function vendorScalarScript(outDir: string, { brotliQuality = const
     }),
     gzipped(identity, { level: constants.Z_BEST_COMPRESSION }),
   ]);
-  await Promise.all([writeFile(new URL(FILES.identity, dir), identity), writeFile(new URL(FILES.br, dir), br), writeFile(new URL(FILES.gzip, dir), gz)]);
+  await Promise.all([
+    writeFile(new URL(FILES.identity, dir), identity),
+    writeFile(new URL(FILES.br, dir), br),
+    writeFile(new URL(FILES.gzip, dir), gz),
+  ]);
   const temporary = new URL(`${MANIFEST}.tmp`, dir);
   await writeFile(temporary, `${JSON.stringify(manifest, null, 2)}\n`);
   await rename(temporary, new URL(MANIFEST, dir));

@@ -23,7 +23,13 @@ export interface OutputSpec {
  * once) is therefore one pipeline with the same meaning; any other order needs a pipeline per run.
  */
 const SHARP_ORDER: Readonly<Record<Operation['operation'], number>> = {
-  grayscale: 0, resize: 1, blur: 2, sepia: 3, brightness: 4, sharpen: 5, contrast: 6,
+  grayscale: 0,
+  resize: 1,
+  blur: 2,
+  sepia: 3,
+  brightness: 4,
+  sharpen: 5,
+  contrast: 6,
 };
 
 /** After greyscale in the same pipeline, sharp writes one band: an operation that adds colour back must wait. */
@@ -54,15 +60,21 @@ export function pipelinesOf(operations: readonly Operation[], output: OutputForm
     const group = groups.at(-1);
     const last = group?.at(-1);
     const isFinal = index === operations.length - 1;
-    const joins = group !== undefined && last !== undefined
-      && SHARP_ORDER[op.operation] > SHARP_ORDER[last.operation]
-      && !(group.some((earlier) => earlier.operation === 'grayscale') && (alpha || ADDS_COLOUR.has(op.operation)))
-      && !(alpha && [...group, op].some((any) => any.operation === 'brightness') && [...group, op].some((any) => PREMULTIPLIES.has(any.operation)))
-      && !(op.operation === 'contrast' && group.some((earlier) => earlier.operation === UNCLIPPED))
+    const joins =
+      group !== undefined &&
+      last !== undefined &&
+      SHARP_ORDER[op.operation] > SHARP_ORDER[last.operation] &&
+      !(group.some((earlier) => earlier.operation === 'grayscale') && (alpha || ADDS_COLOUR.has(op.operation))) &&
+      !(
+        alpha &&
+        [...group, op].some((any) => any.operation === 'brightness') &&
+        [...group, op].some((any) => PREMULTIPLIES.has(any.operation))
+      ) &&
+      !(op.operation === 'contrast' && group.some((earlier) => earlier.operation === UNCLIPPED)) &&
       // The first pipeline reads the file itself, 16 bits a sample for some PNG and TIFF, until an operation
       // (greyscale) makes it 8: contrast's offset is for one depth, so there it only ever comes first.
-      && !(op.operation === 'contrast' && groups.length === 1 && maybeDeep)
-      && !(isFinal && output === 'jpeg');
+      !(op.operation === 'contrast' && groups.length === 1 && maybeDeep) &&
+      !(isFinal && output === 'jpeg');
     if (joins) group.push(op);
     else groups.push([op]);
   }
@@ -84,7 +96,12 @@ export function readingEstimate(facts: InputFacts): number {
 
 /** Decoding (with an operation on the way), per input pixel: [3 bands, 4 bands]. Interlaced or 16-bit PNG and TIFF included. */
 const DECODE_BPP: Readonly<Record<Exclude<InputFormat, 'bmp'>, readonly [number, number]>> = {
-  jpeg: [5, 6], png: [8, 9.5], gif: [10, 11], tiff: [8, 10], webp: [12, 15], avif: [20, 26],
+  jpeg: [5, 6],
+  png: [8, 9.5],
+  gif: [10, 11],
+  tiff: [8, 10],
+  webp: [12, 15],
+  avif: [20, 26],
 };
 /** A progressive JPEG's decoder holds every coefficient of the image until the last scan. */
 const PROGRESSIVE_JPEG_BPP: readonly [number, number] = [10, 12];
@@ -93,7 +110,12 @@ const PROGRESSIVE_JPEG_BPP: readonly [number, number] = [10, 12];
  * [3 bands, 4 bands]. WebP, GIF and AVIF encoders hold the whole frame several times over.
  */
 const ENCODE_BPP: Readonly<Record<OutputFormat, readonly [number, number]>> = {
-  jpeg: [7.5, 7.5], png: [6, 8], tiff: [6, 10], webp: [16, 40], gif: [16, 16], avif: [40, 58],
+  jpeg: [7.5, 7.5],
+  png: [6, 8],
+  tiff: [6, 10],
+  webp: [16, 40],
+  gif: [16, 16],
+  avif: [40, 58],
 };
 
 /** Whether the image may carry alpha: 2 or 4 bands, or not known. */

@@ -25,7 +25,12 @@ const SEPIA = [
 ];
 /** What sharp's metadata calls each of our formats. */
 const SHARP_FORMATS: Record<Exclude<InputFormat, 'bmp'>, string[]> = {
-  jpeg: ['jpeg'], png: ['png'], gif: ['gif'], tiff: ['tiff'], webp: ['webp'], avif: ['heif', 'avif'],
+  jpeg: ['jpeg'],
+  png: ['png'],
+  gif: ['gif'],
+  tiff: ['tiff'],
+  webp: ['webp'],
+  avif: ['heif', 'avif'],
 };
 
 /** A job's failure, with a code a client can branch on and a message free of paths. */
@@ -49,7 +54,10 @@ export class SharpProcessor implements ImageProcessor {
   private readonly maxInputPixels: number;
   private readonly budget: MemoryBudget;
 
-  constructor(private readonly store: ImageStore, { maxInputPixels, memoryBudgetBytes }: SharpProcessorOptions) {
+  constructor(
+    private readonly store: ImageStore,
+    { maxInputPixels, memoryBudgetBytes }: SharpProcessorOptions,
+  ) {
     this.maxInputPixels = maxInputPixels;
     this.budget = new MemoryBudget(memoryBudgetBytes);
   }
@@ -112,7 +120,8 @@ export class SharpProcessor implements ImageProcessor {
     } catch (error) {
       if (typeof input === 'string' && !(error instanceof ProcessingError)) {
         // libvips read the file itself: whether it is still there, and readable, is the store's to say.
-        if (!(await this.store.openUpload(task.fileId))) throw new ProcessingError('file_missing', 'the uploaded file is no longer in storage');
+        if (!(await this.store.openUpload(task.fileId)))
+          throw new ProcessingError('file_missing', 'the uploaded file is no longer in storage');
       }
       throw asProcessingError(error, task.timeoutSeconds);
     }
@@ -144,9 +153,16 @@ export class SharpProcessor implements ImageProcessor {
       // sharp writes greyscale as one raw band, dropping alpha; between steps the same grey keeps it.
       // The first pipeline reads the file at its own depth (contrast is then its first operation); later ones 8-bit raw.
       const sampleMax = index === 0 && task.input.deep === true ? 65535 : 255;
-      for (const op of operations) if (!final && alpha && op.operation === 'grayscale') greyKeepingAlpha(image); else apply(image, op, sampleMax);
+      for (const op of operations)
+        if (!final && alpha && op.operation === 'grayscale') greyKeepingAlpha(image);
+        else apply(image, op, sampleMax);
       if (final) break;
-      const { data, info } = await step(image.timeout({ seconds: remaining(deadline) }).raw().toBuffer({ resolveWithObject: true }));
+      const { data, info } = await step(
+        image
+          .timeout({ seconds: remaining(deadline) })
+          .raw()
+          .toBuffer({ resolveWithObject: true }),
+      );
       image = sharp(data, {
         raw: {
           width: info.width,
@@ -166,30 +182,49 @@ export class SharpProcessor implements ImageProcessor {
     return { data, width: info.width, height: animated && info.pageHeight ? info.pageHeight : info.height };
   }
 
-  private async open(task: ProcessTask, input: Buffer | string, animated: boolean, deadline: number, step: <T>(promise: Promise<T>) => Promise<T>): Promise<Sharp> {
+  private async open(
+    task: ProcessTask,
+    input: Buffer | string,
+    animated: boolean,
+    deadline: number,
+    step: <T>(promise: Promise<T>) => Promise<T>,
+  ): Promise<Sharp> {
     if (task.input.format !== 'bmp') {
       return sharp(input, { autoOrient: true, animated, limitInputPixels: this.maxInputPixels, failOn: 'error', sequentialRead: true });
     }
     const bytes = input as Buffer;
     // The header is checked here too: the decoder allocates what the header claims before reading a pixel.
     const claimed = probeBmp(bytes);
-    if (claimed.width * claimed.height > this.maxInputPixels) throw new ProcessingError('too_many_pixels', 'the image has more pixels than MAX_INPUT_PIXELS allows');
+    if (claimed.width * claimed.height > this.maxInputPixels)
+      throw new ProcessingError('too_many_pixels', 'the image has more pixels than MAX_INPUT_PIXELS allows');
     const decoded = await step(decodeBmp(bytes, deadline));
-    const image = sharp(decoded.pixels, { raw: { width: decoded.width, height: decoded.height, channels: 4 }, limitInputPixels: this.maxInputPixels });
+    const image = sharp(decoded.pixels, {
+      raw: { width: decoded.width, height: decoded.height, channels: 4 },
+      limitInputPixels: this.maxInputPixels,
+    });
     return decoded.hasAlpha ? image : image.removeAlpha();
   }
 }
 
 /** A job whose estimated peak is over the whole budget: it could never run here. */
 function overBudget(need: number, budget: number): ProcessingError {
-  return new ProcessingError('out_of_memory_budget', `the job needs about ${mib(need)} MiB at its peak, more than this worker's memory budget of ${mib(budget)} MiB (MEMORY_BUDGET_MB); ask for a smaller size or a lighter output format`);
+  return new ProcessingError(
+    'out_of_memory_budget',
+    `the job needs about ${mib(need)} MiB at its peak, more than this worker's memory budget of ${mib(budget)} MiB (MEMORY_BUDGET_MB); ask for a smaller size or a lighter output format`,
+  );
 }
 
 /** `sampleMax`: the largest value of a sample in the pipeline (255, or 65535 for 16 bits), for contrast's mid-grey. */
 function apply(image: Sharp, op: Operation, sampleMax = 255): void {
   switch (op.operation) {
     case 'resize':
-      image.resize({ width: op.width, height: op.height, fit: op.fit ?? 'cover', withoutEnlargement: op.without_enlargement, kernel: 'lanczos3' });
+      image.resize({
+        width: op.width,
+        height: op.height,
+        fit: op.fit ?? 'cover',
+        withoutEnlargement: op.without_enlargement,
+        kernel: 'lanczos3',
+      });
       return;
     case 'blur':
       image.blur(op.intensity);
@@ -269,7 +304,12 @@ function infoOf(meta: Metadata | undefined, format: Exclude<InputFormat, 'bmp'>)
   const pages = Math.max(1, meta.pages ?? 1);
   const frameHeight = meta.pageHeight && pages > 1 ? meta.pageHeight : meta.height;
   const rotated = (meta.orientation ?? 1) >= 5;
-  const facts = { pages, channels: meta.channels ?? 4, progressive: meta.isProgressive ?? true, deep: meta.depth === 'ushort' || meta.depth === 'short' };
+  const facts = {
+    pages,
+    channels: meta.channels ?? 4,
+    progressive: meta.isProgressive ?? true,
+    deep: meta.depth === 'ushort' || meta.depth === 'short',
+  };
   return rotated ? { width: frameHeight, height: meta.width, ...facts } : { width: meta.width, height: frameHeight, ...facts };
 }
 
@@ -299,7 +339,9 @@ class Semaphore {
 
 /** sharp's reading of a header, or `undefined` when these bytes (or the file) do not hold a readable one. */
 function readHeader(bytes: Uint8Array | string): Promise<Metadata | undefined> {
-  return sharp(bytes, { limitInputPixels: false }).metadata().catch(() => undefined);
+  return sharp(bytes, { limitInputPixels: false })
+    .metadata()
+    .catch(() => undefined);
 }
 
 /** Reads a BMP's dimensions from its header (BITMAPCOREHEADER or BITMAPINFOHEADER and later). */
@@ -316,8 +358,13 @@ function probeBmp(head: Uint8Array): ImageInfo {
   const bitCount = buffer.byteLength >= at + 2 ? buffer.readUInt16LE(at) : 32;
   // A palette larger than the bit count allows would make the decoder build it all (millions of entries).
   const colours = headerSize >= 40 && buffer.byteLength >= 50 ? buffer.readUInt32LE(46) : 0;
-  if (bitCount <= 8 && colours > 2 ** bitCount) throw unsupportedMedia('undecodable_image', `the BMP header declares ${colours} palette colours for ${bitCount} bits a pixel (at most ${2 ** bitCount})`);
-  if (bitCount > 8 && colours > 256) throw unsupportedMedia('undecodable_image', `the BMP header declares ${colours} palette colours (at most 256)`);
+  if (bitCount <= 8 && colours > 2 ** bitCount)
+    throw unsupportedMedia(
+      'undecodable_image',
+      `the BMP header declares ${colours} palette colours for ${bitCount} bits a pixel (at most ${2 ** bitCount})`,
+    );
+  if (bitCount > 8 && colours > 256)
+    throw unsupportedMedia('undecodable_image', `the BMP header declares ${colours} palette colours (at most 256)`);
   return { width, height, pages: 1, channels: bitCount === 32 ? 4 : 3, progressive: false, deep: false };
 }
 
@@ -326,9 +373,12 @@ function asProcessingError(error: unknown, timeoutSeconds: number): ProcessingEr
   if (error instanceof ProcessingError) return error;
   const raw = error instanceof Error ? error.message : String(error);
   const message = (raw.split('\n')[0] ?? '').replace(/(?:[A-Za-z]:)?[\\/][^\s:'"]+/g, '<file>').slice(0, 200);
-  if (/timeout/i.test(raw)) return new ProcessingError('timeout', `processing took longer than the limit of ${timeoutSeconds} s (JOB_TIMEOUT_SECONDS)`);
-  if (/ERR_WORKER_OUT_OF_MEMORY|decoding the BMP/i.test(raw)) return new ProcessingError('decode_failed', 'the BMP could not be decoded within its decoder\'s memory (a malformed header?)');
-  if (/out of memory|memory area too large/i.test(raw)) return new ProcessingError('out_of_memory', 'the job ran out of memory; ask for a smaller size');
+  if (/timeout/i.test(raw))
+    return new ProcessingError('timeout', `processing took longer than the limit of ${timeoutSeconds} s (JOB_TIMEOUT_SECONDS)`);
+  if (/ERR_WORKER_OUT_OF_MEMORY|decoding the BMP/i.test(raw))
+    return new ProcessingError('decode_failed', "the BMP could not be decoded within its decoder's memory (a malformed header?)");
+  if (/out of memory|memory area too large/i.test(raw))
+    return new ProcessingError('out_of_memory', 'the job ran out of memory; ask for a smaller size');
   if (/pixel limit/i.test(raw)) return new ProcessingError('too_many_pixels', 'the image has more pixels than MAX_INPUT_PIXELS allows');
   if (/jpeg|png|gif|tiff|webp|heif|bmp|premature|corrupt|truncat|decode|unsupported image format|invalid/i.test(raw)) {
     return new ProcessingError('decode_failed', `the image could not be decoded: ${message}`);

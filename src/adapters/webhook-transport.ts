@@ -43,8 +43,13 @@ export function createWebhookTransport(guard: Pick<NotifyUrlGuard, 'vet'>): Webh
           lookup: pinned,
           headers: { ...headers, 'content-length': String(payload.length) },
         });
-        const timer = setTimeout(() => finish(answer ?? { kind: 'unreachable', error: `timeout: no answer within ${timeoutMs} ms` }), Math.max(1, deadline - Date.now()));
-        request.on('error', (error: NodeJS.ErrnoException) => finish({ kind: 'unreachable', error: error.code ?? error.message.slice(0, 200) }));
+        const timer = setTimeout(
+          () => finish(answer ?? { kind: 'unreachable', error: `timeout: no answer within ${timeoutMs} ms` }),
+          Math.max(1, deadline - Date.now()),
+        );
+        request.on('error', (error: NodeJS.ErrnoException) =>
+          finish({ kind: 'unreachable', error: error.code ?? error.message.slice(0, 200) }),
+        );
         request.on('response', (response: IncomingMessage) => {
           const answered: AttemptResult = (answer = {
             kind: 'answered',

@@ -18,8 +18,15 @@ export interface ErrorCodeEntry {
 
 export const ERROR_CODES = {
   // 400: the request as sent cannot be read or is out of bounds.
-  invalid_request: { status: [400], meaning: 'A parameter, header or field is malformed or out of range; `errors` names each one (`path`, `message`).' },
-  out_of_memory_budget: { status: [400, 413], meaning: 'The job (400) or the upload alone (413) would need more memory than MEMORY_BUDGET_MB.', use: ['http', 'job'] },
+  invalid_request: {
+    status: [400],
+    meaning: 'A parameter, header or field is malformed or out of range; `errors` names each one (`path`, `message`).',
+  },
+  out_of_memory_budget: {
+    status: [400, 413],
+    meaning: 'The job (400) or the upload alone (413) would need more memory than MEMORY_BUDGET_MB.',
+    use: ['http', 'job'],
+  },
   output_too_large: { status: [400], meaning: 'The result would have more pixels (width × height × frames) than MAX_INPUT_PIXELS.' },
   malformed_json: { status: [400], meaning: 'The JSON body is not valid JSON, or not UTF-8.' },
   json_too_deep: { status: [400], meaning: 'The JSON body nests lists and objects deeper than the limit.' },
@@ -37,7 +44,11 @@ export const ERROR_CODES = {
   too_many_files: { status: [400], meaning: 'More than one file in one upload.' },
   too_many_parts: { status: [400], meaning: 'More multipart parts or fields than an upload may have.' },
   empty_file: { status: [400], meaning: 'The uploaded file is empty.' },
-  invalid_notify_url: { status: [400], meaning: '`notify_url` is refused: not https (or http where allowed), credentials in it, a private, loopback or metadata address, or no WEBHOOK_SECRETS configured; `reason` says which.' },
+  invalid_notify_url: {
+    status: [400],
+    meaning:
+      '`notify_url` is refused: not https (or http where allowed), credentials in it, a private, loopback or metadata address, or no WEBHOOK_SECRETS configured; `reason` says which.',
+  },
   upload_interrupted: { status: [400], meaning: 'The upload ended before its body was complete.' },
   // 401, 404, 405, 408
   unauthorized: { status: [401], meaning: 'API_KEYS is set and the request has no valid `Authorization: Bearer <key>`.' },
@@ -49,14 +60,23 @@ export const ERROR_CODES = {
   request_timeout: { status: [408], meaning: 'The request (headers or body) did not arrive in time; the connection is closed.' },
   upload_timeout: { status: [408], meaning: 'The upload stalled (UPLOAD_IDLE_TIMEOUT_SECONDS) or took too long (UPLOAD_TIMEOUT_SECONDS).' },
   // 409
-  job_not_completed: { status: [409], meaning: 'The job is still queued or processing; poll its status. The problem carries `job_status`.' },
+  job_not_completed: {
+    status: [409],
+    meaning: 'The job is still queued or processing; poll its status. The problem carries `job_status`.',
+  },
   job_failed: { status: [409], meaning: 'The job failed, so there is nothing to download. The problem carries `job_status` and `error`.' },
-  idempotency_key_in_progress: { status: [409], meaning: 'A request with this Idempotency-Key is still being handled; retry after Retry-After.' },
+  idempotency_key_in_progress: {
+    status: [409],
+    meaning: 'A request with this Idempotency-Key is still being handled; retry after Retry-After.',
+  },
   // 413, 415
   body_too_large: { status: [413], meaning: 'The JSON body is larger than the limit (64 KiB).' },
   file_too_large: { status: [413], meaning: 'The upload is larger than MAX_FILE_SIZE.' },
   too_many_pixels: { status: [413], meaning: 'Width × height × frames is over MAX_INPUT_PIXELS.', use: ['http', 'job'] },
-  unsupported_media_type: { status: [415], meaning: 'A body of a type the route does not take (POST /process takes application/json or no body).' },
+  unsupported_media_type: {
+    status: [415],
+    meaning: 'A body of a type the route does not take (POST /process takes application/json or no body).',
+  },
   unsupported_content_encoding: { status: [415], meaning: 'A compressed body (Content-Encoding other than identity).' },
   unsupported_extension: { status: [415], meaning: "The file name's extension is not in ALLOWED_EXTENSIONS." },
   unsupported_format: { status: [415], meaning: 'The bytes are not an image of an allowed format.' },
@@ -70,17 +90,29 @@ export const ERROR_CODES = {
   processing_failed: { status: [], meaning: 'The image library refused the work.', use: ['job'] },
   file_missing: { status: [], meaning: "The job's upload was removed before the job ran.", use: ['job'] },
   worker_lost: { status: [], meaning: 'The job was interrupted three times while it ran (Redis mode); ask for it again.', use: ['job'] },
-  retries_exhausted: { status: [], meaning: 'The job failed three times on a fault of the service (Redis mode); ask for it again.', use: ['job'] },
+  retries_exhausted: {
+    status: [],
+    meaning: 'The job failed three times on a fault of the service (Redis mode); ask for it again.',
+    use: ['job'],
+  },
   // 429, 5xx
   rate_limited: { status: [429], meaning: 'Over RATE_LIMIT_PER_MINUTE for this API key or address; retry after Retry-After.' },
-  internal_error: { status: [500], meaning: 'Something went wrong on our side; quote `request_id` when reporting it.', use: ['http', 'job'] },
+  internal_error: {
+    status: [500],
+    meaning: 'Something went wrong on our side; quote `request_id` when reporting it.',
+    use: ['http', 'job'],
+  },
   redis_unavailable: { status: [503], meaning: 'Redis is unreachable; retry after Retry-After.', use: ['http', 'job'] },
   redis_error: { status: [503], meaning: 'Redis refused a command; retry after Retry-After.', use: ['http', 'job'] },
   queue_unavailable: { status: [503], meaning: 'The job queue cannot be reached; retry after Retry-After.', use: ['http', 'job'] },
   webhook_queue_unavailable: { status: [503], meaning: 'The webhook delivery queue cannot be reached; retry after Retry-After.' },
   queue_full: { status: [503], meaning: 'MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After.' },
   too_many_uploads: { status: [503], meaning: 'MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After.' },
-  storage_unavailable: { status: [503], meaning: 'The file store cannot be reached or written; retry after Retry-After.', use: ['http', 'job'] },
+  storage_unavailable: {
+    status: [503],
+    meaning: 'The file store cannot be reached or written; retry after Retry-After.',
+    use: ['http', 'job'],
+  },
   storage_full: { status: [507], meaning: 'The file store is out of space; retry after Retry-After.', use: ['http', 'job'] },
 } as const satisfies Record<string, ErrorCodeEntry>;
 
@@ -100,14 +132,22 @@ const usesOf = (code: ErrorCode): readonly ErrorCodeUse[] => (ERROR_CODES[code] 
 
 /** The codes a problem answer with `status` carries (sorted as declared). */
 export function codesForStatus(status: number): ErrorCode[] {
-  return ERROR_CODE_NAMES.filter((code) => usesOf(code).includes('http') && (ERROR_CODES[code].status as readonly number[]).includes(status));
+  return ERROR_CODE_NAMES.filter(
+    (code) => usesOf(code).includes('http') && (ERROR_CODES[code].status as readonly number[]).includes(status),
+  );
 }
 
 /** Whether the code also shows as a failed job's `error.code` (a job can end with any code; these are the usual ones). */
 export const isJobCode = (code: ErrorCode): boolean => usesOf(code).includes('job');
 
 const HTTP_LAYER_CODES: Partial<Record<number, ErrorCode>> = {
-  401: 'unauthorized', 404: 'not_found', 405: 'method_not_allowed', 408: 'request_timeout', 413: 'body_too_large', 415: 'unsupported_media_type', 429: 'rate_limited',
+  401: 'unauthorized',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  408: 'request_timeout',
+  413: 'body_too_large',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
 };
 
 /**

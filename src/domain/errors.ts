@@ -43,7 +43,9 @@ export class AppError extends Error {
   /** The same error with more response headers. */
   withHeaders(headers: Record<string, string>): AppError {
     return new AppError(this.status, this.code, this.detail, {
-      errors: this.errors, extensions: this.extensions, headers: { ...this.headers, ...headers },
+      errors: this.errors,
+      extensions: this.extensions,
+      headers: { ...this.headers, ...headers },
     });
   }
 }
@@ -74,9 +76,14 @@ export function cut(text: string, max = ECHO_CHARS): string {
  * MAX_FIELD_ERRORS errors, each cut short, and a `detail` that repeats the first few and counts the rest.
  */
 export function invalidRequest(errors: FieldError[], code: CodeFor<400> = 'invalid_request'): AppError {
-  const listed = errors.slice(0, MAX_FIELD_ERRORS).map((e) => ({ path: cut(e.path, MAX_PATH_CHARS), message: cut(e.message, MAX_MESSAGE_CHARS) }));
+  const listed = errors
+    .slice(0, MAX_FIELD_ERRORS)
+    .map((e) => ({ path: cut(e.path, MAX_PATH_CHARS), message: cut(e.message, MAX_MESSAGE_CHARS) }));
   const rest = errors.length - DETAIL_MESSAGES;
-  let detail = listed.slice(0, DETAIL_MESSAGES).map((e) => e.message).join('; ');
+  let detail = listed
+    .slice(0, DETAIL_MESSAGES)
+    .map((e) => e.message)
+    .join('; ');
   if (rest > 0) {
     const where = listed.length < errors.length ? `errors lists the first ${listed.length} of ${errors.length}` : 'see errors';
     detail += `; and ${rest} more (${where})`;

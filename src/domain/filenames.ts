@@ -12,8 +12,11 @@ const MAX_NAME_LENGTH = 200;
  */
 export function sanitizeFilename(raw: string): string {
   const lastSegment = raw.split(/[/\\]/).pop() ?? '';
-  // eslint-disable-next-line no-control-regex
-  let name = lastSegment.normalize('NFC').replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/gu, '').trim();
+  let name = lastSegment
+    .normalize('NFC')
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/gu, '')
+    .trim();
   name = name.replace(/^\.+/, '');
   if ([...name].length > MAX_NAME_LENGTH) {
     const chars = [...name];

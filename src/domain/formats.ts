@@ -12,16 +12,34 @@ export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** Extensions a deployment may allow, and the format each one names. */
 export const EXTENSION_FORMATS: Readonly<Record<string, InputFormat>> = {
-  jpg: 'jpeg', jpeg: 'jpeg', png: 'png', gif: 'gif', tif: 'tiff', tiff: 'tiff', webp: 'webp', bmp: 'bmp', avif: 'avif',
+  jpg: 'jpeg',
+  jpeg: 'jpeg',
+  png: 'png',
+  gif: 'gif',
+  tif: 'tiff',
+  tiff: 'tiff',
+  webp: 'webp',
+  bmp: 'bmp',
+  avif: 'avif',
 };
 
 export const MIME_TYPES: Readonly<Record<InputFormat, string>> = {
-  jpeg: 'image/jpeg', png: 'image/png', gif: 'image/gif', tiff: 'image/tiff',
-  webp: 'image/webp', bmp: 'image/bmp', avif: 'image/avif',
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  gif: 'image/gif',
+  tiff: 'image/tiff',
+  webp: 'image/webp',
+  bmp: 'image/bmp',
+  avif: 'image/avif',
 };
 
 export const FILE_EXTENSIONS: Readonly<Record<OutputFormat, string>> = {
-  jpeg: 'jpg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff',
+  jpeg: 'jpg',
+  png: 'png',
+  webp: 'webp',
+  avif: 'avif',
+  gif: 'gif',
+  tiff: 'tiff',
 };
 
 /** Output formats whose encoders use `quality`; the others ignore it. */

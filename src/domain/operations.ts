@@ -110,23 +110,45 @@ function operation<const N extends string, S extends z.ZodRawShape>(name: N, sha
 }
 
 const intensity = (name: string, min: number, max: number, fallback: number, meaning: string) =>
-  numberIn('intensity', min, max).default(fallback).openapi({ description: `${meaning}, ${min}–${max} (default ${fallback}) for ${name}` });
+  numberIn('intensity', min, max)
+    .default(fallback)
+    .openapi({ description: `${meaning}, ${min}–${max} (default ${fallback}) for ${name}` });
 
-export const ResizeOperation = operation('resize', {
-  width: integerIn('width', 1, MAX_OUTPUT_DIMENSION).optional().openapi({ description: `1–${MAX_OUTPUT_DIMENSION}` }),
-  height: integerIn('height', 1, MAX_OUTPUT_DIMENSION).optional().openapi({ description: `1–${MAX_OUTPUT_DIMENSION}` }),
-  fit: oneOf('fit', FIT_MODES).optional().openapi({ description: 'how both sides are honoured (default cover); ignored with one side' }),
-  without_enlargement: flag('without_enlargement').default(false),
-}, 'Lanczos resize; one side alone keeps the aspect ratio').refine((op) => op.width !== undefined || op.height !== undefined, {
+export const ResizeOperation = operation(
+  'resize',
+  {
+    width: integerIn('width', 1, MAX_OUTPUT_DIMENSION)
+      .optional()
+      .openapi({ description: `1–${MAX_OUTPUT_DIMENSION}` }),
+    height: integerIn('height', 1, MAX_OUTPUT_DIMENSION)
+      .optional()
+      .openapi({ description: `1–${MAX_OUTPUT_DIMENSION}` }),
+    fit: oneOf('fit', FIT_MODES).optional().openapi({ description: 'how both sides are honoured (default cover); ignored with one side' }),
+    without_enlargement: flag('without_enlargement').default(false),
+  },
+  'Lanczos resize; one side alone keeps the aspect ratio',
+).refine((op) => op.width !== undefined || op.height !== undefined, {
   path: ['width'],
   error: 'resize needs width or height (or both), integers from 1 to 8192',
 });
 export const BlurOperation = operation('blur', { intensity: intensity('blur', 0.3, 100, 2, 'Gaussian sigma') }, 'Gaussian blur');
 export const SharpenOperation = operation('sharpen', { intensity: intensity('sharpen', 0.3, 10, 1, 'sigma') }, 'Unsharp mask');
 export const GrayscaleOperation = operation('grayscale', {}, 'Luminance only');
-export const SepiaOperation = operation('sepia', { intensity: intensity('sepia', 0, 1, 1, 'blend') }, 'Sepia tone blended with the original');
-export const BrightnessOperation = operation('brightness', { intensity: intensity('brightness', 0, 10, 1.2, 'factor') }, 'Multiplies lightness; 1 is unchanged');
-export const ContrastOperation = operation('contrast', { intensity: intensity('contrast', 0, 10, 1.2, 'factor') }, 'Scales around mid-grey; 1 is unchanged');
+export const SepiaOperation = operation(
+  'sepia',
+  { intensity: intensity('sepia', 0, 1, 1, 'blend') },
+  'Sepia tone blended with the original',
+);
+export const BrightnessOperation = operation(
+  'brightness',
+  { intensity: intensity('brightness', 0, 10, 1.2, 'factor') },
+  'Multiplies lightness; 1 is unchanged',
+);
+export const ContrastOperation = operation(
+  'contrast',
+  { intensity: intensity('contrast', 0, 10, 1.2, 'factor') },
+  'Scales around mid-grey; 1 is unchanged',
+);
 
 export const Operation = z.discriminatedUnion(
   'operation',
@@ -134,7 +156,8 @@ export const Operation = z.discriminatedUnion(
   {
     error: (iss) => {
       const input = iss.input as { operation?: unknown } | undefined;
-      if (typeof input !== 'object' || input === null || Array.isArray(input)) return `each operation must be an object like {"operation": "blur"}, got ${quote(input)}`;
+      if (typeof input !== 'object' || input === null || Array.isArray(input))
+        return `each operation must be an object like {"operation": "blur"}, got ${quote(input)}`;
       return `operation must be one of ${OPERATION_NAMES.join(', ')}, got ${quote(input.operation)}`;
     },
   },
@@ -146,7 +169,9 @@ export const QualityField = integerIn('quality', 1, 100);
 
 export const NotifyUrlField = z
   .string({ error: (iss) => `notify_url must be an https URL of at most ${MAX_NOTIFY_URL_LENGTH} characters, got ${quote(iss.input)}` })
-  .max(MAX_NOTIFY_URL_LENGTH, { error: (iss) => `notify_url must be at most ${MAX_NOTIFY_URL_LENGTH} characters, got ${(iss.input as string).length}` })
+  .max(MAX_NOTIFY_URL_LENGTH, {
+    error: (iss) => `notify_url must be at most ${MAX_NOTIFY_URL_LENGTH} characters, got ${(iss.input as string).length}`,
+  })
   .optional()
   .openapi({
     description:
@@ -157,21 +182,27 @@ export const NotifyUrlField = z
   });
 
 export const PipelineRequest = z
-  .strictObject({
-    operations: z
-      .array(Operation, { error: (iss) => `operations must be a list of 1 to ${MAX_OPERATIONS} operations, got ${quote(iss.input)}` })
-      .min(1, { error: `operations must hold 1 to ${MAX_OPERATIONS} operations, got none` })
-      .max(MAX_OPERATIONS, { error: (iss) => `operations must hold 1 to ${MAX_OPERATIONS} operations, got ${(iss.input as unknown[]).length}` }),
-    format: OutputFormatField.optional().openapi({ description: "default: the input's format where it can be written (BMP gives PNG)" }),
-    quality: QualityField.default(DEFAULT_QUALITY).openapi({ description: 'lossy formats only, 1–100' }),
-    keep_metadata: flag('keep_metadata').default(false),
-    notify_url: NotifyUrlField,
-  }, {
-    error: (iss) => {
-      if (iss.code === 'unrecognized_keys') return `${someKeys(iss.keys)}: not ${iss.keys.length > 1 ? 'fields' : 'a field'} of the request (it takes operations, format, quality, keep_metadata, notify_url)`;
-      return `the body must be a JSON object like {"operations": [{"operation": "blur"}]}, got ${quote(iss.input)}`;
+  .strictObject(
+    {
+      operations: z
+        .array(Operation, { error: (iss) => `operations must be a list of 1 to ${MAX_OPERATIONS} operations, got ${quote(iss.input)}` })
+        .min(1, { error: `operations must hold 1 to ${MAX_OPERATIONS} operations, got none` })
+        .max(MAX_OPERATIONS, {
+          error: (iss) => `operations must hold 1 to ${MAX_OPERATIONS} operations, got ${(iss.input as unknown[]).length}`,
+        }),
+      format: OutputFormatField.optional().openapi({ description: "default: the input's format where it can be written (BMP gives PNG)" }),
+      quality: QualityField.default(DEFAULT_QUALITY).openapi({ description: 'lossy formats only, 1–100' }),
+      keep_metadata: flag('keep_metadata').default(false),
+      notify_url: NotifyUrlField,
     },
-  })
+    {
+      error: (iss) => {
+        if (iss.code === 'unrecognized_keys')
+          return `${someKeys(iss.keys)}: not ${iss.keys.length > 1 ? 'fields' : 'a field'} of the request (it takes operations, format, quality, keep_metadata, notify_url)`;
+        return `the body must be a JSON object like {"operations": [{"operation": "blur"}]}, got ${quote(iss.input)}`;
+      },
+    },
+  )
   .openapi('PipelineRequest');
 export type PipelineRequest = z.output<typeof PipelineRequest>;
 
@@ -194,7 +225,10 @@ export function normalisePipeline(request: PipelineRequest): Pipeline {
     return both ? { ...rest, fit: fit ?? 'cover' } : rest;
   });
   return {
-    operations, format: request.format, quality: request.quality, keep_metadata: request.keep_metadata,
+    operations,
+    format: request.format,
+    quality: request.quality,
+    keep_metadata: request.keep_metadata,
     ...(request.notify_url === undefined ? {} : { notify_url: request.notify_url }),
   };
 }
@@ -229,7 +263,8 @@ function numeric(text: string | undefined): number | string | undefined {
   return Number.isFinite(value) ? value : text;
 }
 const BOOLEAN_TEXT: Record<string, boolean> = { true: true, false: false, '1': true, '0': false };
-const boolean = (text: string | undefined) => (text !== undefined && text.toLowerCase() in BOOLEAN_TEXT ? BOOLEAN_TEXT[text.toLowerCase()] : text);
+const boolean = (text: string | undefined) =>
+  text !== undefined && text.toLowerCase() in BOOLEAN_TEXT ? BOOLEAN_TEXT[text.toLowerCase()] : text;
 
 /**
  * Parses the seed's query form: one `operation` plus its parameters and the output options.
@@ -239,7 +274,9 @@ const boolean = (text: string | undefined) => (text !== undefined && text.toLowe
 export function parsePipelineQuery(query: Record<string, string | undefined>): Pipeline {
   const { format, quality, keep_metadata, notify_url, operation: name, ...params } = query;
   if (name === undefined || name === '') {
-    throw invalidRequest([{ path: 'operation', message: `operation is required: one of ${OPERATION_NAMES.join(', ')} (or send a JSON body with "operations")` }]);
+    throw invalidRequest([
+      { path: 'operation', message: `operation is required: one of ${OPERATION_NAMES.join(', ')} (or send a JSON body with "operations")` },
+    ]);
   }
   // Own properties even for a key like `__proto__`, so the schema refuses it instead of never seeing it.
   const op: Record<string, unknown> = Object.fromEntries([

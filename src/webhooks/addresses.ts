@@ -162,14 +162,25 @@ export const EMPTY_ALLOW_LIST: AllowList = { hosts: new Set(), cidrs: [] };
  * Parses the comma-separated list; an entry that is neither a host name nor an address or CIDR is an error.
  * @example parseAllowList('127.0.0.1, hooks.internal, 10.0.0.0/8')
  */
-export function parseAllowList(text: string | undefined, variable = 'WEBHOOK_ALLOWED_HOSTS'): { ok: true; list: AllowList } | { ok: false; message: string } {
+export function parseAllowList(
+  text: string | undefined,
+  variable = 'WEBHOOK_ALLOWED_HOSTS',
+): { ok: true; list: AllowList } | { ok: false; message: string } {
   const hosts = new Set<string>();
   const cidrs: Cidr[] = [];
-  for (const entry of (text ?? '').split(',').map((item) => item.trim().toLowerCase()).filter(Boolean)) {
+  for (const entry of (text ?? '')
+    .split(',')
+    .map((item) => item.trim().toLowerCase())
+    .filter(Boolean)) {
     const cidr = parseCidr(entry);
     if (cidr) cidrs.push(cidr);
-    else if (/^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/.test(entry)) hosts.add(entry.replace(/\.$/, ''));
-    else return { ok: false, message: `${variable} must be a comma-separated list of host names, IP addresses and CIDRs (10.0.0.0/8, fd00::/8); got ${JSON.stringify(entry.slice(0, 100))}` };
+    else if (/^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/.test(entry))
+      hosts.add(entry.replace(/\.$/, ''));
+    else
+      return {
+        ok: false,
+        message: `${variable} must be a comma-separated list of host names, IP addresses and CIDRs (10.0.0.0/8, fd00::/8); got ${JSON.stringify(entry.slice(0, 100))}`,
+      };
   }
   return { ok: true, list: { hosts, cidrs } };
 }

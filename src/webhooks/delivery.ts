@@ -121,9 +121,13 @@ export async function attemptDelivery(
   const base = { webhook_id: message.id, event: message.type, attempts, last_attempt_at: started.toISOString() };
   const lastResponse = result.kind === 'answered' ? { status: result.status } : { error: result.error };
   if (result.kind === 'answered' && result.status >= 200 && result.status < 300) {
-    return { outcome: 'delivered', state: { ...base, status: 'delivered', last_response: lastResponse, delivered_at: now().toISOString() } };
+    return {
+      outcome: 'delivered',
+      state: { ...base, status: 'delivered', last_response: lastResponse, delivered_at: now().toISOString() },
+    };
   }
-  if (result.kind === 'answered' && result.status === 410) return { outcome: 'gone', state: { ...base, status: 'gone', last_response: lastResponse } };
+  if (result.kind === 'answered' && result.status === 410)
+    return { outcome: 'gone', state: { ...base, status: 'gone', last_response: lastResponse } };
   let retryInMs = scheduledDelayMs(attempts, policy, random);
   if (result.kind === 'answered' && result.retryAfterMs !== undefined && (result.status === 429 || result.status >= 500)) {
     retryInMs = Math.max(retryInMs, Math.min(result.retryAfterMs, policy.retryAfterCapMs));
@@ -132,7 +136,11 @@ export async function attemptDelivery(
   if (attempts >= policy.maxAttempts || nextAt > Date.parse(message.createdAt) + policy.maxAgeMs) {
     return { outcome: 'failed', state: { ...base, status: 'failed', last_response: lastResponse } };
   }
-  return { outcome: 'retrying', retryInMs, state: { ...base, status: 'pending', last_response: lastResponse, next_attempt_at: new Date(nextAt).toISOString() } };
+  return {
+    outcome: 'retrying',
+    retryInMs,
+    state: { ...base, status: 'pending', last_response: lastResponse, next_attempt_at: new Date(nextAt).toISOString() },
+  };
 }
 
 /**

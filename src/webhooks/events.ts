@@ -40,7 +40,15 @@ export async function announceEndedJob(outbox: WebhookOutbox | undefined, job: J
 /** Enqueues the end of a job (read afresh from the store) when it ended and asked to be told. */
 export type JobEndAnnouncer = (processingId: string) => Promise<void>;
 
-export function createJobEndAnnouncer({ jobs, outbox, now = () => new Date() }: { jobs: Pick<JobStore, 'getJob'>; outbox: WebhookOutbox; now?: () => Date }): JobEndAnnouncer {
+export function createJobEndAnnouncer({
+  jobs,
+  outbox,
+  now = () => new Date(),
+}: {
+  jobs: Pick<JobStore, 'getJob'>;
+  outbox: WebhookOutbox;
+  now?: () => Date;
+}): JobEndAnnouncer {
   return async function announceJobEnd(processingId) {
     const job = await jobs.getJob(processingId);
     const message = job && jobEndMessage(job, now());

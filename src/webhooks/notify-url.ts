@@ -13,13 +13,7 @@ import { addressAllowed, hostAllowed, parseIp, refusedRange, type AllowList, typ
 export const MAX_NOTIFY_URL_LENGTH = 2048;
 
 export type NotifyUrlReason =
-  | 'webhooks_not_configured'
-  | 'malformed'
-  | 'too_long'
-  | 'scheme'
-  | 'credentials'
-  | 'refused_address'
-  | 'unresolvable';
+  'webhooks_not_configured' | 'malformed' | 'too_long' | 'scheme' | 'credentials' | 'refused_address' | 'unresolvable';
 
 export type NotifyUrlRefusal = { ok: false; reason: NotifyUrlReason; detail: string };
 
@@ -48,7 +42,8 @@ const refuse = (reason: NotifyUrlReason, detail: string): NotifyUrlRefusal => ({
  * @example parseNotifyUrl('http://0x7f.1/', { allowHttp: true, allowList }) // refused: loopback
  */
 export function parseNotifyUrl(text: string, { allowHttp, allowList }: NotifyUrlRules): ParsedNotifyUrl | NotifyUrlRefusal {
-  if (text.length > MAX_NOTIFY_URL_LENGTH) return refuse('too_long', `notify_url must be at most ${MAX_NOTIFY_URL_LENGTH} characters, got ${text.length}`);
+  if (text.length > MAX_NOTIFY_URL_LENGTH)
+    return refuse('too_long', `notify_url must be at most ${MAX_NOTIFY_URL_LENGTH} characters, got ${text.length}`);
   let url: URL;
   try {
     url = new URL(text);
@@ -59,9 +54,13 @@ export function parseNotifyUrl(text: string, { allowHttp, allowList }: NotifyUrl
   if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:')) {
     return refuse('scheme', `notify_url must use ${schemes}, got ${JSON.stringify(url.protocol.replace(/:$/, '').slice(0, 20))}`);
   }
-  if (url.username || url.password) return refuse('credentials', 'notify_url must not carry a user name or password; deliveries are signed instead (webhook-signature)');
+  if (url.username || url.password)
+    return refuse('credentials', 'notify_url must not carry a user name or password; deliveries are signed instead (webhook-signature)');
   url.hash = '';
-  const host = url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  const host = url.hostname
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
   if (!host) return refuse('malformed', 'notify_url must name a host');
   const allowedByName = hostAllowed(allowList, host);
   const literal = parseIp(host);
@@ -79,7 +78,10 @@ export function judgeAddress(address: IpBytes, allowList: AllowList, host: strin
   if (!range) return undefined;
   const shown = formatIp(address);
   const what = shown === host ? `its address ${shown}` : `${JSON.stringify(host)} resolves to ${shown}, which`;
-  return refuse('refused_address', `notify_url must reach a public address: ${what} is ${range}; WEBHOOK_ALLOWED_HOSTS can allow a host or range`);
+  return refuse(
+    'refused_address',
+    `notify_url must reach a public address: ${what} is ${range}; WEBHOOK_ALLOWED_HOSTS can allow a host or range`,
+  );
 }
 
 /** Canonical text of an address (IPv6 compressed), for messages. */
@@ -87,7 +89,7 @@ export function formatIp(address: IpBytes): string {
   if (address.length === 4) return address.join('.');
   const groups = Array.from({ length: 8 }, (_, i) => ((address[i * 2]! << 8) | address[i * 2 + 1]!).toString(16));
   let best = { start: -1, length: 0 };
-  for (let start = 0; start < 8; ) {
+  for (let start = 0; start < 8;) {
     let end = start;
     while (end < 8 && groups[end] === '0') end++;
     if (end - start > best.length && end - start > 1) best = { start, length: end - start };
@@ -102,5 +104,8 @@ export function formatIp(address: IpBytes): string {
  * and in `errors[0]` (path `notify_url`), and the machine-readable reason as `reason`.
  */
 export function notifyUrlProblem(refusal: NotifyUrlRefusal, path = 'notify_url'): AppError {
-  return new AppError(400, 'invalid_notify_url', refusal.detail, { errors: [{ path, message: refusal.detail }], extensions: { reason: refusal.reason } });
+  return new AppError(400, 'invalid_notify_url', refusal.detail, {
+    errors: [{ path, message: refusal.detail }],
+    extensions: { reason: refusal.reason },
+  });
 }

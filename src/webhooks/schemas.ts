@@ -9,7 +9,9 @@ export const NotificationSchema = z
   .object({
     webhook_id: z.string().openapi({ description: 'The `webhook-id` of every attempt: deduplicate by it' }),
     event: z.enum(['job.completed', 'job.failed']),
-    status: z.enum(['pending', 'delivered', 'gone', 'failed']).openapi({ description: '`gone`: the receiver answered 410; `failed`: attempts or age ran out' }),
+    status: z
+      .enum(['pending', 'delivered', 'gone', 'failed'])
+      .openapi({ description: '`gone`: the receiver answered 410; `failed`: attempts or age ran out' }),
     attempts: z.number().int(),
     last_attempt_at: z.string().optional(),
     last_response: z.object({ status: z.number().int().optional(), error: z.string().optional() }).optional(),

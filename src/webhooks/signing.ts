@@ -26,8 +26,12 @@ export type SecretParse = { ok: true; secrets: Uint8Array[] } | { ok: false; mes
  * @example parseWebhookSecrets('whsec_' + btoa('k'.repeat(32))) // { ok: true, secrets: [Uint8Array(32)] }
  */
 export function parseWebhookSecrets(text: string | undefined, variable = 'WEBHOOK_SECRETS'): SecretParse {
-  const entries = (text ?? '').split(',').map((entry) => entry.trim()).filter(Boolean);
-  if (entries.length > MAX_SECRETS) return { ok: false, message: `${variable} holds ${entries.length} secrets; at most ${MAX_SECRETS} are allowed` };
+  const entries = (text ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  if (entries.length > MAX_SECRETS)
+    return { ok: false, message: `${variable} holds ${entries.length} secrets; at most ${MAX_SECRETS} are allowed` };
   const secrets: Uint8Array[] = [];
   for (const [index, entry] of entries.entries()) {
     const where = `${variable} secret ${index + 1} of ${entries.length}`;
@@ -63,7 +67,17 @@ export interface SignedHeaders {
  * attempt of one message (receivers deduplicate by it); the timestamp and signatures are of each attempt.
  * @example await signWebhook({ id: 'msg_1', timestamp: new Date(), body: '{}', secrets })
  */
-export async function signWebhook({ id, timestamp, body, secrets }: { id: string; timestamp: Date; body: string; secrets: readonly SigningSecret[] }): Promise<SignedHeaders> {
+export async function signWebhook({
+  id,
+  timestamp,
+  body,
+  secrets,
+}: {
+  id: string;
+  timestamp: Date;
+  body: string;
+  secrets: readonly SigningSecret[];
+}): Promise<SignedHeaders> {
   if (secrets.length === 0) throw new Error('signWebhook needs at least one secret');
   const seconds = String(Math.floor(timestamp.getTime() / 1000));
   const content = new TextEncoder().encode(`${id}.${seconds}.${body}`);

@@ -26,15 +26,37 @@ describe.runIf(redis !== undefined)('BullMQ giving a job up', () => {
     const queue = new BullQueue(api, prefix, () => undefined);
     const processingId = randomUUID();
     const fileId = randomUUID();
-    await jobs.putFile({ file_id: fileId, filename: 'a.png', content_type: 'image/png', format: 'png', size_bytes: 1, width: 1, height: 1, pages: 1, uploaded_at: new Date().toISOString(), sha256: 'ab' });
+    await jobs.putFile({
+      file_id: fileId,
+      filename: 'a.png',
+      content_type: 'image/png',
+      format: 'png',
+      size_bytes: 1,
+      width: 1,
+      height: 1,
+      pages: 1,
+      uploaded_at: new Date().toISOString(),
+      sha256: 'ab',
+    });
     await jobs.putJob({
-      processing_id: processingId, file_id: fileId, status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
-      output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: 'k', created_at: new Date().toISOString(),
+      processing_id: processingId,
+      file_id: fileId,
+      status: 'queued',
+      cached: false,
+      operations: [{ operation: 'grayscale' }],
+      output: { format: 'png', quality: 80 },
+      keep_metadata: false,
+      cache_key: 'k',
+      created_at: new Date().toISOString(),
     });
     let attempts = 0;
     const told: Array<[string, TerminalFailure]> = [];
     const worker = startBullWorker({
-      connection: workerConnection, prefix, concurrency: 1, lockSeconds: 5, onError: () => undefined,
+      connection: workerConnection,
+      prefix,
+      concurrency: 1,
+      lockSeconds: 5,
+      onError: () => undefined,
       // Every attempt fails the way a failed final write does: the runner throws instead of ending the job.
       run: async () => {
         attempts += 1;

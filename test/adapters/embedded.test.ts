@@ -35,9 +35,15 @@ describe('embedded default', () => {
     const processingId = '0d9a5f8e-8c77-4c3b-9d2e-6a1f3b5c7e90';
     // A job recorded as queued whose run never happened (as if the process died right after accepting it).
     await first.service.deps.jobs.putJob({
-      processing_id: processingId, file_id: file.file_id, status: 'processing', cached: false,
-      operations: [{ operation: 'grayscale' }], output: { format: 'png', quality: 80 }, keep_metadata: false,
-      cache_key: 'restart-test', created_at: new Date().toISOString(),
+      processing_id: processingId,
+      file_id: file.file_id,
+      status: 'processing',
+      cached: false,
+      operations: [{ operation: 'grayscale' }],
+      output: { format: 'png', quality: 80 },
+      keep_metadata: false,
+      cache_key: 'restart-test',
+      created_at: new Date().toISOString(),
     });
     // A half-written upload this instance left when it crashed, and one another process is still writing.
     const staging = join(first.dir, 'uploads', '.staging');
@@ -73,7 +79,7 @@ describe('embedded default', () => {
     const ids = ['a', 'b', 'c', 'd', 'e', 'f'];
     for (const id of ids) await queue.enqueue(id);
     await new Promise((resolve) => setImmediate(resolve));
-    expect((await queue.counts())).toMatchObject({ active: 2, waiting: 4 });
+    expect(await queue.counts()).toMatchObject({ active: 2, waiting: 4 });
     await queue.idle();
     expect(peak).toBe(2);
     expect(order).toEqual(ids);
@@ -83,7 +89,14 @@ describe('embedded default', () => {
   it('answers /status while a heavy job is running (the event loop stays free)', async () => {
     const h = await embeddedHarness({ WORKER_CONCURRENCY: '1' });
     const file = await upload(h.request, await noisyJpeg(1600, 1200), 'heavy.jpg');
-    const accepted = await submit(h.request, file.file_id, { operations: [{ operation: 'blur', intensity: 40 }, { operation: 'sharpen', intensity: 5 }, { operation: 'blur', intensity: 30 }], format: 'png' });
+    const accepted = await submit(h.request, file.file_id, {
+      operations: [
+        { operation: 'blur', intensity: 40 },
+        { operation: 'sharpen', intensity: 5 },
+        { operation: 'blur', intensity: 30 },
+      ],
+      format: 'png',
+    });
     let sawProcessing = false;
     for (let i = 0; i < 500 && !sawProcessing; i++) {
       const job = (await (await h.request(`/status/${accepted.processing_id}`)).json()) as { status: string };

@@ -72,7 +72,9 @@ describe.runIf(own !== undefined)('RedisIdempotency with Redis away', () => {
     await expect(store.release('cut-off')).rejects.toBeDefined();
     await own!.start();
     // Within the 60 s lease: the key is free again as soon as the late release lands.
-    await expect.poll(() => store.claim('cut-off', 'f').catch(() => ({ state: 'unreachable' })), { timeout: 10_000, interval: 200 }).toEqual({ state: 'claimed' });
+    await expect
+      .poll(() => store.claim('cut-off', 'f').catch(() => ({ state: 'unreachable' })), { timeout: 10_000, interval: 200 })
+      .toEqual({ state: 'claimed' });
   });
 });
 
@@ -81,10 +83,13 @@ describe('Idempotency-Key scoped per API key', () => {
     const [alice, bob] = ['alice-key-0123456789abcdef', 'bob-key-0123456789abcdef'];
     const h = await embeddedHarness({ API_KEYS: `${alice},${bob}` });
     try {
-      const as = (token: string) => (path: string, init: RequestInit = {}) =>
-        h.request(path, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
+      const as =
+        (token: string) =>
+        (path: string, init: RequestInit = {}) =>
+          h.request(path, { ...init, headers: { ...(init.headers as Record<string, string>), authorization: `Bearer ${token}` } });
       const file = await upload(as(alice), await noisyJpeg(64, 48), 'shared.jpg');
-      const post = (token: string) => as(token)(`/process/${file.file_id}?operation=grayscale`, { method: 'POST', headers: { 'idempotency-key': 'same-key' } });
+      const post = (token: string) =>
+        as(token)(`/process/${file.file_id}?operation=grayscale`, { method: 'POST', headers: { 'idempotency-key': 'same-key' } });
       const first = (await (await post(alice)).json()) as { processing_id: string };
       const again = await post(alice);
       expect(again.headers.get('idempotent-replayed')).toBe('true');
@@ -94,7 +99,11 @@ describe('Idempotency-Key scoped per API key', () => {
       expect(other.headers.get('idempotent-replayed')).toBeNull();
       expect(((await other.json()) as { processing_id: string }).processing_id).not.toBe(first.processing_id);
       // Another request under the same key by the same caller is still refused.
-      await expectProblem(await as(alice)(`/process/${file.file_id}?operation=blur`, { method: 'POST', headers: { 'idempotency-key': 'same-key' } }), 422, 'idempotency_key_reused');
+      await expectProblem(
+        await as(alice)(`/process/${file.file_id}?operation=blur`, { method: 'POST', headers: { 'idempotency-key': 'same-key' } }),
+        422,
+        'idempotency_key_reused',
+      );
       expect((await submit(as(bob), file.file_id, 'operation=sepia')).status).toBe('queued');
     } finally {
       await h.close();

@@ -24,12 +24,27 @@ afterAll(async () => {
 });
 
 const file = (): FileRecord => ({
-  file_id: randomUUID(), filename: 'a.png', content_type: 'image/png', format: 'png', size_bytes: 1, width: 1, height: 1, pages: 1,
-  uploaded_at: new Date().toISOString(), sha256: 'ab',
+  file_id: randomUUID(),
+  filename: 'a.png',
+  content_type: 'image/png',
+  format: 'png',
+  size_bytes: 1,
+  width: 1,
+  height: 1,
+  pages: 1,
+  uploaded_at: new Date().toISOString(),
+  sha256: 'ab',
 });
 const job = (fileId: string, createdAt: Date, status: JobRecord['status'] = 'queued'): JobRecord => ({
-  processing_id: randomUUID(), file_id: fileId, status, cached: false, operations: [{ operation: 'grayscale' }],
-  output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: randomUUID(), created_at: createdAt.toISOString(),
+  processing_id: randomUUID(),
+  file_id: fileId,
+  status,
+  cached: false,
+  operations: [{ operation: 'grayscale' }],
+  output: { format: 'png', quality: 80 },
+  keep_metadata: false,
+  cache_key: randomUUID(),
+  created_at: createdAt.toISOString(),
 });
 
 interface Kind {
@@ -40,16 +55,19 @@ interface Kind {
 
 const kinds: Array<[string, Kind]> = [
   ['embedded (in memory)', { open: async () => EmbeddedJobStore.inMemory(), reopen: async (store) => store }],
-  ['embedded (on disk)', {
-    open: async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'job-index-'));
-      dirs.push(dir);
-      const store = await EmbeddedJobStore.open(dir);
-      opened.set(store, dir);
-      return store;
+  [
+    'embedded (on disk)',
+    {
+      open: async () => {
+        const dir = await mkdtemp(join(tmpdir(), 'job-index-'));
+        dirs.push(dir);
+        const store = await EmbeddedJobStore.open(dir);
+        opened.set(store, dir);
+        return store;
+      },
+      reopen: async (store) => EmbeddedJobStore.open(opened.get(store)!),
     },
-    reopen: async (store) => EmbeddedJobStore.open(opened.get(store)!),
-  }],
+  ],
 ];
 const opened = new WeakMap<JobStore, string>();
 if (redis) {
@@ -60,14 +78,17 @@ if (redis) {
     opened.set(store, prefix);
     return store;
   };
-  kinds.push(['Redis', {
-    open: async () => {
-      const prefix = `job-index-${randomUUID().slice(0, 8)}`;
-      prefixes.push(prefix);
-      return connect(prefix);
+  kinds.push([
+    'Redis',
+    {
+      open: async () => {
+        const prefix = `job-index-${randomUUID().slice(0, 8)}`;
+        prefixes.push(prefix);
+        return connect(prefix);
+      },
+      reopen: async (store) => connect(opened.get(store)!),
     },
-    reopen: async (store) => connect(opened.get(store)!),
-  }]);
+  ]);
 }
 
 describe.each(kinds)('the jobs index of the %s job store', (_name, kind) => {
@@ -77,9 +98,18 @@ describe.each(kinds)('the jobs index of the %s job store', (_name, kind) => {
     await jobs.putFile(upload);
     const base = Date.now() - 10_000;
     // Recorded out of order, two at the same millisecond, one finished (a cache hit is recorded completed).
-    const made = [job(upload.file_id, new Date(base + 3)), job(upload.file_id, new Date(base + 1)), job(upload.file_id, new Date(base + 2)), job(upload.file_id, new Date(base + 2), 'completed')];
+    const made = [
+      job(upload.file_id, new Date(base + 3)),
+      job(upload.file_id, new Date(base + 1)),
+      job(upload.file_id, new Date(base + 2)),
+      job(upload.file_id, new Date(base + 2), 'completed'),
+    ];
     for (const record of made) await jobs.putJob(record);
-    const expected = made.toSorted((a, b) => (a.created_at === b.created_at ? b.processing_id.localeCompare(a.processing_id) : b.created_at.localeCompare(a.created_at))).map((r) => r.processing_id);
+    const expected = made
+      .toSorted((a, b) =>
+        a.created_at === b.created_at ? b.processing_id.localeCompare(a.processing_id) : b.created_at.localeCompare(a.created_at),
+      )
+      .map((r) => r.processing_id);
 
     const other = await kind.reopen(jobs);
     const first = await other.listJobs(3);

@@ -18,27 +18,56 @@ const clients: Redis[] = [];
 afterAll(() => releaseTestRedis(redis, { clients, prefixes: [prefix] }));
 
 const FILE = {
-  file_id: randomUUID(), filename: 'a.png', content_type: 'image/png', format: 'png' as const, size_bytes: 1, width: 1, height: 1, pages: 1,
-  uploaded_at: new Date().toISOString(), sha256: 'ab',
+  file_id: randomUUID(),
+  filename: 'a.png',
+  content_type: 'image/png',
+  format: 'png' as const,
+  size_bytes: 1,
+  width: 1,
+  height: 1,
+  pages: 1,
+  uploaded_at: new Date().toISOString(),
+  sha256: 'ab',
 };
 const job = (): JobRecord => ({
-  processing_id: randomUUID(), file_id: FILE.file_id, status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
-  output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: 'k', created_at: new Date().toISOString(),
+  processing_id: randomUUID(),
+  file_id: FILE.file_id,
+  status: 'queued',
+  cached: false,
+  operations: [{ operation: 'grayscale' }],
+  output: { format: 'png', quality: 80 },
+  keep_metadata: false,
+  cache_key: 'k',
+  created_at: new Date().toISOString(),
 });
 
 const stores: Array<[string, () => JobStore]> = [['embedded', () => EmbeddedJobStore.inMemory()]];
 if (redis) {
-  stores.push(['Redis', () => {
-    const client = new Redis(redis.url);
-    clients.push(client);
-    return new RedisJobStore(client, prefix, 3600);
-  }]);
+  stores.push([
+    'Redis',
+    () => {
+      const client = new Redis(redis.url);
+      clients.push(client);
+      return new RedisJobStore(client, prefix, 3600);
+    },
+  ]);
 }
 
 describe('canMove', () => {
   it('allows forward moves and staying, never back, never from an end', () => {
-    expect([canMove('queued', 'processing'), canMove('processing', 'processing'), canMove('processing', 'completed'), canMove('queued', 'failed')]).toEqual([true, true, true, true]);
-    expect([canMove('processing', 'queued'), canMove('completed', 'processing'), canMove('completed', 'failed'), canMove('failed', 'completed'), canMove('completed', undefined)]).toEqual([false, false, false, false, false]);
+    expect([
+      canMove('queued', 'processing'),
+      canMove('processing', 'processing'),
+      canMove('processing', 'completed'),
+      canMove('queued', 'failed'),
+    ]).toEqual([true, true, true, true]);
+    expect([
+      canMove('processing', 'queued'),
+      canMove('completed', 'processing'),
+      canMove('completed', 'failed'),
+      canMove('failed', 'completed'),
+      canMove('completed', undefined),
+    ]).toEqual([false, false, false, false, false]);
   });
 });
 
@@ -52,8 +81,13 @@ describe.each(stores)('%s job store', (_name, open) => {
     const result = { format: 'png' as const, width: 1, height: 1, size_bytes: 10, sha256: 'ab' };
     expect((await store.updateJob(record.processing_id, { status: 'completed', result }))?.status).toBe('completed');
     // A duplicate run: starts again, then fails.
-    expect(await store.updateJob(record.processing_id, { status: 'processing', started_at: 'later' })).toMatchObject({ status: 'completed', result });
-    expect(await store.updateJob(record.processing_id, { status: 'failed', error: { code: 'processing_failed', message: 'y' } })).toMatchObject({ status: 'completed', result });
+    expect(await store.updateJob(record.processing_id, { status: 'processing', started_at: 'later' })).toMatchObject({
+      status: 'completed',
+      result,
+    });
+    expect(
+      await store.updateJob(record.processing_id, { status: 'failed', error: { code: 'processing_failed', message: 'y' } }),
+    ).toMatchObject({ status: 'completed', result });
     expect((await store.getJob(record.processing_id))?.error).toBeUndefined();
     expect((await store.getJob(record.processing_id))?.started_at).not.toBe('later');
   });

@@ -34,18 +34,23 @@ describe('MemoryBudget', () => {
 
   it('never holds more than the budget, whatever jobs come and go', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.record({ bytes: fc.integer({ min: 0, max: 120 }), hold: fc.integer({ min: 0, max: 3 }) }), { maxLength: 30 }), async (jobs) => {
-        const budget = new MemoryBudget(100);
-        let peak = 0;
-        await Promise.all(jobs.map(async ({ bytes, hold }) => {
-          const give = await budget.take(bytes);
-          peak = Math.max(peak, budget.use().inUseBytes);
-          for (let i = 0; i < hold; i += 1) await new Promise((resolve) => setImmediate(resolve));
-          give();
-        }));
-        expect(peak).toBeLessThanOrEqual(100);
-        expect(budget.use()).toEqual({ budgetBytes: 100, inUseBytes: 0, waiting: 0 });
-      }),
+      fc.asyncProperty(
+        fc.array(fc.record({ bytes: fc.integer({ min: 0, max: 120 }), hold: fc.integer({ min: 0, max: 3 }) }), { maxLength: 30 }),
+        async (jobs) => {
+          const budget = new MemoryBudget(100);
+          let peak = 0;
+          await Promise.all(
+            jobs.map(async ({ bytes, hold }) => {
+              const give = await budget.take(bytes);
+              peak = Math.max(peak, budget.use().inUseBytes);
+              for (let i = 0; i < hold; i += 1) await new Promise((resolve) => setImmediate(resolve));
+              give();
+            }),
+          );
+          expect(peak).toBeLessThanOrEqual(100);
+          expect(budget.use()).toEqual({ budgetBytes: 100, inUseBytes: 0, waiting: 0 });
+        },
+      ),
     );
   });
 });

@@ -9,7 +9,10 @@ import type { Operation } from '../../src/domain/operations.js';
 import { look, paletteBmp } from '../helpers/images.js';
 import { MIB, processorHarness } from '../helpers/processor.js';
 
-const small = () => sharp({ create: { width: 200, height: 200, channels: 3, background: '#406080' } }).png().toBuffer();
+const small = () =>
+  sharp({ create: { width: 200, height: 200, channels: 3, background: '#406080' } })
+    .png()
+    .toBuffer();
 const enlarge = (side: number): Operation => ({ operation: 'resize', width: side, height: side, fit: 'fill', without_enlargement: false });
 
 /** The longest the event loop went without a turn while `work` ran. */
@@ -30,7 +33,8 @@ describe('SharpProcessor memory budget', () => {
   it('refuses a job whose estimate is over the whole budget, naming the budget', async () => {
     const { run } = processorHarness({ memoryBudgetBytes: 128 * MIB });
     await expect(run(await small(), [enlarge(6000)], 'avif')).rejects.toSatisfy(
-      (error: unknown) => error instanceof ProcessingError && error.code === 'out_of_memory_budget' && /MEMORY_BUDGET_MB/.test(error.detail),
+      (error: unknown) =>
+        error instanceof ProcessingError && error.code === 'out_of_memory_budget' && /MEMORY_BUDGET_MB/.test(error.detail),
     );
   });
 
@@ -38,7 +42,11 @@ describe('SharpProcessor memory budget', () => {
     const { run, processor } = processorHarness({ memoryBudgetBytes: 300 * MIB });
     const input = await small();
     const job = () => run(input, [enlarge(3000), { operation: 'blur', intensity: 2 }, { operation: 'grayscale' }], 'png');
-    const estimate = processor.estimateMemory({ format: 'png', width: 200, height: 200, pages: 1, channels: 3, size_bytes: input.length }, [enlarge(3000), { operation: 'blur', intensity: 2 }, { operation: 'grayscale' }], { format: 'png' });
+    const estimate = processor.estimateMemory(
+      { format: 'png', width: 200, height: 200, pages: 1, channels: 3, size_bytes: input.length },
+      [enlarge(3000), { operation: 'blur', intensity: 2 }, { operation: 'grayscale' }],
+      { format: 'png' },
+    );
     expect(estimate).toBeGreaterThan(150 * MIB);
     let mostWaiting = 0;
     let mostInUse = 0;
@@ -54,7 +62,11 @@ describe('SharpProcessor memory budget', () => {
     const results = await Promise.all([job(), job(), job()]);
     done = true;
     await watching;
-    expect(results.map((result) => [result.width, result.height])).toEqual([[3000, 3000], [3000, 3000], [3000, 3000]]);
+    expect(results.map((result) => [result.width, result.height])).toEqual([
+      [3000, 3000],
+      [3000, 3000],
+      [3000, 3000],
+    ]);
     expect(mostWaiting).toBeGreaterThanOrEqual(1);
     // At most one of them held the budget at a time (each needs more than half of it).
     expect(mostInUse).toBeLessThan(2 * estimate);
@@ -76,7 +88,9 @@ describe('SharpProcessor memory budget', () => {
 describe('BMP', () => {
   it('is decoded off the event loop: a 5 MB 1-bit BMP does not stall other work', async () => {
     const { run } = processorHarness();
-    const { result, stallMs } = await longestStall(() => run(paletteBmp(6000, 6000, 1), [{ operation: 'resize', width: 300, without_enlargement: false }], 'png', 'bmp'));
+    const { result, stallMs } = await longestStall(() =>
+      run(paletteBmp(6000, 6000, 1), [{ operation: 'resize', width: 300, without_enlargement: false }], 'png', 'bmp'),
+    );
     expect(result.status).toBe('fulfilled');
     const out = (result as PromiseFulfilledResult<{ data: Uint8Array }>).value;
     expect(await look(out.data)).toMatchObject({ width: 300, height: 300 });
@@ -87,7 +101,18 @@ describe('BMP', () => {
   it('stops at the deadline, its thread ended, with the timeout named', async () => {
     const { run } = processorHarness();
     const started = Date.now();
-    await expect(run(paletteBmp(7000, 7000, 1), [{ operation: 'blur', intensity: 30 }, { operation: 'sharpen', intensity: 5 }], 'png', 'bmp', 1)).rejects.toSatisfy(
+    await expect(
+      run(
+        paletteBmp(7000, 7000, 1),
+        [
+          { operation: 'blur', intensity: 30 },
+          { operation: 'sharpen', intensity: 5 },
+        ],
+        'png',
+        'bmp',
+        1,
+      ),
+    ).rejects.toSatisfy(
       (error: unknown) => error instanceof ProcessingError && error.code === 'timeout' && /JOB_TIMEOUT_SECONDS/.test(error.detail),
     );
     expect(Date.now() - started).toBeLessThan(2500);

@@ -11,7 +11,13 @@ import type { Operation } from '../../src/domain/operations.js';
 import { processorHarness, type ProcessorHarness } from '../helpers/processor.js';
 
 const names = (groups: Operation[][]) => groups.map((group) => group.map((op) => op.operation).join('+'));
-const resize = (width: number, height?: number): Operation => ({ operation: 'resize', width, height, without_enlargement: false, ...(height ? { fit: 'cover' as const } : {}) });
+const resize = (width: number, height?: number): Operation => ({
+  operation: 'resize',
+  width,
+  height,
+  without_enlargement: false,
+  ...(height ? { fit: 'cover' as const } : {}),
+});
 const blur: Operation = { operation: 'blur', intensity: 1.5 };
 const grayscale: Operation = { operation: 'grayscale' };
 const sepia: Operation = { operation: 'sepia', intensity: 0.8 };
@@ -62,7 +68,8 @@ describe('shared pipelines give the pixels of one pipeline per operation', () =>
     harness = processorHarness();
   });
 
-  const run = async (input: Buffer, operations: Operation[], format: OutputFormat) => Buffer.from((await harness.run(input, operations, format)).data);
+  const run = async (input: Buffer, operations: Operation[], format: OutputFormat) =>
+    Buffer.from((await harness.run(input, operations, format)).data);
 
   /** The reference: each operation a job of its own, passed on as lossless PNG (8 bits, as raw steps were). */
   async function oneByOne(input: Buffer, operations: Operation[]): Promise<Buffer> {
@@ -92,32 +99,48 @@ describe('shared pipelines give the pixels of one pipeline per operation', () =>
   );
 
   it('for any pipeline that shares, to within rounding: with alpha and without, mid-grey and bright, 8 and 16 bits', async () => {
-    const noise = (channels: 3 | 4, mean: number) => sharp({ create: { width: 64, height: 48, channels, background: { r: 90, g: 140, b: 200, alpha: 0.8 }, noise: { type: 'gaussian', mean, sigma: 30 } } });
+    const noise = (channels: 3 | 4, mean: number) =>
+      sharp({
+        create: {
+          width: 64,
+          height: 48,
+          channels,
+          background: { r: 90, g: 140, b: 200, alpha: 0.8 },
+          noise: { type: 'gaussian', mean, sigma: 30 },
+        },
+      });
     const inputs = await Promise.all([
-      noise(3, 128).png().toBuffer(), noise(4, 128).png().toBuffer(), noise(3, 210).png().toBuffer(), noise(4, 210).png().toBuffer(),
+      noise(3, 128).png().toBuffer(),
+      noise(4, 128).png().toBuffer(),
+      noise(3, 210).png().toBuffer(),
+      noise(4, 210).png().toBuffer(),
       noise(3, 128).toColourspace('rgb16').png().toBuffer(),
     ]);
     const alphaOf = [false, true, false, true, false];
     await fc.assert(
-      fc.asyncProperty(fc.array(operation, { minLength: 2, maxLength: 4 }), fc.integer({ min: 0, max: inputs.length - 1 }), async (operations, which) => {
-        fc.pre(pipelinesOf(operations, 'png', alphaOf[which]!).length < operations.length);
-        const input = inputs[which]!;
-        const shared = await rgba(await run(input, operations, 'png'));
-        const apart = await rgba(await oneByOne(input, operations));
-        expect([shared.info.width, shared.info.height]).toEqual([apart.info.width, apart.info.height]);
-        let total = 0;
-        let most = 0;
-        for (let i = 0; i < shared.data.length; i += 1) {
-          const difference = Math.abs(shared.data[i]! - apart.data[i]!);
-          total += difference;
-          most = Math.max(most, difference);
-        }
-        // Shared pipelines keep full precision between operations; one pipeline each rounds to 8 bits and clips
-        // (a Lanczos overshoot past 255, say), which a following sharpen amplifies on a few edge pixels.
-        // Never a different image: on average under 2 levels of 255, nowhere more than 32.
-        expect(total / shared.data.length).toBeLessThan(2);
-        expect(most).toBeLessThanOrEqual(32);
-      }),
+      fc.asyncProperty(
+        fc.array(operation, { minLength: 2, maxLength: 4 }),
+        fc.integer({ min: 0, max: inputs.length - 1 }),
+        async (operations, which) => {
+          fc.pre(pipelinesOf(operations, 'png', alphaOf[which]!).length < operations.length);
+          const input = inputs[which]!;
+          const shared = await rgba(await run(input, operations, 'png'));
+          const apart = await rgba(await oneByOne(input, operations));
+          expect([shared.info.width, shared.info.height]).toEqual([apart.info.width, apart.info.height]);
+          let total = 0;
+          let most = 0;
+          for (let i = 0; i < shared.data.length; i += 1) {
+            const difference = Math.abs(shared.data[i]! - apart.data[i]!);
+            total += difference;
+            most = Math.max(most, difference);
+          }
+          // Shared pipelines keep full precision between operations; one pipeline each rounds to 8 bits and clips
+          // (a Lanczos overshoot past 255, say), which a following sharpen amplifies on a few edge pixels.
+          // Never a different image: on average under 2 levels of 255, nowhere more than 32.
+          expect(total / shared.data.length).toBeLessThan(2);
+          expect(most).toBeLessThanOrEqual(32);
+        },
+      ),
       { numRuns: 60 },
     );
   });

@@ -74,7 +74,7 @@ describe('SharpProcessor operations', () => {
 
   it('contrast scales around mid-grey; 0 gives flat grey', async () => {
     const input = await solid(8, 8, { r: 200, g: 50, b: 128 });
-    expect((await pixel((await run(input, [{ operation: 'contrast', intensity: 0 }])).data, 0, 0))).toEqual([128, 128, 128]);
+    expect(await pixel((await run(input, [{ operation: 'contrast', intensity: 0 }])).data, 0, 0)).toEqual([128, 128, 128]);
     const [r, g] = await pixel((await run(input, [{ operation: 'contrast', intensity: 1.5 }])).data, 0, 0);
     expect(r).toBe(236);
     expect(g).toBe(11);
@@ -82,7 +82,14 @@ describe('SharpProcessor operations', () => {
 
   it('keeps alpha through a pipeline into PNG and flattens it onto white for JPEG', async () => {
     const input = await solid(8, 8, { r: 0, g: 0, b: 0, alpha: 0 });
-    const png = await run(input, [{ operation: 'blur', intensity: 1 }, { operation: 'contrast', intensity: 1.1 }], 'png');
+    const png = await run(
+      input,
+      [
+        { operation: 'blur', intensity: 1 },
+        { operation: 'contrast', intensity: 1.1 },
+      ],
+      'png',
+    );
     expect(png.look.channels).toBe(4);
     expect(png.look.means[3]).toBe(0);
     const jpeg = await run(input, [{ operation: 'grayscale' }], 'jpeg');
@@ -91,7 +98,10 @@ describe('SharpProcessor operations', () => {
 
   it('passes alpha images between steps as they are: colours not unpremultiplied twice, alpha kept after grayscale', async () => {
     const input = await solid(8, 8, { r: 90, g: 140, b: 200, alpha: 0.5 });
-    const toned = await run(input, [{ operation: 'blur', intensity: 1 }, { operation: 'sepia', intensity: 0 }]);
+    const toned = await run(input, [
+      { operation: 'blur', intensity: 1 },
+      { operation: 'sepia', intensity: 0 },
+    ]);
     // Within a level of the colour it had (the old double unpremultiply gave about twice as bright).
     [90, 140, 200, 128].forEach((value, band) => expect(Math.abs(toned.look.means[band]! - value)).toBeLessThanOrEqual(1.5));
     const grey = await run(input, [{ operation: 'grayscale' }, { operation: 'blur', intensity: 1 }]);
@@ -101,7 +111,8 @@ describe('SharpProcessor operations', () => {
   it('a file that is not what it claims fails with decode_failed, not a crash', async () => {
     const bad = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(200, 7)]);
     await expect(run(bad, [{ operation: 'grayscale' }], 'jpeg', 'jpeg')).rejects.toSatisfy(
-      (error: unknown) => error instanceof ProcessingError && error.code === 'decode_failed' && !/\/(tmp|work|home|root)\//.test(error.detail),
+      (error: unknown) =>
+        error instanceof ProcessingError && error.code === 'decode_failed' && !/\/(tmp|work|home|root)\//.test(error.detail),
     );
   });
 });

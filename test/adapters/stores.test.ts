@@ -60,11 +60,25 @@ async function folder(space: string): Promise<string> {
 }
 
 const kinds: StoreKind[] = [
-  { name: 'disk', shared: true, open: async (instance, space) => DiskStore.open({ uploadDir: join(await folder(space), 'u'), processedDir: join(await folder(space), 'p'), instanceId: instance }) },
+  {
+    name: 'disk',
+    shared: true,
+    open: async (instance, space) =>
+      DiskStore.open({ uploadDir: join(await folder(space), 'u'), processedDir: join(await folder(space), 'p'), instanceId: instance }),
+  },
   { name: 'memory', shared: false, open: async () => new MemoryStore({ maxBytes: 64 * MiB }) },
   {
-    name: 'S3', shared: true,
-    open: async (instance, space) => S3Store.open({ bucket: s3.bucket, prefix: `suite-${space}/`, instanceId: instance, region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true }),
+    name: 'S3',
+    shared: true,
+    open: async (instance, space) =>
+      S3Store.open({
+        bucket: s3.bucket,
+        prefix: `suite-${space}/`,
+        instanceId: instance,
+        region: 'us-east-1',
+        endpoint: s3.endpoint,
+        forcePathStyle: true,
+      }),
   },
 ];
 
@@ -75,7 +89,11 @@ describe.each(kinds)('$name store', (kind) => {
     const store = await fresh();
     const bytes = whole(300_000);
     const staged = await store.stage(chunks(bytes.length), { maxBytes: 10 * MiB, headBytes: 1000 });
-    expect({ size: staged.sizeBytes, sha256: staged.sha256, head: Buffer.from(staged.head).equals(bytes.subarray(0, 1000)) }).toEqual({ size: bytes.length, sha256: sha(bytes), head: true });
+    expect({ size: staged.sizeBytes, sha256: staged.sha256, head: Buffer.from(staged.head).equals(bytes.subarray(0, 1000)) }).toEqual({
+      size: bytes.length,
+      sha256: sha(bytes),
+      head: true,
+    });
     await store.commitUpload(staged.stagingKey, 'file-1');
     const asStream = await store.openUpload('file-1');
     expect(asStream?.sizeBytes).toBe(bytes.length);
@@ -138,7 +156,13 @@ describe.each(kinds)('$name store', (kind) => {
     const staged = store.stage(source, { maxBytes: MiB, headBytes: 32 });
     source.destroy();
     // Node's pipeline waited for ever on such a source (the disk store's staged file then stayed).
-    const outcome = await Promise.race([staged.then((done) => done, () => 'rejected' as const), new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 5000))]);
+    const outcome = await Promise.race([
+      staged.then(
+        (done) => done,
+        () => 'rejected' as const,
+      ),
+      new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 5000)),
+    ]);
     expect(outcome).not.toBe('hung');
     if (typeof outcome === 'object') await store.discardStaged(outcome.stagingKey);
     expect((await store.sweep(new Date(0), future)).staged).toBe(0);
@@ -169,7 +193,6 @@ describe.each(kinds)('$name store', (kind) => {
     expect(free === undefined || (Number.isInteger(free) && free > 0)).toBe(true);
     await store.close();
   });
-
 });
 
 describe('memory store byte budget', () => {
@@ -183,7 +206,7 @@ describe('memory store byte budget', () => {
 });
 
 describe.each(kinds.filter((kind) => kind.shared))('$name store shared by several processes', (kind) => {
-  it('a second instance opening the same store leaves the first one\'s staged bytes alone; the age sweep removes them', async () => {
+  it("a second instance opening the same store leaves the first one's staged bytes alone; the age sweep removes them", async () => {
     const space = randomUUID().slice(0, 8);
     const first = await kind.open('task-a', space);
     const staged = await first.stage(chunks(100_000), { maxBytes: MiB, headBytes: 32 });

@@ -57,7 +57,10 @@ describe('the vendored script', () => {
     const other = await mkdtemp(join(tmpdir(), 'vendor-docs-stale-'));
     try {
       await writeFile(join(other, 'scalar.js'), 'old');
-      await writeFile(join(other, 'scalar.json'), JSON.stringify({ sha256: 'f'.repeat(64), identity: 'scalar.js', br: 'scalar.js.br', gzip: 'scalar.js.gz' }));
+      await writeFile(
+        join(other, 'scalar.json'),
+        JSON.stringify({ sha256: 'f'.repeat(64), identity: 'scalar.js', br: 'scalar.js.br', gzip: 'scalar.js.gz' }),
+      );
       const asset = await loadScalarScript([pathToFileURL(`${other}/`)]);
       expect(Buffer.from(asset.identity).equals(installed)).toBe(true);
       expect(asset.br).toBeUndefined();
@@ -206,7 +209,8 @@ describe('the docs routes with API_KEYS', () => {
       expect(doc.components.securitySchemes.apiKey).toMatchObject({ type: 'http', scheme: 'bearer' });
       const script = /src="([^"]+)"/.exec(page)![1]!;
       expect(script).toMatch(/^\/docs\/scalar\.[0-9a-f]{16}\.js$/);
-      for (const path of ['/docs', script, '/docs/scalar.js', '/favicon.ico', '/openapi.json']) expect((await locked.request(path)).status, path).toBe(200);
+      for (const path of ['/docs', script, '/docs/scalar.js', '/favicon.ico', '/openapi.json'])
+        expect((await locked.request(path)).status, path).toBe(200);
       expect((await locked.request('/list')).status).toBe(401);
     } finally {
       await locked.close();

@@ -20,9 +20,18 @@ const present = existsSync(CHROMIUM);
 if (!present && (process.env.CI === 'true' || process.env.CI === '1')) {
   throw new Error(`CI: the browser test needs Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)`);
 }
-if (!present) console.warn(`\n*** SKIPPED: the browser test needs Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM). ***\n`);
+if (!present)
+  console.warn(`\n*** SKIPPED: the browser test needs Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM). ***\n`);
 
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
 const STEP_MS = 30_000;
 const TEST_MS = 120_000;
 const KEY = 'docs-key-'.padEnd(32, 'x');
@@ -39,7 +48,12 @@ async function openSession(env: Record<string, string>): Promise<Session> {
   if (server.child.exitCode !== null) throw new Error(`the server did not start:\n${server.output()}`);
   const profile = await mkdtemp(join(tmpdir(), 'docs-chromium-'));
   try {
-    const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: FLAGS, timeout: STEP_MS });
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: FLAGS,
+      timeout: STEP_MS,
+    });
     context.setDefaultTimeout(STEP_MS);
     return { server, context, profile };
   } catch (error) {
@@ -125,7 +139,10 @@ async function sendFromPage(page: Page, baseUrl: string, operation: string, path
   const answered = page.waitForResponse((response) => response.url() === `${baseUrl}${path}`);
   await page.getByRole('button', { name: /^Send/ }).first().click();
   const response = await answered;
-  await page.getByText(/200 OK/).first().waitFor();
+  await page
+    .getByText(/200 OK/)
+    .first()
+    .waitFor();
   return response;
 }
 
@@ -136,50 +153,59 @@ describe.runIf(present)('the docs page in Chromium', () => {
   }, TEST_MS);
   afterAll(() => closeSession(session), TEST_MS);
 
-  it('renders from this service alone: its hashed, compressed script, the document and nothing else; no console error', async () => {
-    const { baseUrl } = session!.server;
-    const visit = await visitDocs(session!);
-    try {
-      const { page, requested } = visit;
-      expect(requested).toContain(`${baseUrl}/openapi.json`);
-      const script = requested.find((url) => /\/docs\/scalar\.[0-9a-f]{16}\.js$/.test(url));
-      expect(script).toBeDefined();
-      const served = await page.evaluate(async (url) => {
-        const entry = performance.getEntriesByName(url)[0] as PerformanceResourceTiming | undefined;
-        return entry && { encoded: entry.encodedBodySize, decoded: entry.decodedBodySize };
-      }, script!);
-      // br from a build's dist/vendor, gzip when run from source without one: either way well under a third.
-      expect(served!.encoded).toBeGreaterThan(0);
-      expect(served!.encoded).toBeLessThan(served!.decoded / 3);
-      // The operations listed, no developer tools bar, no button opening the document in Scalar's hosted client.
-      await expect.poll(() => page.getByRole('button', { name: /Liveness/ }).count()).toBeGreaterThan(0);
-      for (const text of ['Developer Tools', 'Generate SDKs', 'Open API Client']) expect(await page.getByText(text, { exact: true }).count(), text).toBe(0);
-      expect(await page.content()).not.toMatch(/client\.scalar\.com|registry\.scalar\.com|fonts\.scalar\.com/);
-      // The favicon it links is this service's, and there.
-      const icon = await page.locator('link[rel="icon"]').getAttribute('href');
-      expect(icon).toBe('/favicon.ico');
-      expect(await page.evaluate(async (href) => (await fetch(href)).status, icon!)).toBe(200);
-      expectOnlyOwnOrigin(visit, baseUrl);
-      expect(visit.errors).toEqual([]);
-    } finally {
-      await visit.close();
-    }
-  }, TEST_MS);
+  it(
+    'renders from this service alone: its hashed, compressed script, the document and nothing else; no console error',
+    async () => {
+      const { baseUrl } = session!.server;
+      const visit = await visitDocs(session!);
+      try {
+        const { page, requested } = visit;
+        expect(requested).toContain(`${baseUrl}/openapi.json`);
+        const script = requested.find((url) => /\/docs\/scalar\.[0-9a-f]{16}\.js$/.test(url));
+        expect(script).toBeDefined();
+        const served = await page.evaluate(async (url) => {
+          const entry = performance.getEntriesByName(url)[0] as PerformanceResourceTiming | undefined;
+          return entry && { encoded: entry.encodedBodySize, decoded: entry.decodedBodySize };
+        }, script!);
+        // br from a build's dist/vendor, gzip when run from source without one: either way well under a third.
+        expect(served!.encoded).toBeGreaterThan(0);
+        expect(served!.encoded).toBeLessThan(served!.decoded / 3);
+        // The operations listed, no developer tools bar, no button opening the document in Scalar's hosted client.
+        await expect.poll(() => page.getByRole('button', { name: /Liveness/ }).count()).toBeGreaterThan(0);
+        for (const text of ['Developer Tools', 'Generate SDKs', 'Open API Client'])
+          expect(await page.getByText(text, { exact: true }).count(), text).toBe(0);
+        expect(await page.content()).not.toMatch(/client\.scalar\.com|registry\.scalar\.com|fonts\.scalar\.com/);
+        // The favicon it links is this service's, and there.
+        const icon = await page.locator('link[rel="icon"]').getAttribute('href');
+        expect(icon).toBe('/favicon.ico');
+        expect(await page.evaluate(async (href) => (await fetch(href)).status, icon!)).toBe(200);
+        expectOnlyOwnOrigin(visit, baseUrl);
+        expect(visit.errors).toEqual([]);
+      } finally {
+        await visit.close();
+      }
+    },
+    TEST_MS,
+  );
 
-  it("sends GET /health from the page's Test Request to this service, and shows its 200", async () => {
-    const { baseUrl } = session!.server;
-    const visit = await visitDocs(session!);
-    try {
-      const response = await sendFromPage(visit.page, baseUrl, 'get /health', '/health');
-      expect(response.status()).toBe(200);
-      expect(((await response.json()) as { status: string }).status).toBe('healthy');
-      await visit.quiet();
-      expectOnlyOwnOrigin(visit, baseUrl);
-      expect(visit.errors).toEqual([]);
-    } finally {
-      await visit.close();
-    }
-  }, TEST_MS);
+  it(
+    "sends GET /health from the page's Test Request to this service, and shows its 200",
+    async () => {
+      const { baseUrl } = session!.server;
+      const visit = await visitDocs(session!);
+      try {
+        const response = await sendFromPage(visit.page, baseUrl, 'get /health', '/health');
+        expect(response.status()).toBe(200);
+        expect(((await response.json()) as { status: string }).status).toBe('healthy');
+        await visit.quiet();
+        expectOnlyOwnOrigin(visit, baseUrl);
+        expect(visit.errors).toEqual([]);
+      } finally {
+        await visit.close();
+      }
+    },
+    TEST_MS,
+  );
 });
 
 describe.runIf(present)('the docs page in Chromium, with API_KEYS', () => {
@@ -189,23 +215,30 @@ describe.runIf(present)('the docs page in Chromium, with API_KEYS', () => {
   }, TEST_MS);
   afterAll(() => closeSession(session), TEST_MS);
 
-  it('shows the auth box on the API key; the key typed in is sent as a bearer token and GET /list answers 200', async () => {
-    const { baseUrl } = session!.server;
-    const visit = await visitDocs(session!);
-    try {
-      const { page } = visit;
-      await page.getByRole('button', { name: /Selected Auth Type:\s*apiKey/ }).first().waitFor();
-      await page.getByPlaceholder('Token').first().fill(KEY);
-      const sent = page.waitForRequest((request) => request.url() === `${baseUrl}/list`);
-      const response = await sendFromPage(page, baseUrl, 'get /list', '/list');
-      expect((await sent).headers().authorization).toBe(`Bearer ${KEY}`);
-      expect(response.status()).toBe(200);
-      expect(await response.json()).toMatchObject({ items: [] });
-      await visit.quiet();
-      expectOnlyOwnOrigin(visit, baseUrl);
-      expect(visit.errors).toEqual([]);
-    } finally {
-      await visit.close();
-    }
-  }, TEST_MS);
+  it(
+    'shows the auth box on the API key; the key typed in is sent as a bearer token and GET /list answers 200',
+    async () => {
+      const { baseUrl } = session!.server;
+      const visit = await visitDocs(session!);
+      try {
+        const { page } = visit;
+        await page
+          .getByRole('button', { name: /Selected Auth Type:\s*apiKey/ })
+          .first()
+          .waitFor();
+        await page.getByPlaceholder('Token').first().fill(KEY);
+        const sent = page.waitForRequest((request) => request.url() === `${baseUrl}/list`);
+        const response = await sendFromPage(page, baseUrl, 'get /list', '/list');
+        expect((await sent).headers().authorization).toBe(`Bearer ${KEY}`);
+        expect(response.status()).toBe(200);
+        expect(await response.json()).toMatchObject({ items: [] });
+        await visit.quiet();
+        expectOnlyOwnOrigin(visit, baseUrl);
+        expect(visit.errors).toEqual([]);
+      } finally {
+        await visit.close();
+      }
+    },
+    TEST_MS,
+  );
 });

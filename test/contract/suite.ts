@@ -51,7 +51,11 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
       it('GET /health reports every dependency', async () => {
         const response = await send('/health');
         expect(response.status).toBe(200);
-        const body = (await response.json()) as { status: string; uptime_seconds: number; services: { redis: { status: string }; queue: Record<string, number> } };
+        const body = (await response.json()) as {
+          status: string;
+          uptime_seconds: number;
+          services: { redis: { status: string }; queue: Record<string, number> };
+        };
         expect(body).toMatchObject({ status: 'healthy', services: { storage: { status: 'ok' } } });
         expect(body.services.redis.status).toBe(h.service.mode === 'redis' ? 'connected' : 'not_configured');
         expect(Object.keys(body.services.queue).sort()).toEqual(['active', 'completed', 'failed', 'waiting', 'workers']);
@@ -63,7 +67,22 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         const response = await send('/openapi.json');
         const doc = (await response.json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
         expect(doc.openapi).toBe('3.1.0');
-        expect(Object.keys(doc.paths).sort()).toEqual(['/', '/docs', '/docs/scalar.js', '/download/{processing_id}', '/favicon.ico', '/health', '/list', '/metrics', '/openapi.json', '/process/{file_id}', '/status/{processing_id}', '/tasks', '/upload', '/upload-image']);
+        expect(Object.keys(doc.paths).sort()).toEqual([
+          '/',
+          '/docs',
+          '/docs/scalar.js',
+          '/download/{processing_id}',
+          '/favicon.ico',
+          '/health',
+          '/list',
+          '/metrics',
+          '/openapi.json',
+          '/process/{file_id}',
+          '/status/{processing_id}',
+          '/tasks',
+          '/upload',
+          '/upload-image',
+        ]);
         expect(Object.keys(doc.paths['/upload']!)).toEqual(['post']);
       });
 
@@ -85,14 +104,24 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
     describe("the seed's client flow", () => {
       it('upload → process resize 200×150 → status completed → download a 200×150 image', async () => {
         const file = await upload(send, photo, 'holiday photo.jpg');
-        expect(file).toMatchObject({ filename: 'holiday photo.jpg', format: 'jpeg', width: 320, height: 240, size_bytes: photo.length, content_type: 'image/jpeg' });
+        expect(file).toMatchObject({
+          filename: 'holiday photo.jpg',
+          format: 'jpeg',
+          width: 320,
+          height: 240,
+          size_bytes: photo.length,
+          content_type: 'image/jpeg',
+        });
         expect(file.file_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
         const { createHash } = await import('node:crypto');
         expect(file.sha256).toBe(createHash('sha256').update(photo).digest('hex'));
 
         const accepted = await submit(send, file.file_id, 'operation=resize&width=200&height=150');
         expect(accepted).toMatchObject({ status: 'queued', cached: false, output: { format: 'jpeg', quality: 80 } });
-        expect(accepted).toMatchObject({ status_url: `/status/${accepted.processing_id}`, download_url: `/download/${accepted.processing_id}` });
+        expect(accepted).toMatchObject({
+          status_url: `/status/${accepted.processing_id}`,
+          download_url: `/download/${accepted.processing_id}`,
+        });
 
         const job = await waitForJob(send, accepted.processing_id);
         expect(job).toMatchObject({ status: 'completed', result: { format: 'jpeg', width: 200, height: 150 } });
@@ -139,7 +168,11 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
       it('lists uploads newest first, a page at a time', async () => {
         const ids: string[] = [];
         for (const n of [1, 2, 3]) ids.push((await upload(send, await solid(8, 8, { r: n, g: 0, b: 0 }), `list-${n}.png`)).file_id);
-        const first = (await (await send('/list?limit=2')).json()) as { items: Array<{ file_id: string }>; total: number; next_cursor: string };
+        const first = (await (await send('/list?limit=2')).json()) as {
+          items: Array<{ file_id: string }>;
+          total: number;
+          next_cursor: string;
+        };
         expect(first.items.map((item) => item.file_id)).toEqual([ids[2], ids[1]]);
         expect(first.total).toBeGreaterThanOrEqual(3);
         expect(first.items[0]).toMatchObject({ filename: 'list-3.png', format: 'png', width: 8, height: 8 });
@@ -148,7 +181,11 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         let seen = 0;
         let cursor: string | null = null;
         do {
-          const page = (await (await send(`/list?limit=1${cursor ? `&cursor=${cursor}` : ''}`)).json()) as { items: unknown[]; next_cursor: string | null; total: number };
+          const page = (await (await send(`/list?limit=1${cursor ? `&cursor=${cursor}` : ''}`)).json()) as {
+            items: unknown[];
+            next_cursor: string | null;
+            total: number;
+          };
           seen += page.items.length;
           cursor = page.next_cursor;
           if (!cursor) expect(seen).toBe(page.total);
@@ -178,7 +215,8 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
           ['a.webp', await solid(12, 10, { r: 9, g: 9, b: 9 }, 'webp'), 'webp'],
           ['a.BMP', bmp24(12, 10, [9, 9, 9]), 'bmp'],
         ];
-        for (const [name, bytes, format] of inputs) expect(await upload(send, bytes, name)).toMatchObject({ format, width: 12, height: 10 });
+        for (const [name, bytes, format] of inputs)
+          expect(await upload(send, bytes, name)).toMatchObject({ format, width: 12, height: 10 });
       });
 
       it('reports width and height as displayed, after EXIF orientation', async () => {
@@ -198,8 +236,16 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         const two = multipart(photo, 'one.jpg');
         two.append('file', new Blob([new Uint8Array(photo)]), 'two.jpg');
         await expectProblem(await post(two), 400, 'too_many_files');
-        await expectProblem(await send('/upload', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }), 400, 'not_multipart');
-        await expectProblem(await send('/upload', { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: 'x' }), 400, 'malformed_multipart');
+        await expectProblem(
+          await send('/upload', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
+          400,
+          'not_multipart',
+        );
+        await expectProblem(
+          await send('/upload', { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: 'x' }),
+          400,
+          'malformed_multipart',
+        );
       });
 
       it('refuses an extension outside ALLOWED_EXTENSIONS (415), even for fine bytes', async () => {
@@ -209,7 +255,11 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
       });
 
       it('refuses bytes that are not an image of an allowed format (415)', async () => {
-        await expectProblem(await post(multipart(new TextEncoder().encode('<html><body>hi</body></html>'), 'page.jpg')), 415, 'unsupported_format');
+        await expectProblem(
+          await post(multipart(new TextEncoder().encode('<html><body>hi</body></html>'), 'page.jpg')),
+          415,
+          'unsupported_format',
+        );
         const svg = new TextEncoder().encode('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>');
         await expectProblem(await post(multipart(svg, 'vector.png')), 415, 'unsupported_format');
       });
@@ -221,13 +271,27 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         fileId = (await upload(send, photo, 'params.jpg')).file_id;
       });
       const processQuery = (query: string) => send(`/process/${fileId}?${query}`, { method: 'POST' });
-      const processJson = (body: unknown) => send(`/process/${fileId}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+      const processJson = (body: unknown) =>
+        send(`/process/${fileId}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: typeof body === 'string' ? body : JSON.stringify(body),
+        });
 
       it('names the field and the allowed range', async () => {
         const body = await expectProblem(await processQuery('operation=resize&width=0&height=150'), 400, 'invalid_request');
         expect(body.detail).toBe('width must be an integer from 1 to 8192, got 0');
         expect(body.errors).toEqual([{ path: 'width', message: 'width must be an integer from 1 to 8192, got 0' }]);
-        const json = await expectProblem(await processJson({ operations: [{ operation: 'resize', width: 10 }, { operation: 'blur', intensity: 500 }] }), 400, 'invalid_request');
+        const json = await expectProblem(
+          await processJson({
+            operations: [
+              { operation: 'resize', width: 10 },
+              { operation: 'blur', intensity: 500 },
+            ],
+          }),
+          400,
+          'invalid_request',
+        );
         expect(json.errors).toEqual([{ path: 'operations.1.intensity', message: 'intensity must be a number from 0.3 to 100, got 500' }]);
       });
 
@@ -280,7 +344,11 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         expect(second.headers.get('idempotent-replayed')).toBe('true');
         expect(((await second.json()) as { file_id: string }).file_id).toBe(((await first.json()) as { file_id: string }).file_id);
         expect(((await (await send('/list?limit=1')).json()) as { total: number }).total).toBe(before + 1);
-        const other = await send('/upload', { method: 'POST', headers, body: multipart(await solid(5, 5, { r: 1, g: 1, b: 1 }), 'other.png') });
+        const other = await send('/upload', {
+          method: 'POST',
+          headers,
+          body: multipart(await solid(5, 5, { r: 1, g: 1, b: 1 }), 'other.png'),
+        });
         await expectProblem(other, 422, 'idempotency_key_reused');
       });
 
@@ -292,8 +360,16 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         const retry = await send(path, { method: 'POST', headers });
         expect(retry.status).toBe(200);
         expect(((await retry.json()) as { processing_id: string }).processing_id).toBe(first.processing_id);
-        await expectProblem(await send(`/process/${file.file_id}?operation=sepia&intensity=0.6`, { method: 'POST', headers }), 422, 'idempotency_key_reused');
-        await expectProblem(await send(path, { method: 'POST', headers: { 'idempotency-key': 'x'.repeat(300) } }), 400, 'invalid_idempotency_key');
+        await expectProblem(
+          await send(`/process/${file.file_id}?operation=sepia&intensity=0.6`, { method: 'POST', headers }),
+          422,
+          'idempotency_key_reused',
+        );
+        await expectProblem(
+          await send(path, { method: 'POST', headers: { 'idempotency-key': 'x'.repeat(300) } }),
+          400,
+          'invalid_idempotency_key',
+        );
       });
     });
 
@@ -312,9 +388,11 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
           // The periodic sweep (every second here) or an explicit one removes them once they are older than 1 s.
           // A periodic sweep may still be deleting what the explicit one found gone, and the job, created after
           // the upload, passes the cutoff a moment later (S3 ages results in whole seconds): wait for all four.
-          const swept = async () => ((await (await short.request('/list')).json()) as { total: number }).total === 0
-            && !(await store.hasResult(resultName(job))) && !(await store.openUpload(file.file_id).then(release))
-            && (await short.request(`/status/${accepted.processing_id}`)).status === 404;
+          const swept = async () =>
+            ((await (await short.request('/list')).json()) as { total: number }).total === 0 &&
+            !(await store.hasResult(resultName(job))) &&
+            !(await store.openUpload(file.file_id).then(release)) &&
+            (await short.request(`/status/${accepted.processing_id}`)).status === 404;
           for (let i = 0; i < 60 && !(await swept()); i++) {
             await new Promise((resolve) => setTimeout(resolve, 100));
             await short.service.sweep();
@@ -323,7 +401,11 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
           expect(await store.openUpload(file.file_id).then(release)).toBe(false);
           expect(await store.hasResult(resultName(job))).toBe(false);
           await expectProblem(await short.request(`/status/${accepted.processing_id}`), 404, 'job_not_found');
-          await expectProblem(await short.request(`/process/${file.file_id}?operation=grayscale`, { method: 'POST' }), 404, 'file_not_found');
+          await expectProblem(
+            await short.request(`/process/${file.file_id}?operation=grayscale`, { method: 'POST' }),
+            404,
+            'file_not_found',
+          );
         } finally {
           await short.close();
         }
@@ -333,8 +415,18 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
     describe('the result', () => {
       it('applies operations in the order given (contrast 0 then brightness 2 differs from the reverse)', async () => {
         const base = await solid(16, 16, { r: 40, g: 90, b: 160 });
-        const whiteish = await processToBytes(send, base, 'order.png', { operations: [{ operation: 'contrast', intensity: 0 }, { operation: 'brightness', intensity: 2 }] });
-        const grey = await processToBytes(send, base, 'order.png', { operations: [{ operation: 'brightness', intensity: 2 }, { operation: 'contrast', intensity: 0 }] });
+        const whiteish = await processToBytes(send, base, 'order.png', {
+          operations: [
+            { operation: 'contrast', intensity: 0 },
+            { operation: 'brightness', intensity: 2 },
+          ],
+        });
+        const grey = await processToBytes(send, base, 'order.png', {
+          operations: [
+            { operation: 'brightness', intensity: 2 },
+            { operation: 'contrast', intensity: 0 },
+          ],
+        });
         for (const mean of (await look(whiteish.bytes)).means.slice(0, 3)) expect(mean).toBeGreaterThan(230);
         for (const mean of (await look(grey.bytes)).means.slice(0, 3)) expect(Math.abs(mean - 128)).toBeLessThan(3);
       });
@@ -358,7 +450,14 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         const gif = await animated('gif', 3, 40, 30);
         const kept = await look((await processToBytes(send, gif, 'anim.gif', 'operation=resize&width=20')).bytes);
         expect([kept.format, kept.pages, kept.width, kept.height]).toEqual(['gif', 3, 20, 15]);
-        const webp = await look((await processToBytes(send, gif, 'anim.gif', { operations: [{ operation: 'grayscale' }, { operation: 'resize', width: 10 }], format: 'webp' })).bytes);
+        const webp = await look(
+          (
+            await processToBytes(send, gif, 'anim.gif', {
+              operations: [{ operation: 'grayscale' }, { operation: 'resize', width: 10 }],
+              format: 'webp',
+            })
+          ).bytes,
+        );
         expect([webp.format, webp.pages, webp.width, webp.height]).toEqual(['webp', 3, 10, 8]);
         const still = await look((await processToBytes(send, gif, 'anim.gif', 'operation=resize&width=20&format=png')).bytes);
         expect([still.format, still.pages, still.width]).toEqual(['png', 1, 20]);
@@ -400,28 +499,50 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         const now = new Date().toISOString();
         const stuckId = '9a0c1f6e-2b3d-4e5f-8a9b-0c1d2e3f4a5b';
         await h.service.deps.jobs.putJob({
-          processing_id: stuckId, file_id: file.file_id, status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
-          output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: 'wait-test', created_at: now,
+          processing_id: stuckId,
+          file_id: file.file_id,
+          status: 'queued',
+          cached: false,
+          operations: [{ operation: 'grayscale' }],
+          output: { format: 'png', quality: 80 },
+          keep_metadata: false,
+          cache_key: 'wait-test',
+          created_at: now,
         });
         const started = Date.now();
         const stuck = (await (await send(`/status/${stuckId}?wait=1`)).json()) as { status: string };
         expect(stuck.status).toBe('queued');
         expect(Date.now() - started).toBeGreaterThanOrEqual(900);
-        for (const wait of ['31', '-1', 'abc', '1.5']) await expectProblem(await send(`/status/${stuckId}?wait=${wait}`), 400, 'invalid_wait');
+        for (const wait of ['31', '-1', 'abc', '1.5'])
+          await expectProblem(await send(`/status/${stuckId}?wait=${wait}`), 400, 'invalid_wait');
       });
 
       it('GET /status?wait= is woken by the job store when the job ends, not by its once-a-second recheck', async () => {
         const file = await upload(send, await solid(8, 8, { r: 1, g: 2, b: 3 }), 'woken.png');
         const waitingId = '5c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
         await h.service.deps.jobs.putJob({
-          processing_id: waitingId, file_id: file.file_id, status: 'processing', cached: false, operations: [{ operation: 'grayscale' }],
-          output: { format: 'png', quality: 80 }, keep_metadata: false, cache_key: 'woken-test', created_at: new Date().toISOString(),
+          processing_id: waitingId,
+          file_id: file.file_id,
+          status: 'processing',
+          cached: false,
+          operations: [{ operation: 'grayscale' }],
+          output: { format: 'png', quality: 80 },
+          keep_metadata: false,
+          cache_key: 'woken-test',
+          created_at: new Date().toISOString(),
         });
-        const answer = send(`/status/${waitingId}?wait=10`).then(async (response) => ({ at: Date.now(), job: (await response.json()) as { status: string } }));
+        const answer = send(`/status/${waitingId}?wait=10`).then(async (response) => ({
+          at: Date.now(),
+          job: (await response.json()) as { status: string },
+        }));
         await new Promise((resolve) => setTimeout(resolve, 150));
         // Another party (a worker) ends the job; the waiting request must hear of it.
         const endedAt = Date.now();
-        await h.service.deps.jobs.updateJob(waitingId, { status: 'failed', error: { code: 'processing_failed', message: 'ended by the test' }, completed_at: new Date().toISOString() });
+        await h.service.deps.jobs.updateJob(waitingId, {
+          status: 'failed',
+          error: { code: 'processing_failed', message: 'ended by the test' },
+          completed_at: new Date().toISOString(),
+        });
         const { at, job } = await answer;
         expect(job.status).toBe('failed');
         // A recheck alone would answer ~850 ms after the end (1 s after the request started).
@@ -434,8 +555,15 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         // A fresh id: the suite's UNKNOWN_ID must stay unknown whatever order the tests run in.
         const pendingId = crypto.randomUUID();
         await h.service.deps.jobs.putJob({
-          processing_id: pendingId, file_id: file.file_id, status: 'queued', cached: false, operations: [{ operation: 'grayscale' }],
-          output: { format: 'jpeg', quality: 80 }, keep_metadata: false, cache_key: 'pending-test', created_at: now,
+          processing_id: pendingId,
+          file_id: file.file_id,
+          status: 'queued',
+          cached: false,
+          operations: [{ operation: 'grayscale' }],
+          output: { format: 'jpeg', quality: 80 },
+          keep_metadata: false,
+          cache_key: 'pending-test',
+          created_at: now,
         });
         const body = await expectProblem(await send(`/download/${pendingId}`), 409, 'job_not_completed');
         expect(body.job_status).toBe('queued');
@@ -443,4 +571,3 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
     });
   });
 }
-

@@ -38,7 +38,10 @@ const worker = JSON.parse(read('deploy/ecs/worker.task-definition.json')) as Tas
 const env = (container: Container, name: string) => container.environment.find((entry) => entry.name === name)?.value;
 
 describe('ECS task definitions', () => {
-  for (const [name, task] of [['api', api], ['worker', worker]] as const) {
+  for (const [name, task] of [
+    ['api', api],
+    ['worker', worker],
+  ] as const) {
     const container = task.containerDefinitions[0]!;
     it(`${name}: Fargate, awsvpc, awslogs, REDIS_URL from secrets only, EFS with transit encryption, clean stop`, () => {
       expect(task.requiresCompatibilities).toEqual(['FARGATE']);
@@ -72,7 +75,10 @@ describe('ECS task definitions', () => {
   });
 
   it('the worker runs jobs within a memory budget that leaves its task room, and the API refuses by the same budget', () => {
-    for (const [workerTask, apiTask] of [[worker, api], [workerS3, apiS3]] as const) {
+    for (const [workerTask, apiTask] of [
+      [worker, api],
+      [workerS3, apiS3],
+    ] as const) {
       const budget = Number(env(workerTask.containerDefinitions[0]!, 'MEMORY_BUDGET_MB'));
       expect(budget).toBeGreaterThan(0);
       // Node, the queue and the allocator's slack need their share too.
@@ -94,10 +100,18 @@ describe('ECS task definitions', () => {
   });
 
   it('the worker scales on the queue backlog the workers publish', () => {
-    const policy = JSON.parse(read('deploy/ecs/worker.scaling-policy.json')) as { TargetTrackingScalingPolicyConfiguration: { CustomizedMetricSpecification: { Metrics: Array<{ MetricStat?: { Metric: { Namespace: string; MetricName: string } } }> } } };
-    const metrics = policy.TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification.Metrics.map((metric) => metric.MetricStat?.Metric.MetricName);
+    const policy = JSON.parse(read('deploy/ecs/worker.scaling-policy.json')) as {
+      TargetTrackingScalingPolicyConfiguration: {
+        CustomizedMetricSpecification: { Metrics: Array<{ MetricStat?: { Metric: { Namespace: string; MetricName: string } } }> };
+      };
+    };
+    const metrics = policy.TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification.Metrics.map(
+      (metric) => metric.MetricStat?.Metric.MetricName,
+    );
     expect(metrics).toContain('QueueWaiting');
-    const namespaces = policy.TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification.Metrics.map((metric) => metric.MetricStat?.Metric.Namespace);
+    const namespaces = policy.TargetTrackingScalingPolicyConfiguration.CustomizedMetricSpecification.Metrics.map(
+      (metric) => metric.MetricStat?.Metric.Namespace,
+    );
     expect(namespaces).toContain('ImageService');
     expect(read('src/worker.ts')).toContain("'ImageService'");
   });
@@ -122,7 +136,10 @@ describe('ECS task definitions, S3 storage', () => {
     expect(PREFIX).toBe('image-service');
   });
 
-  for (const [name, efs, s3] of [['api', api, apiS3], ['worker', worker, workerS3]] as const) {
+  for (const [name, efs, s3] of [
+    ['api', api, apiS3],
+    ['worker', worker, workerS3],
+  ] as const) {
     const efsContainer = efs.containerDefinitions[0]!;
     const container = s3.containerDefinitions[0]!;
 
@@ -141,7 +158,8 @@ describe('ECS task definitions, S3 storage', () => {
       expect(s3.taskRoleArn).toBe(S3_ROLE);
       expect(s3.taskRoleArn).not.toBe(efs.taskRoleArn);
       const names = [...container.environment.map((entry) => entry.name), ...(container.secrets ?? []).map((secret) => secret.name)];
-      for (const forbidden of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE']) expect(names).not.toContain(forbidden);
+      for (const forbidden of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'])
+        expect(names).not.toContain(forbidden);
     });
 
     it(`${name}: everything but storage is the EFS variant's (image, secrets, logging, stop, sizes, health check)`, () => {
@@ -187,7 +205,13 @@ interface Statement {
 const policy = JSON.parse(read('deploy/ecs/s3-task-role-policy.json')) as { Version: string; Statement: Statement[] };
 const list = (value: string | string[] | undefined) => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
 /** An IAM wildcard pattern (`*` any run, `?` one character) as a regular expression; case-sensitive, as for ARNs and s3:prefix. */
-const glob = (pattern: string) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+const glob = (pattern: string) =>
+  new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
 
 /**
  * Whether the policy allows `action` on `resource` for a request with `context` (condition keys, e.g. s3:prefix). Only Allow
@@ -239,7 +263,14 @@ describe('S3 task role policy', () => {
 
   it('grants exactly the listed actions: no wildcards, nothing else', () => {
     expect([...new Set(actions)].sort()).toEqual(
-      ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:ListBucketMultipartUploads', 's3:PutObject'].sort(),
+      [
+        's3:AbortMultipartUpload',
+        's3:DeleteObject',
+        's3:GetObject',
+        's3:ListBucket',
+        's3:ListBucketMultipartUploads',
+        's3:PutObject',
+      ].sort(),
     );
     for (const action of actions) expect(action).not.toMatch(/[*?]/);
   });
@@ -270,7 +301,8 @@ describe('S3 task role policy', () => {
 
   it('allows every call the service makes inside the prefix (uploads, results, staging)', () => {
     for (const key of [`${PREFIX}/uploads/0f3c-file`, `${PREFIX}/results/0f3c.webp`, `${PREFIX}/staging/task-1/0f3c`]) {
-      for (const [call, action, resource, context] of needs(key)) expect({ call, key, allowed: allows(action, resource, context) }).toEqual({ call, key, allowed: true });
+      for (const [call, action, resource, context] of needs(key))
+        expect({ call, key, allowed: allows(action, resource, context) }).toEqual({ call, key, allowed: true });
     }
     expect(allows('s3:ListBucket', BUCKET_ARN, { 's3:prefix': `${PREFIX}/` })).toBe(true);
     expect(allows('s3:ListBucketMultipartUploads', BUCKET_ARN)).toBe(true);
@@ -278,14 +310,22 @@ describe('S3 task role policy', () => {
 
   it('denies the same calls outside the prefix, on other buckets, and listings of another prefix', () => {
     for (const key of ['other/uploads/x', `${PREFIX}-other/uploads/x`, `${PREFIX}`, 'uploads/x']) {
-      for (const [call, action, resource, context] of needs(key)) expect({ call, key, allowed: allows(action, resource, context) }).toEqual({ call, key, allowed: false });
+      for (const [call, action, resource, context] of needs(key))
+        expect({ call, key, allowed: allows(action, resource, context) }).toEqual({ call, key, allowed: false });
     }
     // A listing naming no prefix is allowed (IfExists, see above); it shows key names, never objects.
     expect(allows('s3:ListBucket', BUCKET_ARN)).toBe(true);
     expect(allows('s3:ListBucket', BUCKET_ARN, { 's3:prefix': '' })).toBe(false);
     expect(allows('s3:GetObject', `arn:aws:s3:::other-bucket/${PREFIX}/uploads/x`)).toBe(false);
     expect(allows('s3:ListBucketMultipartUploads', 'arn:aws:s3:::other-bucket')).toBe(false);
-    for (const action of ['s3:DeleteBucket', 's3:PutBucketPolicy', 's3:PutLifecycleConfiguration', 's3:PutObjectAcl', 's3:GetObjectVersion', 's3:DeleteObjectVersion']) {
+    for (const action of [
+      's3:DeleteBucket',
+      's3:PutBucketPolicy',
+      's3:PutLifecycleConfiguration',
+      's3:PutObjectAcl',
+      's3:GetObjectVersion',
+      's3:DeleteObjectVersion',
+    ]) {
       expect(allows(action, BUCKET_ARN) || allows(action, `arn:aws:s3:::${BUCKET}/${PREFIX}/uploads/x`)).toBe(false);
     }
   });

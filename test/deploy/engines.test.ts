@@ -17,7 +17,10 @@ const CODE_NEEDS: Version = [20, 12, 0];
 
 /** '20', '20.x', '20.9' and '20.9.0' as [20, 0, 0], [20, 0, 0], [20, 9, 0], [20, 9, 0]. */
 function version(text: string): Version {
-  const [major = 0, minor = 0, patch = 0] = text.replace(/^v/, '').split('.').map((part) => (/^\d+$/.test(part) ? Number(part) : 0));
+  const [major = 0, minor = 0, patch = 0] = text
+    .replace(/^v/, '')
+    .split('.')
+    .map((part) => (/^\d+$/.test(part) ? Number(part) : 0));
   return [major, minor, patch];
 }
 
@@ -27,14 +30,20 @@ function version(text: string): Version {
  */
 function lowest(range: string): Version {
   const floors = range.split('||').map((alternative) => {
-    const comparators = alternative.trim().replace(/([<>=^~]+)\s+/g, '$1').split(/\s+/);
+    const comparators = alternative
+      .trim()
+      .replace(/([<>=^~]+)\s+/g, '$1')
+      .split(/\s+/);
     const lower = comparators.filter((comparator) => !comparator.startsWith('<'));
     if (lower.length === 0) return version('0');
-    return lower.map((comparator) => {
-      const [, operator = '', text = ''] = /^([>=^~]*)(.*)$/.exec(comparator)!;
-      const v = version(text);
-      return operator === '>' ? ([v[0], v[1], v[2] + 1] as Version) : v;
-    }).sort(compare).at(-1)!;
+    return lower
+      .map((comparator) => {
+        const [, operator = '', text = ''] = /^([>=^~]*)(.*)$/.exec(comparator)!;
+        const v = version(text);
+        return operator === '>' ? ([v[0], v[1], v[2] + 1] as Version) : v;
+      })
+      .sort(compare)
+      .at(-1)!;
   });
   return floors.sort(compare)[0]!;
 }
@@ -62,7 +71,11 @@ describe('engines.node', () => {
 
   it("is exactly the highest floor of the code's own needs and the production dependencies' engines", () => {
     expect(production.length).toBeGreaterThan(10);
-    const demanding = production.reduce((top, dep) => (compare(dep.floor, top.floor) > 0 ? dep : top), { name: 'the code itself (process.loadEnvFile)', floor: CODE_NEEDS, range: `>=${show(CODE_NEEDS)}` });
+    const demanding = production.reduce((top, dep) => (compare(dep.floor, top.floor) > 0 ? dep : top), {
+      name: 'the code itself (process.loadEnvFile)',
+      floor: CODE_NEEDS,
+      range: `>=${show(CODE_NEEDS)}`,
+    });
     expect({ declared, because: demanding.name }).toEqual({ declared: `>=${show(demanding.floor)}`, because: demanding.name });
   });
 

@@ -29,7 +29,9 @@ describe('clientAddress', () => {
   });
 
   it('TRUST_PROXY=2: the second entry from the right', () => {
-    expect(clientAddress({ forwardedFor: forwarded('6.6.6.6, 198.51.100.1, 130.176.0.9'), peer: alb, trustedHops: 2 })).toBe('198.51.100.1');
+    expect(clientAddress({ forwardedFor: forwarded('6.6.6.6, 198.51.100.1, 130.176.0.9'), peer: alb, trustedHops: 2 })).toBe(
+      '198.51.100.1',
+    );
   });
 
   it('fewer entries than TRUST_PROXY: the leftmost (the request came through fewer proxies); none: the peer', () => {
@@ -65,11 +67,15 @@ describe('clientAddress', () => {
 
   it('a header of valid entries, at least TRUST_PROXY of them: the entry that many from the right (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.ipV4(), fc.ipV6()), { minLength: 1, maxLength: 10 }), fc.integer({ min: 1, max: 10 }), (entries, hops) => {
-        fc.pre(hops <= entries.length);
-        const address = clientAddress({ forwardedFor: entries.join(', '), peer: alb, trustedHops: hops });
-        expect(address).toBe(parseIpAddress(entries[entries.length - hops]!));
-      }),
+      fc.property(
+        fc.array(fc.oneof(fc.ipV4(), fc.ipV6()), { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 1, max: 10 }),
+        (entries, hops) => {
+          fc.pre(hops <= entries.length);
+          const address = clientAddress({ forwardedFor: entries.join(', '), peer: alb, trustedHops: hops });
+          expect(address).toBe(parseIpAddress(entries[entries.length - hops]!));
+        },
+      ),
     );
   });
 });
@@ -77,17 +83,46 @@ describe('clientAddress', () => {
 describe('parseIpAddress', () => {
   it('accepts the forms proxies write and gives a canonical one', () => {
     const cases: Array<[string, string]> = [
-      ['192.0.2.1', '192.0.2.1'], [' 192.0.2.1:8080 ', '192.0.2.1'], ['0.0.0.0', '0.0.0.0'],
-      ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'], ['[2001:db8::1]', '2001:db8::1'], ['[2001:db8::1]:443', '2001:db8::1'],
-      ['::1', '::1'], ['::', '::'], ['::ffff:192.0.2.1', '192.0.2.1'], ['::ffff:c000:201', '192.0.2.1'],
-      ['64:ff9b::192.0.2.1', '64:ff9b::c000:201'], ['2001:db8:0:1:0:0:1:1', '2001:db8:0:1::1:1'], ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
+      ['192.0.2.1', '192.0.2.1'],
+      [' 192.0.2.1:8080 ', '192.0.2.1'],
+      ['0.0.0.0', '0.0.0.0'],
+      ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
+      ['[2001:db8::1]', '2001:db8::1'],
+      ['[2001:db8::1]:443', '2001:db8::1'],
+      ['::1', '::1'],
+      ['::', '::'],
+      ['::ffff:192.0.2.1', '192.0.2.1'],
+      ['::ffff:c000:201', '192.0.2.1'],
+      ['64:ff9b::192.0.2.1', '64:ff9b::c000:201'],
+      ['2001:db8:0:1:0:0:1:1', '2001:db8:0:1::1:1'],
+      ['1:0:0:2:0:0:0:3', '1:0:0:2::3'],
     ];
     for (const [text, canonical] of cases) expect(parseIpAddress(text), text).toBe(canonical);
   });
 
   it('refuses everything else', () => {
-    for (const text of ['', 'unknown', 'localhost', '256.1.1.1', '1.2.3', '01.2.3.4', '1.2.3.4.5', '1.2.3.4:', '1.2.3.4:123456', '2001:db8::1::2',
-      '2001:db8:1:2:3:4:5:6:7', '1:2:3:4:5:6:7', 'fe80::1%eth0', '[::1', '::1]', 'gggg::1', '12345::1', '::ffff:1.2.3', ':1:2:3:4:5:6:7', '2001:db8::1:8080x']) {
+    for (const text of [
+      '',
+      'unknown',
+      'localhost',
+      '256.1.1.1',
+      '1.2.3',
+      '01.2.3.4',
+      '1.2.3.4.5',
+      '1.2.3.4:',
+      '1.2.3.4:123456',
+      '2001:db8::1::2',
+      '2001:db8:1:2:3:4:5:6:7',
+      '1:2:3:4:5:6:7',
+      'fe80::1%eth0',
+      '[::1',
+      '::1]',
+      'gggg::1',
+      '12345::1',
+      '::ffff:1.2.3',
+      ':1:2:3:4:5:6:7',
+      '2001:db8::1:8080x',
+    ]) {
       expect(parseIpAddress(text), text).toBeUndefined();
     }
   });
@@ -106,6 +141,7 @@ describe('TRUST_PROXY', () => {
   it('is a hop count from 0 (the default: trust no proxy) to 10; anything else stops start-up naming it', () => {
     expect(loadConfig({}).TRUST_PROXY).toBe(0);
     expect(loadConfig({ TRUST_PROXY: '1' }).TRUST_PROXY).toBe(1);
-    for (const value of ['true', '-1', '11', '1.5']) expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY must be an integer from 0 to 10/);
+    for (const value of ['true', '-1', '11', '1.5'])
+      expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY must be an integer from 0 to 10/);
   });
 });

@@ -24,7 +24,15 @@ describe('sniffFormat', () => {
   });
 
   it('refuses what is not an image we read', () => {
-    for (const text of ['<html>', '<?php echo 1;', 'PK\x03\x04', '<svg xmlns="http://www.w3.org/2000/svg"/>', 'BM not really a bitmap header', 'RIFF....WAVE', '']) {
+    for (const text of [
+      '<html>',
+      '<?php echo 1;',
+      'PK\x03\x04',
+      '<svg xmlns="http://www.w3.org/2000/svg"/>',
+      'BM not really a bitmap header',
+      'RIFF....WAVE',
+      '',
+    ]) {
       expect(sniffFormat(bytes(text))).toBeUndefined();
     }
   });
@@ -61,7 +69,11 @@ describe('loadConfig', () => {
   it('gives the contract defaults', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
-      PORT: 8000, UPLOAD_DIR: 'uploads', PROCESSED_DIR: 'processed', MAX_FILE_SIZE: 10_485_760, MAX_INPUT_PIXELS: 50_000_000,
+      PORT: 8000,
+      UPLOAD_DIR: 'uploads',
+      PROCESSED_DIR: 'processed',
+      MAX_FILE_SIZE: 10_485_760,
+      MAX_INPUT_PIXELS: 50_000_000,
       ALLOWED_EXTENSIONS: ['jpg', 'jpeg', 'png', 'gif', 'bmp', 'tiff', 'tif', 'webp'],
     });
     expect(config.REDIS_URL).toBeUndefined();
@@ -112,7 +124,13 @@ describe('quote', () => {
     expect(quote(cyclic)).toBe('{"a":1,"self":{"a":1,"self":{...}}}');
     expect(quote(wide)).toBe(`{"k0":"${'v'.repeat(30)}...`);
     expect(quote(10n)).toBe('bigint');
-    expect(quote({ get boom() { throw new Error('no'); } })).toBe('object');
+    expect(
+      quote({
+        get boom() {
+          throw new Error('no');
+        },
+      }),
+    ).toBe('object');
     expect(performance.now() - started).toBeLessThan(200);
   });
 });

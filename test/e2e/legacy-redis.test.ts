@@ -13,7 +13,7 @@ import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const redis = await testRedis();
 
-describe.runIf(redis !== undefined)('the original service\'s flow across API processes (Redis mode)', () => {
+describe.runIf(redis !== undefined)("the original service's flow across API processes (Redis mode)", () => {
   const started: ServerProcess[] = [];
   const prefix = `e2e-legacy-${randomUUID().slice(0, 8)}`;
   afterAll(async () => {
@@ -45,7 +45,9 @@ describe.runIf(redis !== undefined)('the original service\'s flow across API pro
     expect([image.format, image.width, image.height]).toEqual(['jpeg', 600, 800]);
 
     // The second API takes a legacy upload too (the first one's worker does it); both list both, newest first.
-    const later = (await (await send2('/upload-image', { method: 'POST', body: multipart(await noisyJpeg(200, 100), 'small.jpg') })).json()) as { task_id: string; file_id: string };
+    const later = (await (
+      await send2('/upload-image', { method: 'POST', body: multipart(await noisyJpeg(200, 100), 'small.jpg') })
+    ).json()) as { task_id: string; file_id: string };
     await waitForJob(send1, later.task_id, 30_000);
     for (const send of [send1, send2]) {
       const tasks = (await (await send('/tasks/')).json()) as { items: Array<{ task_id: string; status: string }>; total: number };
@@ -56,7 +58,9 @@ describe.runIf(redis !== undefined)('the original service\'s flow across API pro
     expect([small.width, small.height]).toEqual([200, 100]);
 
     // A file_id of a plain upload: a 404 that says where results are.
-    const plain = (await (await send1('/upload/', { method: 'POST', body: multipart(await noisyJpeg(50, 50), 'plain.jpg') })).json()) as { file_id: string };
+    const plain = (await (await send1('/upload/', { method: 'POST', body: multipart(await noisyJpeg(50, 50), 'plain.jpg') })).json()) as {
+      file_id: string;
+    };
     const refused = await send2(`/download/${plain.file_id}`);
     expect(refused.status).toBe(404);
     expect(((await refused.json()) as { detail: string }).detail).toContain('not a processing_id');

@@ -85,7 +85,9 @@ describe('a port the API cannot listen on', () => {
   });
 
   it('explains a HOST that is no address of this machine, and leaves other errors to their stack trace', () => {
-    expect(listenFailure(Object.assign(new Error('x'), { code: 'EADDRNOTAVAIL' }), '10.9.9.9', 8000)).toMatch(/^HOST 10\.9\.9\.9 is not an address of this machine/);
+    expect(listenFailure(Object.assign(new Error('x'), { code: 'EADDRNOTAVAIL' }), '10.9.9.9', 8000)).toMatch(
+      /^HOST 10\.9\.9\.9 is not an address of this machine/,
+    );
     expect(listenFailure(Object.assign(new Error('x'), { code: 'EMFILE' }), '0.0.0.0', 8000)).toBeUndefined();
     expect(listenFailure(undefined, '0.0.0.0', 8000)).toBeUndefined();
   });

@@ -43,13 +43,17 @@ describe.runIf(redis !== undefined)('Redis mode, several processes', () => {
     // No worker yet: the job waits in the queue.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(((await (await send(`/status/${accepted.processing_id}`)).json()) as { status: string }).status).toBe('queued');
-    const health = (await (await send('/health')).json()) as { services: { queue: { waiting: number; workers: number }; redis: { status: string } } };
+    const health = (await (await send('/health')).json()) as {
+      services: { queue: { waiting: number; workers: number }; redis: { status: string } };
+    };
     expect(health.services).toMatchObject({ redis: { status: 'connected' }, queue: { waiting: 1, workers: 0 } });
 
     track(await startWorker({ ...env, WORKER_CONCURRENCY: '2' }, api.dir));
     const job = await waitForJob(send, accepted.processing_id);
     expect(job).toMatchObject({ status: 'completed', result: { width: 200, height: 150 } });
-    expect(((await (await send('/health')).json()) as { services: { queue: { workers: number } } }).services.queue.workers).toBeGreaterThanOrEqual(1);
+    expect(
+      ((await (await send('/health')).json()) as { services: { queue: { workers: number } } }).services.queue.workers,
+    ).toBeGreaterThanOrEqual(1);
 
     // Another API process answers for ids the first one created, and the first can die without loss.
     await api.stop('SIGKILL');
@@ -66,7 +70,14 @@ describe.runIf(redis !== undefined)('Redis mode, several processes', () => {
     const send = (path: string, init?: RequestInit) => fetch(`${api.baseUrl}${path}`, init);
     const doomed = track(await startWorker({ ...env, WORKER_CONCURRENCY: '1' }, api.dir));
     const file = await upload(send, await noisyJpeg(2400, 1800), 'crash.jpg');
-    const accepted = await submit(send, file.file_id, { operations: [{ operation: 'blur', intensity: 60 }, { operation: 'blur', intensity: 60 }, { operation: 'resize', width: 300 }], format: 'png' });
+    const accepted = await submit(send, file.file_id, {
+      operations: [
+        { operation: 'blur', intensity: 60 },
+        { operation: 'blur', intensity: 60 },
+        { operation: 'resize', width: 300 },
+      ],
+      format: 'png',
+    });
     let status = 'queued';
     for (let i = 0; i < 400 && status !== 'processing'; i++) {
       status = ((await (await send(`/status/${accepted.processing_id}`)).json()) as { status: string }).status;
@@ -104,7 +115,10 @@ describe.runIf(redis !== undefined)('Redis mode, several processes', () => {
     expect(Date.now() - started).toBeLessThan(5000);
     const health = await send('/health');
     expect(health.status).toBe(503);
-    expect(((await health.json()) as { status: string; services: { redis: { status: string } } })).toMatchObject({ status: 'unhealthy', services: { redis: { status: 'disconnected' } } });
+    expect((await health.json()) as { status: string; services: { redis: { status: string } } }).toMatchObject({
+      status: 'unhealthy',
+      services: { redis: { status: 'disconnected' } },
+    });
     expect((await send('/')).status).toBe(200);
 
     await server.start();
@@ -115,7 +129,9 @@ describe.runIf(redis !== undefined)('Redis mode, several processes', () => {
     }
     expect(healthy).toBe(true);
     // The data written before the outage is still there (append-only Redis), and new work flows again.
-    expect(((await (await send('/list')).json()) as { items: Array<{ file_id: string }> }).items.map((item) => item.file_id)).toContain(before.file_id);
+    expect(((await (await send('/list')).json()) as { items: Array<{ file_id: string }> }).items.map((item) => item.file_id)).toContain(
+      before.file_id,
+    );
     const { bytes } = await processToBytes(send, photo, 'after.jpg', 'operation=resize&width=50');
     expect((await look(bytes)).width).toBe(50);
   });

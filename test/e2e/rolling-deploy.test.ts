@@ -32,7 +32,11 @@ describe.runIf(redis !== undefined)('SIGTERM to an API process with requests in 
     // A job with no worker yet, and a long poll waiting for it.
     const file = await upload(send, photo, 'first.jpg');
     const { processing_id: processingId } = await submit(send, file.file_id, 'operation=grayscale');
-    const longPoll = send(`/status/${processingId}?wait=30`).then(async (response) => ({ status: response.status, body: (await response.json()) as { status: string }, at: Date.now() }));
+    const longPoll = send(`/status/${processingId}?wait=30`).then(async (response) => ({
+      status: response.status,
+      body: (await response.json()) as { status: string },
+      at: Date.now(),
+    }));
 
     // Half an upload on its own connection.
     const boundary = 'rollingDeployBoundary';
@@ -43,11 +47,19 @@ describe.runIf(redis !== undefined)('SIGTERM to an API process with requests in 
     ]);
     let finish: () => void = () => undefined;
     const uploadAnswer = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = httpRequest(`${api.baseUrl}/upload`, { method: 'POST', agent: false, headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length } }, (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
+      const req = httpRequest(
+        `${api.baseUrl}/upload`,
+        {
+          method: 'POST',
+          agent: false,
+          headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
       req.on('error', reject);
       req.write(body.subarray(0, body.length / 2));
       finish = () => req.end(body.subarray(body.length / 2));

@@ -27,10 +27,16 @@ describe.runIf(redis !== undefined)('Redis mode with files in S3, several API an
 
   it('uploads through one API, processes on any worker, downloads through another API', async () => {
     const env = { REDIS_URL: redis!.url, REDIS_KEY_PREFIX: prefix, WORKER_LOCK_SECONDS: '2', ...s3.env(prefix) };
-    const apis = [track(await startServer({ ...env, WORKER_CONCURRENCY: '0' })), track(await startServer({ ...env, WORKER_CONCURRENCY: '0' }))];
+    const apis = [
+      track(await startServer({ ...env, WORKER_CONCURRENCY: '0' })),
+      track(await startServer({ ...env, WORKER_CONCURRENCY: '0' })),
+    ];
     // Each process has folders of its own: nothing but S3 and Redis is shared.
     expect(new Set(apis.map((api) => api.dir)).size).toBe(2);
-    const workers = [track(await startWorker({ ...env, WORKER_CONCURRENCY: '1' }, `${apis[0]!.dir}-w1`)), track(await startWorker({ ...env, WORKER_CONCURRENCY: '1' }, `${apis[0]!.dir}-w2`))];
+    const workers = [
+      track(await startWorker({ ...env, WORKER_CONCURRENCY: '1' }, `${apis[0]!.dir}-w1`)),
+      track(await startWorker({ ...env, WORKER_CONCURRENCY: '1' }, `${apis[0]!.dir}-w2`)),
+    ];
     for (const worker of workers) expect(worker.output()).toContain('"worker started"');
     const sendTo = (index: number) => (path: string, init?: RequestInit) => fetch(`${apis[index]!.baseUrl}${path}`, init);
 
@@ -39,7 +45,12 @@ describe.runIf(redis !== undefined)('Redis mode with files in S3, several API an
     for (let n = 0; n < 6; n++) {
       const file = await upload(sendTo(n % 2), photo, `fleet-${n}.jpg`);
       // A blur first, so the jobs take long enough for a worker to die with one in its hands.
-      const pipeline = { operations: [{ operation: 'blur', intensity: 30 }, { operation: 'resize', width: 200 + n }] };
+      const pipeline = {
+        operations: [
+          { operation: 'blur', intensity: 30 },
+          { operation: 'resize', width: 200 + n },
+        ],
+      };
       accepted.push((await submit(sendTo((n + 1) % 2), file.file_id, pipeline)).processing_id);
     }
     // A worker killed while jobs are in flight: the other takes over theirs when their locks expire.
@@ -58,10 +69,20 @@ describe.runIf(redis !== undefined)('Redis mode with files in S3, several API an
       expect((await look((await download(sendTo((n + 1) % 2), processingId)).bytes)).width).toBe(200 + n);
     }
 
-    const client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: S3_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY } });
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: S3_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY },
+    });
     try {
-      const keys = async (under: string) => ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}/${under}` }))).Contents ?? []).length;
-      expect({ uploads: await keys('uploads/'), results: await keys('results/'), staged: await keys('staging/') }).toEqual({ uploads: 6, results: 6, staged: 0 });
+      const keys = async (under: string) =>
+        ((await client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}/${under}` }))).Contents ?? []).length;
+      expect({ uploads: await keys('uploads/'), results: await keys('results/'), staged: await keys('staging/') }).toEqual({
+        uploads: 6,
+        results: 6,
+        staged: 0,
+      });
     } finally {
       client.destroy();
     }

@@ -26,7 +26,12 @@ describe('S3 mode, a real server process', () => {
     s3 = await startS3();
     server = await startServer({ ...s3.env(prefix), WORKER_CONCURRENCY: '1' });
     expect(server.output()).toContain('"listening"');
-    client = new S3Client({ endpoint: s3.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: S3_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY } });
+    client = new S3Client({
+      endpoint: s3.endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: S3_CREDENTIALS.AWS_ACCESS_KEY_ID, secretAccessKey: S3_CREDENTIALS.AWS_SECRET_ACCESS_KEY },
+    });
   });
   afterAll(async () => {
     client?.destroy();
@@ -42,7 +47,12 @@ describe('S3 mode, a real server process', () => {
   const send = (path: string, init?: RequestInit) => fetch(`${server.baseUrl}${path}`, init);
 
   it('runs the seed flow with uploads and results as objects under the prefix', async () => {
-    const { file, job, bytes } = await processToBytes(send, await noisyJpeg(320, 240), 'photo.jpg', 'operation=resize&width=160&height=120');
+    const { file, job, bytes } = await processToBytes(
+      send,
+      await noisyJpeg(320, 240),
+      'photo.jpg',
+      'operation=resize&width=160&height=120',
+    );
     expect((await look(bytes)).width).toBe(160);
     // Other tests of this file share the prefix, in any order: this upload is one of the objects.
     expect(await keys('uploads/')).toContain(`${prefix}/uploads/${file.file_id}`);
@@ -59,28 +69,37 @@ describe('S3 mode, a real server process', () => {
     expect(file.sha256).toBe(createHash('sha256').update(big).digest('hex'));
     // What S3 holds, read back, is the upload byte for byte (the parts were assembled in order).
     const stored = await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: `${prefix}/uploads/${file.file_id}` }));
-    expect(createHash('sha256').update(await stored.Body!.transformToByteArray()).digest('hex')).toBe(file.sha256);
+    expect(
+      createHash('sha256')
+        .update(await stored.Body!.transformToByteArray())
+        .digest('hex'),
+    ).toBe(file.sha256);
     expect(await keys('staging/')).toEqual([]);
   });
 
-  it.runIf(existsSync('/proc/self/status'))(`streams ${UPLOADS} concurrent ${UPLOAD_MIB} MB uploads, holding at most one part each more than the disk store`, async () => {
-    // The same uploads against the same build on disk (which streams to a file), measured the same way.
-    const disk = await startServer({ WORKER_CONCURRENCY: '1' });
-    try {
-      const onDisk = await uploadGrowth(disk);
-      const inS3 = await uploadGrowth(server);
-      console.log(`upload memory, ${UPLOADS} × ${UPLOAD_MIB} MB at once: disk store +${onDisk.toFixed(0)} MiB, S3 store +${inS3.toFixed(0)} MiB`);
-      // Streamed, an S3 upload holds one 5 MiB part at most beyond what a disk upload holds (plus the SDK's
-      // garbage, which a busy machine collects later: the slack); held whole it would hold all 9 MiB, past
-      // this bound by 108 - 88 = 20 MiB at least.
-      expect(inS3).toBeLessThan(onDisk + UPLOADS * PART_MIB + 28);
-    } finally {
-      await disk.stop('SIGKILL');
-      await rm(disk.dir, { recursive: true, force: true });
-    }
-    // Refused uploads leave nothing staged.
-    expect(await keys('staging/')).toEqual([]);
-  });
+  it.runIf(existsSync('/proc/self/status'))(
+    `streams ${UPLOADS} concurrent ${UPLOAD_MIB} MB uploads, holding at most one part each more than the disk store`,
+    async () => {
+      // The same uploads against the same build on disk (which streams to a file), measured the same way.
+      const disk = await startServer({ WORKER_CONCURRENCY: '1' });
+      try {
+        const onDisk = await uploadGrowth(disk);
+        const inS3 = await uploadGrowth(server);
+        console.log(
+          `upload memory, ${UPLOADS} × ${UPLOAD_MIB} MB at once: disk store +${onDisk.toFixed(0)} MiB, S3 store +${inS3.toFixed(0)} MiB`,
+        );
+        // Streamed, an S3 upload holds one 5 MiB part at most beyond what a disk upload holds (plus the SDK's
+        // garbage, which a busy machine collects later: the slack); held whole it would hold all 9 MiB, past
+        // this bound by 108 - 88 = 20 MiB at least.
+        expect(inS3).toBeLessThan(onDisk + UPLOADS * PART_MIB + 28);
+      } finally {
+        await disk.stop('SIGKILL');
+        await rm(disk.dir, { recursive: true, force: true });
+      }
+      // Refused uploads leave nothing staged.
+      expect(await keys('staging/')).toEqual([]);
+    },
+  );
 });
 
 const PART_MIB = 5;
@@ -90,11 +109,14 @@ async function uploadGrowth(target: ServerProcess): Promise<number> {
   const pid = target.child.pid!;
   // Random bytes behind no magic number: they pass the size limit, are stored, then fail the format check.
   const bytes = new Uint8Array(UPLOAD_MIB * 1024 * 1024).fill(0x33);
-  const uploadAll = (count: number) => Promise.all(Array.from({ length: count }, async () => {
-    const form = new FormData();
-    form.append('file', new Blob([bytes]), 'big.png');
-    return (await fetch(`${target.baseUrl}/upload`, { method: 'POST', body: form })).status;
-  }));
+  const uploadAll = (count: number) =>
+    Promise.all(
+      Array.from({ length: count }, async () => {
+        const form = new FormData();
+        form.append('file', new Blob([bytes]), 'big.png');
+        return (await fetch(`${target.baseUrl}/upload`, { method: 'POST', body: form })).status;
+      }),
+    );
   // One upload first, so lazily loaded code (the AWS SDK's) is not counted as upload memory.
   expect(await uploadAll(1)).toEqual([415]);
   await new Promise((resolve) => setTimeout(resolve, 200));
@@ -121,7 +143,10 @@ describe('S3 mode when S3 is unreachable', () => {
       const response = await fetch(`${server.baseUrl}/upload`, { method: 'POST', body: form });
       expect(response.headers.get('retry-after')).toMatch(/^\d+$/);
       await expectProblem(response, 503, 'storage_unavailable');
-      const health = (await (await fetch(`${server.baseUrl}/health`)).json()) as { status: string; services: { storage: { status: string } } };
+      const health = (await (await fetch(`${server.baseUrl}/health`)).json()) as {
+        status: string;
+        services: { storage: { status: string } };
+      };
       expect(health).toMatchObject({ status: 'degraded', services: { storage: { status: 'error' } } });
       // The cause is logged for the operator (the client saw none of it).
       expect(server.output()).toMatch(/storage \(S3\) error/);

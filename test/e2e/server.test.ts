@@ -80,7 +80,8 @@ describe('server process (embedded default)', () => {
   it('64 endless uploads, 8 at a time, all read their 413: the close lingers, so no reset overtakes the answer', async () => {
     // Closing at once, about one endless upload in a hundred saw EPIPE or ECONNRESET instead of the answer.
     const outcomes: Array<number | string> = [];
-    for (let batch = 0; batch < 8; batch++) outcomes.push(...(await Promise.all(Array.from({ length: 8 }, () => endlessUpload(server.baseUrl)))));
+    for (let batch = 0; batch < 8; batch++)
+      outcomes.push(...(await Promise.all(Array.from({ length: 8 }, () => endlessUpload(server.baseUrl)))));
     expect(outcomes).toEqual(Array(64).fill(413));
   });
 

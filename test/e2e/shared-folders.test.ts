@@ -51,19 +51,28 @@ describe('processes sharing UPLOAD_DIR and PROCESSED_DIR', () => {
 
     // Half of the upload now; the rest once the second process is up.
     const boundary = 'sharedFoldersBoundary';
-    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`);
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="slow.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+    );
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
     const body = Buffer.concat([head, photo, tail]);
     const half = head.length + Math.floor(photo.length / 2);
     const answer = new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = httpRequest(`${first.baseUrl}/upload`, { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length } }, (res) => {
-        let text = '';
-        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
+      const req = httpRequest(
+        `${first.baseUrl}/upload`,
+        { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length } },
+        (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
       req.on('error', reject);
       req.write(body.subarray(0, half));
-      void until('the second process', async () => (started.length === 2 ? true : undefined), 20_000).then(() => req.end(body.subarray(half)), reject);
+      void until('the second process', async () => (started.length === 2 ? true : undefined), 20_000).then(
+        () => req.end(body.subarray(half)),
+        reject,
+      );
     });
     const staged = await until('the first half to be staged', async () => {
       const files = await filesUnder(join(shared, 'uploads', '.staging'));
@@ -94,7 +103,9 @@ describe('processes sharing UPLOAD_DIR and PROCESSED_DIR', () => {
     for (let i = 0; i < bytes.length; i += 4096) bytes[i] = i % 251;
     const writing = first.writeResult('big.png', bytes);
     // The write is under way: its partial file is in the first store's own staging folder.
-    await until('the partial result file', async () => ((await filesUnder(join(shared, 'processed', '.staging', 'task-a'))).length ? true : undefined));
+    await until('the partial result file', async () =>
+      (await filesUnder(join(shared, 'processed', '.staging', 'task-a'))).length ? true : undefined,
+    );
     const second = await DiskStore.open({ ...dirs, instanceId: 'task-b' });
     const written = await writing;
     expect(written.sizeBytes).toBe(bytes.length);

@@ -39,7 +39,10 @@ beforeAll(async () => {
     throw new Error(`this test mounts a tmpfs and needs root (CI runs as root): ${String((error as { stderr?: Buffer }).stderr ?? error)}`);
   }
   const data = join(home, 'data');
-  server = await startServer({ UPLOAD_DIR: join(data, 'uploads'), PROCESSED_DIR: join(data, 'processed'), STATE_DIR: join(data, 'state'), WORKER_CONCURRENCY: '1' }, home);
+  server = await startServer(
+    { UPLOAD_DIR: join(data, 'uploads'), PROCESSED_DIR: join(data, 'processed'), STATE_DIR: join(data, 'state'), WORKER_CONCURRENCY: '1' },
+    home,
+  );
   photo = await noisyJpeg(120, 90);
   fileId = (await upload(send, photo, 'before.jpg')).file_id;
 });

@@ -37,7 +37,11 @@ describe('typed client over HTTP', () => {
 
     // Through a fetch of our own that sees each request: waiting is a long poll, not a busy loop.
     const sent: URL[] = [];
-    const watched = createImageClient({ baseUrl: server.baseUrl, apiKey: API_KEY, fetch: (request) => (sent.push(new URL(request.url)), fetch(request)) });
+    const watched = createImageClient({
+      baseUrl: server.baseUrl,
+      apiKey: API_KEY,
+      fetch: (request) => (sent.push(new URL(request.url)), fetch(request)),
+    });
     const job = await watched.waitFor(accepted.processing_id, { timeoutMs: 20_000 });
     expect(sent.map((url) => url.pathname)).toEqual(sent.map(() => `/status/${accepted.processing_id}`));
     expect(sent.length).toBeLessThanOrEqual(2);
@@ -67,7 +71,9 @@ describe('typed client over HTTP', () => {
 
   it('answers a bad width with a typed 400 problem naming the field, from a helper and from the raw route', async () => {
     const uploaded = await uploadJpeg(40, 30, 'small.jpg');
-    const refused = await images.process(uploaded.file_id, { operations: [{ operation: 'resize', width: 0 }] }).catch((error: unknown) => error);
+    const refused = await images
+      .process(uploaded.file_id, { operations: [{ operation: 'resize', width: 0 }] })
+      .catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ProblemError);
     const problem = (refused as ProblemError).problem;
     expect({ status: (refused as ProblemError).status, code: problem.code }).toEqual({ status: 400, code: 'invalid_request' });
@@ -94,7 +100,9 @@ describe('typed client over HTTP', () => {
 
   it('throws the 401 and 404 problems as ProblemError', async () => {
     const anonymous = createImageClient({ baseUrl: server.baseUrl });
-    const unauthorized = await anonymous.upload(new Blob([new Uint8Array(await noisyJpeg(8, 8))]), 'a.jpg').catch((error: unknown) => error);
+    const unauthorized = await anonymous
+      .upload(new Blob([new Uint8Array(await noisyJpeg(8, 8))]), 'a.jpg')
+      .catch((error: unknown) => error);
     expect(unauthorized).toMatchObject({ name: 'ProblemError', status: 401, code: 'unauthorized' });
 
     const unknown = await images.download(crypto.randomUUID()).catch((error: unknown) => error);

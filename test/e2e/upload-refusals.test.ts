@@ -17,7 +17,12 @@ let table: Refusal[];
 const uploadDir = (s: ServerProcess) => join(s.dir, 'uploads');
 
 beforeAll(async () => {
-  server = await startServer({ MAX_FILE_SIZE: String(MAX_FILE_SIZE), UPLOAD_IDLE_TIMEOUT_SECONDS: '1', UPLOAD_TIMEOUT_SECONDS: '4', MAX_CONCURRENT_UPLOADS: '2' });
+  server = await startServer({
+    MAX_FILE_SIZE: String(MAX_FILE_SIZE),
+    UPLOAD_IDLE_TIMEOUT_SECONDS: '1',
+    UPLOAD_TIMEOUT_SECONDS: '4',
+    MAX_CONCURRENT_UPLOADS: '2',
+  });
   started.push(server);
   table = await refusals(MAX_FILE_SIZE);
 });
@@ -31,7 +36,10 @@ beforeEach(async () => {
 /** No new file under UPLOAD_DIR, soon: every upload here is refused, so none may stay, staged or not. */
 async function nothingLeft(s: ServerProcess = server): Promise<void> {
   const left = async () => (await filesUnder(uploadDir(s))).filter((path) => !before.includes(path));
-  await eventually(async () => (await left()).length === 0, async () => `left under UPLOAD_DIR: ${(await left()).join(', ')}`);
+  await eventually(
+    async () => (await left()).length === 0,
+    async () => `left under UPLOAD_DIR: ${(await left()).join(', ')}`,
+  );
 }
 
 function expectProblemAnswer(answer: Answer | string, status: number, code: string): Answer & { problem: Record<string, unknown> } {
@@ -48,7 +56,10 @@ function expectProblemAnswer(answer: Answer | string, status: number, code: stri
 /** Resolves once the server is staging `count` uploads (their files exist in its staging folder). */
 const staging = (count: number) => {
   const staged = async () => (await filesUnder(join(uploadDir(server), '.staging'))).filter((path) => !before.includes(path));
-  return eventually(async () => (await staged()).length >= count, async () => `staging holds ${(await staged()).length}`);
+  return eventually(
+    async () => (await staged()).length >= count,
+    async () => `staging holds ${(await staged()).length}`,
+  );
 };
 
 describe('refusals of the content, over a socket', () => {
@@ -73,7 +84,9 @@ describe('refusals of the sending, over a socket', () => {
 
   it('a body that stalls is answered 408 upload_timeout naming UPLOAD_IDLE_TIMEOUT_SECONDS, with Connection: close', async () => {
     const upload = rawUpload(server.baseUrl);
-    await upload.send(inChunks(formBody([{ name: 'file', filename: 'stall.jpg', bytes: Buffer.alloc(150_000, 2) }]).subarray(0, 80_000), 16_384));
+    await upload.send(
+      inChunks(formBody([{ name: 'file', filename: 'stall.jpg', bytes: Buffer.alloc(150_000, 2) }]).subarray(0, 80_000), 16_384),
+    );
     const answer = expectProblemAnswer(await upload.answer, 408, 'upload_timeout');
     expect(answer.problem.detail).toMatch(/for 1 s, the limit \(UPLOAD_IDLE_TIMEOUT_SECONDS\)/);
     expect(answer.headers.connection).toBe('close');
@@ -121,7 +134,11 @@ describe('refusals of the sending, over a socket', () => {
     }
     await nothingLeft();
     // The slots are free again.
-    expectProblemAnswer(await uploadChunks(server.baseUrl, table.find((refusal) => refusal.code === 'unsupported_format')!.chunks), 415, 'unsupported_format');
+    expectProblemAnswer(
+      await uploadChunks(server.baseUrl, table.find((refusal) => refusal.code === 'unsupported_format')!.chunks),
+      415,
+      'unsupported_format',
+    );
     await nothingLeft();
   });
 
@@ -129,8 +146,13 @@ describe('refusals of the sending, over a socket', () => {
     const stopping = await startServer({ SHUTDOWN_TIMEOUT_SECONDS: '1' });
     started.push(stopping);
     const upload = rawUpload(stopping.baseUrl);
-    await upload.send(inChunks(formBody([{ name: 'file', filename: 'stop.jpg', bytes: Buffer.alloc(300_000, 6) }]).subarray(0, 100_000), 16_384));
-    await eventually(async () => (await filesUnder(join(uploadDir(stopping), '.staging'))).length === 1, () => 'the upload is not staged');
+    await upload.send(
+      inChunks(formBody([{ name: 'file', filename: 'stop.jpg', bytes: Buffer.alloc(300_000, 6) }]).subarray(0, 100_000), 16_384),
+    );
+    await eventually(
+      async () => (await filesUnder(join(uploadDir(stopping), '.staging'))).length === 1,
+      () => 'the upload is not staged',
+    );
     stopping.child.kill('SIGTERM');
     expect(await stopping.exited).toBe(0);
     expect(typeof (await upload.answer)).toBe('string');

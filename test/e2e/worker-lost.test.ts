@@ -34,7 +34,12 @@ describe.runIf(redis !== undefined)('a worker killed mid-job, again and again', 
     const file = await upload(send, await noisyJpeg(2400, 1800), 'heavy.jpg');
     // Long enough (several seconds of blur) for each worker to die with it in its hands.
     const { processing_id: processingId } = await submit(send, file.file_id, {
-      operations: [{ operation: 'blur', intensity: 60 }, { operation: 'blur', intensity: 60 }, { operation: 'blur', intensity: 60 }], format: 'png',
+      operations: [
+        { operation: 'blur', intensity: 60 },
+        { operation: 'blur', intensity: 60 },
+        { operation: 'blur', intensity: 60 },
+      ],
+      format: 'png',
     });
     // BullMQ fails it on the third stall (maxStalledCount 2): three workers die holding it.
     for (let kill = 1; kill <= 3; kill++) {

@@ -70,14 +70,24 @@ async function until(what: string, probe: () => Promise<boolean> | boolean, time
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
 /** One HTTP exchange; a refused or reset connection resolves as status 0. */
-function call(base: string, path: string, method = 'GET', body?: Buffer, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function call(
+  base: string,
+  path: string,
+  method = 'GET',
+  body?: Buffer,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((done) => {
-    const req = httpRequest(`${base}${path}`, { method, agent: false, headers: body ? { ...headers, 'content-length': String(body.length) } : headers, timeout: 40_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', () => done({ status: 0, headers: {}, body: Buffer.alloc(0) }));
-    });
+    const req = httpRequest(
+      `${base}${path}`,
+      { method, agent: false, headers: body ? { ...headers, 'content-length': String(body.length) } : headers, timeout: 40_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', () => done({ status: 0, headers: {}, body: Buffer.alloc(0) }));
+      },
+    );
     req.on('timeout', () => req.destroy());
     req.on('error', () => done({ status: 0, headers: {}, body: Buffer.alloc(0) }));
     req.end(body);
@@ -96,8 +106,18 @@ function multipart(bytes: Buffer, filename: string): { body: Buffer; type: strin
 
 async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
   const counts: Counts = {
-    answers: new Map(), undocumented: [], refusedConnections: 0, accepted: 0, completed: 0, failed: new Map(),
-    stuck: [], wrongSize: [], keysWithTwoJobs: 0, leftovers: [], orphans: [], events: [],
+    answers: new Map(),
+    undocumented: [],
+    refusedConnections: 0,
+    accepted: 0,
+    completed: 0,
+    failed: new Map(),
+    stuck: [],
+    wrongSize: [],
+    keysWithTwoJobs: 0,
+    leftovers: [],
+    orphans: [],
+    events: [],
   };
   const event = (text: string) => counts.events.push(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s  ${text}`);
   const work = mkdtempSync(join(tmpdir(), `fleet-${store}-`));
@@ -121,7 +141,29 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
     mkdirSync(redisDir, { recursive: true });
     const redisIp = net.hosts.redis!.ip;
     const startRedis = async () => {
-      const child = net.spawn('redis', 'redis-server', ['--bind', redisIp, '--port', '6379', '--protected-mode', 'no', '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--dir', redisDir, '--maxmemory-policy', 'noeviction'], { PATH: process.env.PATH ?? '' });
+      const child = net.spawn(
+        'redis',
+        'redis-server',
+        [
+          '--bind',
+          redisIp,
+          '--port',
+          '6379',
+          '--protected-mode',
+          'no',
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          'always',
+          '--save',
+          '',
+          '--dir',
+          redisDir,
+          '--maxmemory-policy',
+          'noeviction',
+        ],
+        { PATH: process.env.PATH ?? '' },
+      );
       let log = '';
       const ready = new Promise<void>((done, fail) => {
         const onData = (chunk: Buffer) => {
@@ -138,28 +180,62 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
     await startRedis();
 
     const env: Record<string, string> = {
-      REDIS_URL: `redis://${redisIp}:6379`, REDIS_KEY_PREFIX: PREFIX, UPLOAD_DIR: shared.uploads, PROCESSED_DIR: shared.processed,
-      WORKER_LOCK_SECONDS: '3', SHUTDOWN_TIMEOUT_SECONDS: '10', LOG_LEVEL: 'info', PORT: '8000',
+      REDIS_URL: `redis://${redisIp}:6379`,
+      REDIS_KEY_PREFIX: PREFIX,
+      UPLOAD_DIR: shared.uploads,
+      PROCESSED_DIR: shared.processed,
+      WORKER_LOCK_SECONDS: '3',
+      SHUTDOWN_TIMEOUT_SECONDS: '10',
+      LOG_LEVEL: 'info',
+      PORT: '8000',
     };
     let s3client: S3Client | undefined;
     if (store === 's3') {
-      const s3 = startIn(net, 's3', ['--openssl-legacy-provider', join(repo, 'test/helpers/s3rver-main.mjs'), join(work, 's3'), BUCKET, net.hosts.s3!.ip], {});
+      const s3 = startIn(
+        net,
+        's3',
+        ['--openssl-legacy-provider', join(repo, 'test/helpers/s3rver-main.mjs'), join(work, 's3'), BUCKET, net.hosts.s3!.ip],
+        {},
+      );
       procs.set('s3', s3);
       await until('the S3 server', () => /\{"port":\d+\}/.test(s3.log()));
       const port = /\{"port":(\d+)\}/.exec(s3.log())![1];
       const endpoint = `http://${net.hosts.s3!.ip}:${port}`;
-      Object.assign(env, { STORAGE_URL: `s3://${BUCKET}/${PREFIX}`, S3_ENDPOINT: endpoint, S3_FORCE_PATH_STYLE: 'true', AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' });
-      s3client = new S3Client({ endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
+      Object.assign(env, {
+        STORAGE_URL: `s3://${BUCKET}/${PREFIX}`,
+        S3_ENDPOINT: endpoint,
+        S3_FORCE_PATH_STYLE: 'true',
+        AWS_REGION: 'us-east-1',
+        AWS_ACCESS_KEY_ID: 'S3RVER',
+        AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      });
+      s3client = new S3Client({
+        endpoint,
+        forcePathStyle: true,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      });
     }
 
     const apiBase = (host: string) => `http://${net.hosts[host]!.ip}:8000`;
     const startApi = async (host: string) => {
-      const proc = startIn(net, host, [join(repo, 'dist/src/server.js')], { ...env, HOST: net.hosts[host]!.ip, WORKER_CONCURRENCY: '0', INSTANCE_ID: `${host}-${Date.now()}`, STATE_DIR: join(work, host) });
+      const proc = startIn(net, host, [join(repo, 'dist/src/server.js')], {
+        ...env,
+        HOST: net.hosts[host]!.ip,
+        WORKER_CONCURRENCY: '0',
+        INSTANCE_ID: `${host}-${Date.now()}`,
+        STATE_DIR: join(work, host),
+      });
       procs.set(host, proc);
       await until(`${host} to listen`, async () => (await call(apiBase(host), '/')).status === 200);
     };
     const startWorker = async (host: string) => {
-      const proc = startIn(net, host, [join(repo, 'dist/src/worker.js')], { ...env, WORKER_CONCURRENCY: '2', INSTANCE_ID: host, STATE_DIR: join(work, host) });
+      const proc = startIn(net, host, [join(repo, 'dist/src/worker.js')], {
+        ...env,
+        WORKER_CONCURRENCY: '2',
+        INSTANCE_ID: host,
+        STATE_DIR: join(work, host),
+      });
       procs.set(host, proc);
       await until(`${host} to start`, () => proc.log().includes('"worker started"'));
     };
@@ -167,12 +243,26 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
     event(`fleet up: redis, ${store === 's3' ? 's3, ' : ''}api1, api2, w1, w2`);
 
     // ---------- the load ----------
-    const images = await Promise.all([[320, 240], [800, 600], [1600, 1200], [500, 500]].map(([width, height]) =>
-      sharp({ create: { width: width!, height: height!, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg().toBuffer()));
+    const images = await Promise.all(
+      [
+        [320, 240],
+        [800, 600],
+        [1600, 1200],
+        [500, 500],
+      ].map(([width, height]) =>
+        sharp({
+          create: { width: width!, height: height!, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } },
+        })
+          .jpeg()
+          .toBuffer(),
+      ),
+    );
     const apis = ['api1', 'api2'];
     const outage = { from: Infinity, to: Infinity };
     const retryable = (answer: { status: number; body: Buffer }) =>
-      answer.status === 0 || answer.status === 503 || (answer.status === 409 && answer.body.toString().includes('idempotency_key_in_progress'));
+      answer.status === 0 ||
+      answer.status === 503 ||
+      (answer.status === 409 && answer.body.toString().includes('idempotency_key_in_progress'));
     const record = (endpoint: string, answer: { status: number; headers: Record<string, unknown>; body: Buffer }) => {
       if (answer.status === 0) return void (counts.refusedConnections += 1);
       // "Still being handled, retry": the answer to a retry whose first attempt Redis's outage cut short (its
@@ -181,14 +271,24 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
       counts.answers.set(label, (counts.answers.get(label) ?? 0) + 1);
       // A 503 is documented only with Retry-After, and only while Redis is away.
       const duringOutage = Date.now() >= outage.from && Date.now() <= outage.to;
-      const documented = answer.status < 300 || [400, 404, 409, 413, 415, 422].includes(answer.status) || (answer.status === 503 && answer.headers['retry-after'] !== undefined && duringOutage);
+      const documented =
+        answer.status < 300 ||
+        [400, 404, 409, 413, 415, 422].includes(answer.status) ||
+        (answer.status === 503 && answer.headers['retry-after'] !== undefined && duringOutage);
       if (!documented) counts.undocumented.push(`${label}: ${answer.body.toString().slice(0, 200)}`);
     };
     /**
      * Sends until an answer other than a refused connection, a 503, or a 409 "this Idempotency-Key is still
      * being handled" arrives (as a client behind a load balancer does: those say to retry after Retry-After).
      */
-    const send = async (endpoint: string, path: string, method: string, body: Buffer | undefined, headers: Record<string, string>, start: number) => {
+    const send = async (
+      endpoint: string,
+      path: string,
+      method: string,
+      body: Buffer | undefined,
+      headers: Record<string, string>,
+      start: number,
+    ) => {
       for (let attempt = 0; attempt < 60; attempt++) {
         const answer = await call(apiBase(apis[(start + attempt) % 2]!), path, method, body, headers);
         record(endpoint, answer);
@@ -213,14 +313,30 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
         const width = 100 + (flow % 50);
         const height = 80 + (flow % 40);
         // Every fifth job is heavy (a strong blur on the largest image, about a second), so workers die holding work.
-        const operations = flow % 5 === 2
-          ? [{ operation: 'blur', intensity: 40 }]
-          : [[{ operation: 'grayscale' }], [{ operation: 'blur', intensity: 3 }], [{ operation: 'sepia', intensity: 0.8 }], [{ operation: 'sharpen', intensity: 1 }]][flow % 4]!;
-        const pipeline = JSON.stringify({ operations: [...operations, { operation: 'resize', width, height, fit: 'fill' }], format: flow % 3 === 0 ? 'png' : 'jpeg' });
+        const operations =
+          flow % 5 === 2
+            ? [{ operation: 'blur', intensity: 40 }]
+            : [
+                [{ operation: 'grayscale' }],
+                [{ operation: 'blur', intensity: 3 }],
+                [{ operation: 'sepia', intensity: 0.8 }],
+                [{ operation: 'sharpen', intensity: 1 }],
+              ][flow % 4]!;
+        const pipeline = JSON.stringify({
+          operations: [...operations, { operation: 'resize', width, height, fit: 'fill' }],
+          format: flow % 3 === 0 ? 'png' : 'jpeg',
+        });
         const key = randomUUID();
         // The same request twice under one key: a retry must never make a second job.
         for (let copy = 0; copy < 2; copy++) {
-          const accepted = await send('POST /process', `/process/${fileId}`, 'POST', Buffer.from(pipeline), { 'content-type': 'application/json', 'idempotency-key': key }, flow + copy);
+          const accepted = await send(
+            'POST /process',
+            `/process/${fileId}`,
+            'POST',
+            Buffer.from(pipeline),
+            { 'content-type': 'application/json', 'idempotency-key': key },
+            flow + copy,
+          );
           if (accepted.status !== 200) continue;
           const id = (JSON.parse(accepted.body.toString()) as { processing_id: string }).processing_id;
           if (!jobsByKey.has(key)) jobsByKey.set(key, new Set());
@@ -301,8 +417,11 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
         counts.completed += 1;
         results.add(job.result!.sha256);
         const download = await send('GET /download', `/download/${id}`, 'GET', undefined, {}, 1);
-        const meta = await sharp(download.body).metadata().catch(() => undefined);
-        if (meta?.width !== size.width || meta?.height !== size.height) counts.wrongSize.push(`${id}: ${meta?.width}×${meta?.height}, wanted ${size.width}×${size.height}`);
+        const meta = await sharp(download.body)
+          .metadata()
+          .catch(() => undefined);
+        if (meta?.width !== size.width || meta?.height !== size.height)
+          counts.wrongSize.push(`${id}: ${meta?.width}×${meta?.height}, wanted ${size.width}×${size.height}`);
       } else if (job?.status === 'failed') {
         const code = job.error?.code ?? 'none';
         counts.failed.set(code, (counts.failed.get(code) ?? 0) + 1);
@@ -311,12 +430,16 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
         counts.stuck.push(`${id}: ${job?.status}`);
       }
     }
-    event(`all jobs accounted for: ${counts.completed} completed, ${[...counts.failed.values()].reduce((a, b) => a + b, 0)} failed, ${counts.stuck.length} stuck`);
+    event(
+      `all jobs accounted for: ${counts.completed} completed, ${[...counts.failed.values()].reduce((a, b) => a + b, 0)} failed, ${counts.stuck.length} stuck`,
+    );
 
     // Every stored upload has a record, and every stored result is a completed job's.
     const known = new Set<string>();
     for (let cursor = ''; ;) {
-      const page = JSON.parse((await send('GET /list', `/list?limit=100${cursor ? `&cursor=${cursor}` : ''}`, 'GET', undefined, {}, 0)).body.toString()) as { items: Array<{ file_id: string }>; next_cursor: string | null };
+      const page = JSON.parse(
+        (await send('GET /list', `/list?limit=100${cursor ? `&cursor=${cursor}` : ''}`, 'GET', undefined, {}, 0)).body.toString(),
+      ) as { items: Array<{ file_id: string }>; next_cursor: string | null };
       for (const item of page.items) known.add(item.file_id);
       if (!page.next_cursor) break;
       cursor = encodeURIComponent(page.next_cursor);
@@ -330,7 +453,14 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
       for (const name of readdirSync(shared.uploads)) if (!name.startsWith('.') && !known.has(name)) counts.orphans.push(`upload ${name}`);
       for (const name of readdirSync(shared.processed)) {
         if (name.startsWith('.')) continue;
-        if (!results.has(createHash('sha256').update(readFileSync(join(shared.processed, name))).digest('hex'))) counts.orphans.push(`result ${name}`);
+        if (
+          !results.has(
+            createHash('sha256')
+              .update(readFileSync(join(shared.processed, name)))
+              .digest('hex'),
+          )
+        )
+          counts.orphans.push(`result ${name}`);
       }
       for (const dir of [shared.uploads, shared.processed]) {
         for (const entry of readdirSync(join(dir, '.staging'), { recursive: true }) as string[]) {
@@ -340,11 +470,21 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
         }
       }
     } else {
-      const keys = async (under: string) => ((await s3client!.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}/${under}` }))).Contents ?? []).map((item) => item.Key!);
+      const keys = async (under: string) =>
+        ((await s3client!.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: `${PREFIX}/${under}` }))).Contents ?? []).map(
+          (item) => item.Key!,
+        );
       for (const key of await keys('uploads/')) if (!known.has(key.split('/').pop()!)) counts.orphans.push(key);
       for (const key of await keys('results/')) {
         const object = await s3client!.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-        if (!results.has(createHash('sha256').update(await object.Body!.transformToByteArray()).digest('hex'))) counts.orphans.push(key);
+        if (
+          !results.has(
+            createHash('sha256')
+              .update(await object.Body!.transformToByteArray())
+              .digest('hex'),
+          )
+        )
+          counts.orphans.push(key);
       }
       for (const key of await keys('staging/')) if (!key.includes('/staging/w1/')) counts.leftovers.push(key);
       s3client!.destroy();
@@ -380,10 +520,20 @@ function report(store: string, counts: Counts): string[] {
   if (refusals.length) problems.push(`the valid load was refused: ${refusals.map(([label, n]) => `${label} ×${n}`).join(', ')}`);
   console.log(`\nfleet test, store: ${store}`);
   for (const line of counts.events) console.log(`  ${line}`);
-  console.log('  answers:      ' + [...counts.answers].sort().map(([label, n]) => `${label} ×${n}`).join(', '));
+  console.log(
+    '  answers:      ' +
+      [...counts.answers]
+        .sort()
+        .map(([label, n]) => `${label} ×${n}`)
+        .join(', '),
+  );
   console.log(`  refused connections (an API restarting; the client went to the other): ${counts.refusedConnections}`);
-  console.log(`  jobs: ${counts.accepted} accepted, ${counts.completed} completed (every result decoded at the size asked), failed: ${[...counts.failed].map(([code, n]) => `${code} ×${n}`).join(', ') || 'none'}, stuck: ${counts.stuck.length}`);
-  console.log(`  Idempotency-Keys that made two jobs: ${counts.keysWithTwoJobs}; orphaned files: ${counts.orphans.length}; partial files left: ${counts.leftovers.length}`);
+  console.log(
+    `  jobs: ${counts.accepted} accepted, ${counts.completed} completed (every result decoded at the size asked), failed: ${[...counts.failed].map(([code, n]) => `${code} ×${n}`).join(', ') || 'none'}, stuck: ${counts.stuck.length}`,
+  );
+  console.log(
+    `  Idempotency-Keys that made two jobs: ${counts.keysWithTwoJobs}; orphaned files: ${counts.orphans.length}; partial files left: ${counts.leftovers.length}`,
+  );
   for (const problem of problems) console.log(`  FAIL ${problem}`);
   return problems;
 }

@@ -36,9 +36,15 @@ function ip(...args: string[]): void {
 
 /** Removes what a fleet run that was killed outright (no cleanup ran) left: its namespaces, links and bridge. */
 export function removeStaleFleetNetworks(): void {
-  const namespaces = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((line) => line.split(' ')[0]!).filter((name) => /^fl[0-9a-f]{4}-/.test(name));
+  const namespaces = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((line) => line.split(' ')[0]!)
+    .filter((name) => /^fl[0-9a-f]{4}-/.test(name));
   for (const ns of namespaces) spawnSync('ip', ['netns', 'del', ns]);
-  const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout.split('\n').map((line) => /^\d+: ([^:@]+)/.exec(line)?.[1]).filter((name): name is string => !!name && /^(fb|fv)[0-9a-f]{4}\d*$/.test(name));
+  const links = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .map((line) => /^\d+: ([^:@]+)/.exec(line)?.[1])
+    .filter((name): name is string => !!name && /^(fb|fv)[0-9a-f]{4}\d*$/.test(name));
   for (const link of links) spawnSync('ip', ['link', 'del', link]);
 }
 
@@ -84,7 +90,8 @@ export function createFleetNetwork(names: string[]): FleetNetwork {
   return {
     hosts,
     gateway: `${subnet}.1`,
-    spawn: (host, command, args, env) => spawn('ip', ['netns', 'exec', hosts[host]!.ns, command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
+    spawn: (host, command, args, env) =>
+      spawn('ip', ['netns', 'exec', hosts[host]!.ns, command, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }),
     cut: (host) => ip('link', 'set', hosts[host]!.link, 'down'),
     restore: (host) => ip('link', 'set', hosts[host]!.link, 'up'),
     destroy,

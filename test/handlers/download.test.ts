@@ -19,7 +19,11 @@ describe('GET /download (memory store)', () => {
     const cached = await m.send(`/download/${processingId}`, { headers: { 'if-none-match': `"${job.result!.sha256}"` } });
     expect(cached.status).toBe(304);
     const head = await m.send(`/download/${processingId}`, { method: 'HEAD' });
-    expect([head.status, head.headers.get('content-length'), (await head.arrayBuffer()).byteLength]).toEqual([200, String(bytes.length), 0]);
+    expect([head.status, head.headers.get('content-length'), (await head.arrayBuffer()).byteLength]).toEqual([
+      200,
+      String(bytes.length),
+      0,
+    ]);
   });
 
   it('serves each result as the type its bytes are, with nosniff, whatever the request asks for', async () => {

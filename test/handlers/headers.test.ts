@@ -31,10 +31,14 @@ describe('X-Content-Type-Options: nosniff', () => {
       ['bad parameter', await m.send(`/process/${file.file_id}?operation=explode`, { method: 'POST' })],
       ['malformed JSON', await m.send(`/process/${file.file_id}`, { method: 'POST', headers: json, body: '{' })],
       ['too large', await m.send(`/process/${file.file_id}`, { method: 'POST', headers: json, body: ' '.repeat(70_000) })],
-      ['wrong media type', await m.send(`/process/${file.file_id}`, { method: 'POST', headers: { 'content-type': 'text/html' }, body: '<b>' })],
+      [
+        'wrong media type',
+        await m.send(`/process/${file.file_id}`, { method: 'POST', headers: { 'content-type': 'text/html' }, body: '<b>' }),
+      ],
       ['upload refused', await m.send('/upload', { method: 'POST' })],
     ];
-    for (const [label, response] of answers) expect(response.headers.get('x-content-type-options'), `${label} (${response.status})`).toBe('nosniff');
+    for (const [label, response] of answers)
+      expect(response.headers.get('x-content-type-options'), `${label} (${response.status})`).toBe('nosniff');
     expect(new Set(answers.map(([, response]) => response.status))).toEqual(new Set([200, 304, 400, 404, 413, 415]));
   });
 });

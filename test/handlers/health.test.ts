@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { memoryApp } from '../helpers/memory-app.js';
 
-const storage = async (response: Response) => ((await response.json()) as { status: string; services: { storage: unknown } });
+const storage = async (response: Response) => (await response.json()) as { status: string; services: { storage: unknown } };
 
 describe('GET /health (memory store)', () => {
   it('reports the free bytes a store can tell', async () => {
@@ -14,14 +14,23 @@ describe('GET /health (memory store)', () => {
   });
 
   it('an unknown free-space figure is "ok" without a figure, not a storage error', async () => {
-    const m = memoryApp({ wrapStore: (store) => Object.assign(Object.create(store) as typeof store, { freeBytes: async () => undefined }) });
+    const m = memoryApp({
+      wrapStore: (store) => Object.assign(Object.create(store) as typeof store, { freeBytes: async () => undefined }),
+    });
     const body = await storage(await m.send('/health'));
     expect(body.status).toBe('healthy');
     expect(body.services.storage).toEqual({ status: 'ok' });
   });
 
   it('a store that does not answer is a storage error (degraded)', async () => {
-    const m = memoryApp({ wrapStore: (store) => Object.assign(Object.create(store) as typeof store, { freeBytes: async () => { throw new Error('unreachable'); } }) });
+    const m = memoryApp({
+      wrapStore: (store) =>
+        Object.assign(Object.create(store) as typeof store, {
+          freeBytes: async () => {
+            throw new Error('unreachable');
+          },
+        }),
+    });
     const body = await storage(await m.send('/health'));
     expect(body).toMatchObject({ status: 'degraded', services: { storage: { status: 'error' } } });
   });

@@ -35,7 +35,7 @@ interface TaskPage {
   next_cursor: string | null;
 }
 
-describe('the original service\'s routes', () => {
+describe("the original service's routes", () => {
   it('upload-image → status by task_id → download by file_id: the result fits inside 800×800 with its aspect kept', async () => {
     const m = memoryApp();
     const { body } = await uploadImage(m.send, await noisyJpeg(1600, 900), 'wide.jpg');
@@ -45,7 +45,12 @@ describe('the original service\'s routes', () => {
     expect([body.status_url, body.download_url]).toEqual([`/status/${body.task_id}`, `/download/${body.task_id}`]);
 
     const job = await waitForJob((path) => m.send(`${path}/`), body.task_id);
-    expect(job).toMatchObject({ status: 'completed', task_id: body.task_id, file_id: body.file_id, result: { format: 'jpeg', width: 800, height: 450 } });
+    expect(job).toMatchObject({
+      status: 'completed',
+      task_id: body.task_id,
+      file_id: body.file_id,
+      result: { format: 'jpeg', width: 800, height: 450 },
+    });
     expect(job.operations).toEqual([{ operation: 'resize', width: 800, height: 800, fit: 'inside', without_enlargement: true }]);
 
     const byFile = await m.send(`/download/${body.file_id}`);
@@ -61,7 +66,12 @@ describe('the original service\'s routes', () => {
     expect((await m.send(`/download/${body.file_id}`, { method: 'HEAD' })).status).toBe(200);
 
     const tasks = (await (await m.send('/tasks/')).json()) as TaskPage;
-    expect(tasks.items[0]).toMatchObject({ task_id: body.task_id, processing_id: body.task_id, file_id: body.file_id, status: 'completed' });
+    expect(tasks.items[0]).toMatchObject({
+      task_id: body.task_id,
+      processing_id: body.task_id,
+      file_id: body.file_id,
+      status: 'completed',
+    });
   });
 
   it('never enlarges: a tall image smaller than the box keeps its size, one taller than it is fitted by its height', async () => {
@@ -80,15 +90,29 @@ describe('the original service\'s routes', () => {
     await waitForJob(m.send, (await uploadImage(m.send, photo, 'first.jpg')).body.task_id);
     const file = await upload(m.send, photo, 'again.jpg');
     const query = await submit(m.send, file.file_id, 'operation=resize&width=800&height=800&fit=inside&without_enlargement=true');
-    const json = await submit(m.send, file.file_id, { operations: [{ operation: 'resize', width: 800, height: 800, fit: 'inside', without_enlargement: true }] });
+    const json = await submit(m.send, file.file_id, {
+      operations: [{ operation: 'resize', width: 800, height: 800, fit: 'inside', without_enlargement: true }],
+    });
     expect([query.cached, json.cached]).toEqual([true, true]);
   });
 
   it('refuses what POST /upload refuses, with the same problems', async () => {
     const m = memoryApp({ maxFileSize: 50_000 });
-    await expectProblem(await m.send('/upload-image/', { method: 'POST', body: multipart(new TextEncoder().encode('hello'), 'notes.txt') }), 415, 'unsupported_extension');
-    await expectProblem(await m.send('/upload-image/', { method: 'POST', body: multipart(new TextEncoder().encode('<html>'), 'page.jpg') }), 415, 'unsupported_format');
-    await expectProblem(await m.send('/upload-image/', { method: 'POST', body: multipart(await noisyJpeg(640, 480), 'big.jpg') }), 413, 'file_too_large');
+    await expectProblem(
+      await m.send('/upload-image/', { method: 'POST', body: multipart(new TextEncoder().encode('hello'), 'notes.txt') }),
+      415,
+      'unsupported_extension',
+    );
+    await expectProblem(
+      await m.send('/upload-image/', { method: 'POST', body: multipart(new TextEncoder().encode('<html>'), 'page.jpg') }),
+      415,
+      'unsupported_format',
+    );
+    await expectProblem(
+      await m.send('/upload-image/', { method: 'POST', body: multipart(await noisyJpeg(640, 480), 'big.jpg') }),
+      413,
+      'file_too_large',
+    );
     const empty = new FormData();
     empty.append('other', 'x');
     expect((await m.send('/upload-image', { method: 'POST', body: empty })).status).toBe(400);
@@ -102,7 +126,9 @@ describe('the original service\'s routes', () => {
     const redis = { ready: () => false, ping: async () => ({ status: 'disconnected' as const }) };
     const app = createApp({ ...deps, redis }, { logger: silentLogger, metrics: createMetrics() });
     for (const path of ['/upload-image/', '/upload-image', '/upload/']) {
-      const response = await app.fetch(new Request(`http://handlers.test${path}`, { method: 'POST', body: multipart(await noisyJpeg(40, 30), 'a.jpg') }));
+      const response = await app.fetch(
+        new Request(`http://handlers.test${path}`, { method: 'POST', body: multipart(await noisyJpeg(40, 30), 'a.jpg') }),
+      );
       await expectProblem(response, 503, 'redis_unavailable');
       expect(response.headers.get('retry-after'), path).toMatch(/^\d+$/);
     }

@@ -14,7 +14,11 @@ async function withUpload(): Promise<{ m: MemoryApp; fileId: string }> {
   return { m, fileId: (await upload(m.send, await noisyJpeg(32, 24), 'body.jpg')).file_id };
 }
 
-const json = (body: BodyInit, contentType = 'application/json'): RequestInit => ({ method: 'POST', headers: { 'content-type': contentType }, body });
+const json = (body: BodyInit, contentType = 'application/json'): RequestInit => ({
+  method: 'POST',
+  headers: { 'content-type': contentType },
+  body,
+});
 const pipeline = JSON.stringify({ operations: [{ operation: 'blur', intensity: 3 }] });
 
 /** A body streamed in chunks, as a chunked upload arrives: no Content-Length to trust. */
@@ -32,7 +36,7 @@ function chunked(text: string, chunkBytes = 4096): RequestInit {
 
 describe('POST /process: the query form takes an empty body', () => {
   it.each([
-    ['curl -d \'\' (an empty form body)', { 'content-type': 'application/x-www-form-urlencoded' }, ''],
+    ["curl -d '' (an empty form body)", { 'content-type': 'application/x-www-form-urlencoded' }, ''],
     ['an empty text body', { 'content-type': 'text/plain' }, ''],
     ['an empty multipart body', { 'content-type': 'multipart/form-data; boundary=x' }, ''],
     ['an empty body with no Content-Type', {}, ''],
@@ -62,20 +66,30 @@ describe('POST /process: the query form takes an empty body', () => {
 
   it('a body with no Content-Type is a 415 that says so', async () => {
     const { m, fileId } = await withUpload();
-    const problem = await expectProblem(await m.send(`/process/${fileId}?operation=blur`, { method: 'POST', body: new Uint8Array([1, 2, 3]) }), 415, 'unsupported_media_type');
+    const problem = await expectProblem(
+      await m.send(`/process/${fileId}?operation=blur`, { method: 'POST', body: new Uint8Array([1, 2, 3]) }),
+      415,
+      'unsupported_media_type',
+    );
     expect(problem.detail).toMatch(/got a 3-byte body with no Content-Type/);
   });
 });
 
 describe('POST /process: JSON bodies', () => {
-  it.each(['application/json; charset=utf-8', 'Application/JSON', 'application/json ; charset="UTF-8"'])('accepts Content-Type %s', async (contentType) => {
-    const { m, fileId } = await withUpload();
-    const response = await m.send(`/process/${fileId}`, json(pipeline, contentType));
-    expect(response.status, await response.clone().text()).toBe(200);
-    expect(await response.json()).toMatchObject({ operations: [{ operation: 'blur', intensity: 3 }] });
-  });
+  it.each(['application/json; charset=utf-8', 'Application/JSON', 'application/json ; charset="UTF-8"'])(
+    'accepts Content-Type %s',
+    async (contentType) => {
+      const { m, fileId } = await withUpload();
+      const response = await m.send(`/process/${fileId}`, json(pipeline, contentType));
+      expect(response.status, await response.clone().text()).toBe(200);
+      expect(await response.json()).toMatchObject({ operations: [{ operation: 'blur', intensity: 3 }] });
+    },
+  );
 
-  it.each([['empty', ''], ['blank', ' \r\n\t ']])('an %s application/json body is a 400 saying what to send', async (_label, body) => {
+  it.each([
+    ['empty', ''],
+    ['blank', ' \r\n\t '],
+  ])('an %s application/json body is a 400 saying what to send', async (_label, body) => {
     const { m, fileId } = await withUpload();
     const problem = await expectProblem(await m.send(`/process/${fileId}?operation=blur`, json(body)), 400, 'empty_body');
     expect(problem.detail).toMatch(/Content-Type is application\/json but the body is empty: send a pipeline like \{"operations"/);
@@ -116,11 +130,19 @@ describe('POST /process: JSON bodies', () => {
 
   it('a compressed body is a 415 saying it must be sent as is (it is not inflated: no zip bombs)', async () => {
     const { m, fileId } = await withUpload();
-    const response = await m.send(`/process/${fileId}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: new Uint8Array([0x1f, 0x8b, 8, 0]) });
+    const response = await m.send(`/process/${fileId}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: new Uint8Array([0x1f, 0x8b, 8, 0]),
+    });
     const problem = await expectProblem(response, 415, 'unsupported_content_encoding');
     expect(problem.detail).toBe('the body must be sent as is: Content-Encoding "gzip" is not accepted');
     expect(response.headers.get('accept-encoding')).toBe('identity');
-    const plain = await m.send(`/process/${fileId}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'identity' }, body: pipeline });
+    const plain = await m.send(`/process/${fileId}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'identity' },
+      body: pipeline,
+    });
     expect(plain.status).toBe(200);
   });
 
@@ -138,13 +160,23 @@ describe('POST /process: JSON bodies', () => {
     // Read by the size limit (no Content-Length), and by the handler (with one).
     const unsized = { method: 'POST', headers: { 'content-type': 'application/json' }, body: breaking(2), duplex: 'half' } as RequestInit;
     await expectProblem(await m.send(`/process/${fileId}`, unsized), 400, 'body_incomplete');
-    const sized = { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': '1000' }, body: breaking(2), duplex: 'half' } as RequestInit;
+    const sized = {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-length': '1000' },
+      body: breaking(2),
+      duplex: 'half',
+    } as RequestInit;
     await expectProblem(await m.send(`/process/${fileId}`, sized), 400, 'body_incomplete');
   });
 
   it('a body that is not UTF-8 is a 400 that says so', async () => {
     const { m, fileId } = await withUpload();
-    const body = new Uint8Array([...new TextEncoder().encode('{"operations":[{"operation":"blur'), 0xff, 0xfe, ...new TextEncoder().encode('"}]}')]);
+    const body = new Uint8Array([
+      ...new TextEncoder().encode('{"operations":[{"operation":"blur'),
+      0xff,
+      0xfe,
+      ...new TextEncoder().encode('"}]}'),
+    ]);
     const problem = await expectProblem(await m.send(`/process/${fileId}`, json(body)), 400, 'malformed_json');
     expect(problem.detail).toBe('the body is not valid UTF-8; a JSON body must be UTF-8');
   });
@@ -173,22 +205,40 @@ describe('POST /process: JSON bodies', () => {
   ])('a body that is %s, not an object, is a 400 naming the body', async (body, got) => {
     const { m, fileId } = await withUpload();
     const problem = await expectProblem(await m.send(`/process/${fileId}`, json(body)), 400, 'invalid_request');
-    expect(problem.errors).toEqual([{ path: 'body', message: `the body must be a JSON object like {"operations": [{"operation": "blur"}]}, ${got}` }]);
+    expect(problem.errors).toEqual([
+      { path: 'body', message: `the body must be a JSON object like {"operations": [{"operation": "blur"}]}, ${got}` },
+    ]);
   });
 
   it('refuses __proto__ and constructor keys, in the body and in each operation', async () => {
     const { m, fileId } = await withUpload();
-    const top = await expectProblem(await m.send(`/process/${fileId}`, json('{"__proto__": {"quality": 1}, "operations": [{"operation": "blur"}]}')), 400, 'invalid_request');
-    expect(top.errors).toEqual([{ path: '__proto__', message: '__proto__: not a field of the request (it takes operations, format, quality, keep_metadata)' }]);
-    const inner = await expectProblem(await m.send(`/process/${fileId}`, json('{"operations": [{"operation": "blur", "constructor": {"intensity": 50}}]}')), 400, 'invalid_request');
-    expect(inner.errors).toEqual([{ path: 'operations.0.constructor', message: 'constructor is not a parameter of blur (it takes intensity)' }]);
+    const top = await expectProblem(
+      await m.send(`/process/${fileId}`, json('{"__proto__": {"quality": 1}, "operations": [{"operation": "blur"}]}')),
+      400,
+      'invalid_request',
+    );
+    expect(top.errors).toEqual([
+      { path: '__proto__', message: '__proto__: not a field of the request (it takes operations, format, quality, keep_metadata)' },
+    ]);
+    const inner = await expectProblem(
+      await m.send(`/process/${fileId}`, json('{"operations": [{"operation": "blur", "constructor": {"intensity": 50}}]}')),
+      400,
+      'invalid_request',
+    );
+    expect(inner.errors).toEqual([
+      { path: 'operations.0.constructor', message: 'constructor is not a parameter of blur (it takes intensity)' },
+    ]);
   });
 });
 
 describe('POST /process: the query form', () => {
   it('refuses __proto__ as a parameter instead of dropping it unseen', async () => {
     const { m, fileId } = await withUpload();
-    const problem = await expectProblem(await m.send(`/process/${fileId}?operation=blur&__proto__=5`, { method: 'POST' }), 400, 'invalid_request');
+    const problem = await expectProblem(
+      await m.send(`/process/${fileId}?operation=blur&__proto__=5`, { method: 'POST' }),
+      400,
+      'invalid_request',
+    );
     expect(problem.errors).toEqual([{ path: '__proto__', message: '__proto__ is not a parameter of blur (it takes intensity)' }]);
   });
 });

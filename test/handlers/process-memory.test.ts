@@ -29,15 +29,22 @@ describe('POST /process memory budget', () => {
 
   it('refuses at upload, 413 out_of_memory_budget, an image no job could be admitted for', async () => {
     const m = memoryApp({ memoryBudgetBytes: 128 * 2 ** 20 });
-    const large = await sharp({ create: { width: 2000, height: 2000, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0.5 } } }).png().toBuffer();
+    const large = await sharp({ create: { width: 2000, height: 2000, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 0.5 } } })
+      .png()
+      .toBuffer();
     const refused = await m.send('/upload', { method: 'POST', body: multipart(large, 'large.png') });
     const problem = await expectProblem(refused, 413, 'out_of_memory_budget');
     expect(problem.detail).toMatch(/MEMORY_BUDGET_MB/);
     expect(await m.jobs.listFiles(10)).toMatchObject({ total: 0 });
     // A smaller one is taken, and a job on it that would be over the budget is refused without blaming PNG.
     const file = await upload(m.send, await sharp(large).resize(600).png().toBuffer(), 'small.png');
-    const over = await m.send(`/process/${file.file_id}`, pipeline({ operations: [{ operation: 'resize', width: 4000, height: 4000, fit: 'fill' }], format: 'png' }));
+    const over = await m.send(
+      `/process/${file.file_id}`,
+      pipeline({ operations: [{ operation: 'resize', width: 4000, height: 4000, fit: 'fill' }], format: 'png' }),
+    );
     const body = await expectProblem(over, 400, 'out_of_memory_budget');
-    expect(body.errors).toEqual([expect.objectContaining({ path: 'operations', message: expect.not.stringMatching(/lighter output format/) })]);
+    expect(body.errors).toEqual([
+      expect.objectContaining({ path: 'operations', message: expect.not.stringMatching(/lighter output format/) }),
+    ]);
   });
 });

@@ -17,7 +17,11 @@ async function withUpload(): Promise<{ m: MemoryApp; fileId: string }> {
   return { m, fileId: (await upload(m.send, await noisyJpeg(32, 24), 'refusals.jpg')).file_id };
 }
 
-const postJson = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const postJson = (body: unknown): RequestInit => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+});
 
 interface SmallProblem {
   detail: string;
@@ -42,8 +46,12 @@ describe('error echoes are cut short', () => {
     const { m, fileId } = await withUpload();
     const cut = `"${'k'.repeat(36)}...`;
     const top = await expectSmallProblem(await m.send(`/process/${fileId}`, postJson({ operations: [{ operation: 'blur' }], [huge]: 1 })));
-    expect(top.errors).toEqual([{ path: cut, message: `${cut}: not a field of the request (it takes operations, format, quality, keep_metadata)` }]);
-    const inner = await expectSmallProblem(await m.send(`/process/${fileId}`, postJson({ operations: [{ operation: 'blur', [huge]: 1 }] })));
+    expect(top.errors).toEqual([
+      { path: cut, message: `${cut}: not a field of the request (it takes operations, format, quality, keep_metadata)` },
+    ]);
+    const inner = await expectSmallProblem(
+      await m.send(`/process/${fileId}`, postJson({ operations: [{ operation: 'blur', [huge]: 1 }] })),
+    );
     expect(inner.errors).toEqual([{ path: `operations.0.${cut}`, message: `${cut} is not a parameter of blur (it takes intensity)` }]);
     const query = await expectSmallProblem(await m.send(`/process/${fileId}?operation=blur&${huge}=1`, { method: 'POST' }));
     expect(query.errors).toEqual([{ path: cut, message: `${cut} is not a parameter of blur (it takes intensity)` }]);
@@ -60,15 +68,29 @@ describe('error echoes are cut short', () => {
   it('many unknown keys are named three at a time and counted', async () => {
     const { m, fileId } = await withUpload();
     const keys = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`key${i}`, i]));
-    const problem = await expectSmallProblem(await m.send(`/process/${fileId}`, postJson({ operations: [{ operation: 'resize', width: 10, ...keys }] })));
-    expect(problem.errors).toEqual([{ path: 'operations.0.key0', message: 'key0, key1, key2 and 1997 more are not parameters of resize (it takes width, height, fit, without_enlargement)' }]);
+    const problem = await expectSmallProblem(
+      await m.send(`/process/${fileId}`, postJson({ operations: [{ operation: 'resize', width: 10, ...keys }] })),
+    );
+    expect(problem.errors).toEqual([
+      {
+        path: 'operations.0.key0',
+        message: 'key0, key1, key2 and 1997 more are not parameters of resize (it takes width, height, fit, without_enlargement)',
+      },
+    ]);
   });
 
   it(`lists at most ${MAX_FIELD_ERRORS} field errors and says how many there were`, async () => {
     const { m, fileId } = await withUpload();
     const long = huge.slice(0, 2000);
-    const operations = Array.from({ length: 10 }, (_, i) => ({ operation: 'resize', width: -i, height: `${long}${i}`, fit: '\u202e\u0000"\\'.repeat(100) }));
-    const problem = await expectSmallProblem(await m.send(`/process/${fileId}`, postJson({ operations, format: long, quality: 0, keep_metadata: long })));
+    const operations = Array.from({ length: 10 }, (_, i) => ({
+      operation: 'resize',
+      width: -i,
+      height: `${long}${i}`,
+      fit: '\u202e\u0000"\\'.repeat(100),
+    }));
+    const problem = await expectSmallProblem(
+      await m.send(`/process/${fileId}`, postJson({ operations, format: long, quality: 0, keep_metadata: long })),
+    );
     expect(problem.errors).toHaveLength(MAX_FIELD_ERRORS);
     expect(problem.detail).toMatch(/; and 30 more \(errors lists the first 10 of 33\)$/);
     // Control and bidi characters are echoed escaped, never raw.
@@ -126,8 +148,18 @@ describe('request shapes that must never be a 500', () => {
       ['POST', `/process/${fileId}?operation=%E0%A4%A`, 'invalid_request', /^operation must be one of .*, got "%E0%A4%A"$/],
       ['POST', `/process/${fileId}?operation=blur%00`, 'invalid_request', /^operation must be one of .*, got "blur\\u0000"$/],
       ['POST', `/process/${fileId}?operation=blur&%E0%A4%A=1`, 'invalid_request', /^"%E0%A4%A" is not a parameter of blur/],
-      ['POST', `/process/${fileId}?operation=resize&width=${'1'.repeat(100_000)}`, 'invalid_request', /^width must be an integer from 1 to 8192, got "1{36}\.\.\.$/],
-      ['POST', `/process/${fileId}?operation=resize&height=1e400`, 'invalid_request', /^height must be an integer from 1 to 8192, got "1e400"$/],
+      [
+        'POST',
+        `/process/${fileId}?operation=resize&width=${'1'.repeat(100_000)}`,
+        'invalid_request',
+        /^width must be an integer from 1 to 8192, got "1{36}\.\.\.$/,
+      ],
+      [
+        'POST',
+        `/process/${fileId}?operation=resize&height=1e400`,
+        'invalid_request',
+        /^height must be an integer from 1 to 8192, got "1e400"$/,
+      ],
     ];
     for (const [method, path, code, detail] of cases) {
       const problem = await expectSmallProblem(await m.send(path, { method }), code);

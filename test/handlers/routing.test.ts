@@ -29,7 +29,11 @@ describe('trailing slashes', () => {
     expect(listed.items.map((item) => item.file_id)).toEqual([file.file_id]);
     for (const path of ['/health/', '/openapi.json/', '/docs/']) expect((await m.send(path)).status, path).toBe(200);
     // A JSON pipeline through the slash keeps its body.
-    const json = await m.send(`/process/${file.file_id}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ operations: [{ operation: 'grayscale' }] }) });
+    const json = await m.send(`/process/${file.file_id}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ operations: [{ operation: 'grayscale' }] }),
+    });
     expect(((await json.json()) as { operations: unknown[] }).operations).toEqual([{ operation: 'grayscale' }]);
   });
 
@@ -88,7 +92,13 @@ describe('405 Method Not Allowed', () => {
 
   it('an unknown path stays a 404 whatever the method, also under a known prefix', async () => {
     const m = memoryApp();
-    for (const [method, path] of [['GET', '/nowhere'], ['POST', '/uploads'], ['DELETE', '/list/extra'], ['GET', `/process/${SOME_ID}/more`], ['POST', `/process/${SOME_ID}/more`]]) {
+    for (const [method, path] of [
+      ['GET', '/nowhere'],
+      ['POST', '/uploads'],
+      ['DELETE', '/list/extra'],
+      ['GET', `/process/${SOME_ID}/more`],
+      ['POST', `/process/${SOME_ID}/more`],
+    ]) {
       await expectProblem(await m.send(path!, { method }), 404, 'not_found');
     }
   });

@@ -35,7 +35,10 @@ const post = (m: MemoryApp, body: ReadableStream<Uint8Array>) =>
 
 /** The store back to empty: nothing staged, nothing reserved by a stage still running. */
 async function nothingLeft(m: MemoryApp, storeBytes = STORE_BYTES): Promise<void> {
-  await eventually(async () => (await m.store.freeBytes()) === storeBytes, async () => `${storeBytes - (await m.store.freeBytes())} bytes still held`);
+  await eventually(
+    async () => (await m.store.freeBytes()) === storeBytes,
+    async () => `${storeBytes - (await m.store.freeBytes())} bytes still held`,
+  );
   expect((await m.store.sweep(new Date(0), future())).staged).toBe(0);
 }
 
@@ -50,9 +53,15 @@ describe('upload refusals over the memory store', () => {
 
   it('a client gone mid-body leaves no byte in the store', async () => {
     const m = memoryApp({ maxFileSize: MAX_FILE_SIZE, storeBytes: STORE_BYTES });
-    const body = streamed(inChunks(formBody([{ name: 'file', filename: 'gone.jpg', bytes: Buffer.alloc(150_000, 1) }]).subarray(0, 100_000), 16_384), { end: false });
+    const body = streamed(
+      inChunks(formBody([{ name: 'file', filename: 'gone.jpg', bytes: Buffer.alloc(150_000, 1) }]).subarray(0, 100_000), 16_384),
+      { end: false },
+    );
     const answer = post(m, body.body);
-    await eventually(async () => (await m.store.freeBytes()) < STORE_BYTES, () => 'nothing staged yet');
+    await eventually(
+      async () => (await m.store.freeBytes()) < STORE_BYTES,
+      () => 'nothing staged yet',
+    );
     body.fail();
     await expectProblem(await answer, 400, 'upload_interrupted');
     await nothingLeft(m);
@@ -60,7 +69,9 @@ describe('upload refusals over the memory store', () => {
 
   it('a body that stalls is a 408 upload_timeout with Connection: close, and leaves nothing', async () => {
     const m = memoryApp({ maxFileSize: MAX_FILE_SIZE, storeBytes: STORE_BYTES, receiverLimits: { idleSeconds: 1 } });
-    const body = streamed([formBody([{ name: 'file', filename: 'stall.jpg', bytes: Buffer.alloc(150_000, 2) }]).subarray(0, 80_000)], { end: false });
+    const body = streamed([formBody([{ name: 'file', filename: 'stall.jpg', bytes: Buffer.alloc(150_000, 2) }]).subarray(0, 80_000)], {
+      end: false,
+    });
     const response = await post(m, body.body);
     const problem = await expectProblem(response, 408, 'upload_timeout');
     expect(problem.detail).toMatch(/no bytes of the upload arrived for 1 s, the limit \(UPLOAD_IDLE_TIMEOUT_SECONDS\)/);
@@ -73,7 +84,10 @@ describe('upload refusals over the memory store', () => {
     const head = formBody([{ name: 'file', filename: 'held.jpg', bytes: Buffer.alloc(150_000, 3) }]).subarray(0, 30_000);
     const held = [streamed([head], { end: false }), streamed([head], { end: false })];
     const answers = held.map((body) => post(m, body.body));
-    await eventually(async () => (await m.store.freeBytes()) <= STORE_BYTES - 2 * 20_000, () => 'the two are not staging yet');
+    await eventually(
+      async () => (await m.store.freeBytes()) <= STORE_BYTES - 2 * 20_000,
+      () => 'the two are not staging yet',
+    );
     const refused = await post(m, streamed(table[2]!.chunks).body);
     await expectProblem(refused, 503, 'too_many_uploads');
     expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
@@ -88,7 +102,10 @@ describe('upload refusals over the memory store', () => {
   it('a store out of space is a 507 storage_full with Retry-After, and what was staged is given back', async () => {
     const storeBytes = 100_000;
     const m = memoryApp({ maxFileSize: MAX_FILE_SIZE, storeBytes });
-    const response = await post(m, streamed(inChunks(formBody([{ name: 'file', filename: 'big.jpg', bytes: Buffer.alloc(150_000, 4) }]), 16_384)).body);
+    const response = await post(
+      m,
+      streamed(inChunks(formBody([{ name: 'file', filename: 'big.jpg', bytes: Buffer.alloc(150_000, 4) }]), 16_384)).body,
+    );
     await expectProblem(response, 507, 'storage_full');
     expect(response.headers.get('retry-after')).toMatch(/^\d+$/);
     await nothingLeft(m, storeBytes);

@@ -19,7 +19,13 @@ describe('POST /upload (memory store)', () => {
     const m = memoryApp({ storeBytes: STORE_BYTES });
     const photo = await noisyJpeg(300, 200);
     const file = await upload(m.send, photo, 'photo.jpg');
-    expect(file).toMatchObject({ format: 'jpeg', width: 300, height: 200, size_bytes: photo.length, sha256: createHash('sha256').update(photo).digest('hex') });
+    expect(file).toMatchObject({
+      format: 'jpeg',
+      width: 300,
+      height: 200,
+      size_bytes: photo.length,
+      sha256: createHash('sha256').update(photo).digest('hex'),
+    });
     const stored = await m.store.openUpload(file.file_id);
     expect(stored?.sizeBytes).toBe(photo.length);
     expect((await readWhole(stored!)).equals(photo)).toBe(true);
@@ -29,8 +35,17 @@ describe('POST /upload (memory store)', () => {
   it('counts the frames of an animation from the whole file, not from its head', async () => {
     const m = memoryApp();
     // Noisy frames, so the GIF is larger than the 256 KiB head an upload keeps.
-    const frames = await Promise.all([0, 1, 2, 3].map(async (n) => sharp(await noisyJpeg(400, 300 + n)).resize(400, 300).png().toBuffer()));
-    const gif = await sharp(frames, { join: { animated: true } }).gif().toBuffer();
+    const frames = await Promise.all(
+      [0, 1, 2, 3].map(async (n) =>
+        sharp(await noisyJpeg(400, 300 + n))
+          .resize(400, 300)
+          .png()
+          .toBuffer(),
+      ),
+    );
+    const gif = await sharp(frames, { join: { animated: true } })
+      .gif()
+      .toBuffer();
     expect(gif.length).toBeGreaterThan(PROBE_HEAD_BYTES);
     const file = await upload(m.send, gif, 'moving.gif');
     expect((await m.jobs.getFile(file.file_id))?.pages).toBe(4);
@@ -38,11 +53,17 @@ describe('POST /upload (memory store)', () => {
 
   it.each([
     ['too large', { maxFileSize: 1000 }, (photo: Buffer) => multipart(photo, 'big.jpg'), 413, 'file_too_large'],
-    ['two files', {}, (photo: Buffer) => {
-      const form = multipart(photo, 'a.jpg');
-      form.append('file', new Blob([new Uint8Array(photo)]), 'b.jpg');
-      return form;
-    }, 400, 'too_many_files'],
+    [
+      'two files',
+      {},
+      (photo: Buffer) => {
+        const form = multipart(photo, 'a.jpg');
+        form.append('file', new Blob([new Uint8Array(photo)]), 'b.jpg');
+        return form;
+      },
+      400,
+      'too_many_files',
+    ],
     ['not an image', {}, () => multipart(new TextEncoder().encode('<html></html>'.repeat(100)), 'page.jpg'), 415, 'unsupported_format'],
     ['a wrong extension', {}, (photo: Buffer) => multipart(photo, 'photo.exe'), 415, 'unsupported_extension'],
   ] as const)('a refusal (%s) leaves no byte in the store', async (_label, options, body, status, code) => {
@@ -64,7 +85,12 @@ describe('POST /upload (memory store)', () => {
   it('an upload whose bytes cannot be committed leaves no record behind', async () => {
     const m = memoryApp({
       storeBytes: STORE_BYTES,
-      wrapStore: (store) => Object.assign(Object.create(store) as typeof store, { commitUpload: async () => { throw storageFault('unavailable'); } }),
+      wrapStore: (store) =>
+        Object.assign(Object.create(store) as typeof store, {
+          commitUpload: async () => {
+            throw storageFault('unavailable');
+          },
+        }),
     });
     const response = await m.send('/upload', { method: 'POST', body: multipart(await noisyJpeg(64, 64), 'photo.jpg') });
     await expectProblem(response, 503, 'storage_unavailable');
@@ -74,7 +100,12 @@ describe('POST /upload (memory store)', () => {
   it('an upload whose record cannot be written leaves no file behind', async () => {
     const m = memoryApp({
       storeBytes: STORE_BYTES,
-      wrapJobs: (jobs) => Object.assign(Object.create(jobs) as typeof jobs, { putFile: async () => { throw new Error('record store down'); } }),
+      wrapJobs: (jobs) =>
+        Object.assign(Object.create(jobs) as typeof jobs, {
+          putFile: async () => {
+            throw new Error('record store down');
+          },
+        }),
     });
     const response = await m.send('/upload', { method: 'POST', body: multipart(await noisyJpeg(64, 64), 'photo.jpg') });
     expect(response.status).toBe(500);

@@ -20,9 +20,14 @@ export async function upload(send: Send, bytes: Uint8Array, filename: string) {
 }
 
 export async function submit(send: Send, fileId: string, request: string | object) {
-  const response = typeof request === 'string'
-    ? await send(`/process/${fileId}?${request}`, { method: 'POST' })
-    : await send(`/process/${fileId}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request) });
+  const response =
+    typeof request === 'string'
+      ? await send(`/process/${fileId}?${request}`, { method: 'POST' })
+      : await send(`/process/${fileId}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(request),
+        });
   const body = (await response.json()) as Record<string, unknown>;
   expect(response.status, JSON.stringify(body)).toBe(200);
   return body as { processing_id: string; status: string; cached: boolean; output: { format: string; quality: number } };

@@ -8,7 +8,11 @@ import { request as httpRequest } from 'node:http';
 export function endlessUpload(baseUrl: string): Promise<number | string> {
   return new Promise((resolve) => {
     const boundary = 'endlessBOUNDARY';
-    const req = httpRequest(`${baseUrl}/upload`, { method: 'POST', agent: false, headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' } });
+    const req = httpRequest(`${baseUrl}/upload`, {
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' },
+    });
     let answered = false;
     req.on('response', (res) => {
       answered = true;

@@ -37,7 +37,8 @@ export interface Harness {
 export type HarnessFactory = (env?: Record<string, string>, seen?: ComposeOptions) => Promise<Harness>;
 
 /** The embedded default over a fresh temporary folder. */
-export const embeddedHarness: HarnessFactory = async (env = {}, seen = {}) => open(await mkdtemp(join(tmpdir(), 'image-service-')), env, seen);
+export const embeddedHarness: HarnessFactory = async (env = {}, seen = {}) =>
+  open(await mkdtemp(join(tmpdir(), 'image-service-')), env, seen);
 
 /** The embedded default with uploads and results in memory (records still under a temporary folder). */
 export const memoryHarness: HarnessFactory = async (env = {}, seen = {}) =>
@@ -59,9 +60,19 @@ export function s3Harness(s3: TestS3): HarnessFactory {
 export function redisHarness(url: string): HarnessFactory {
   return async (env = {}, seen = {}) => {
     const prefix = `test-${randomUUID().slice(0, 8)}`;
-    const harness = await open(await mkdtemp(join(tmpdir(), 'image-service-redis-')), { REDIS_URL: url, REDIS_KEY_PREFIX: prefix, ...env }, seen);
+    const harness = await open(
+      await mkdtemp(join(tmpdir(), 'image-service-redis-')),
+      { REDIS_URL: url, REDIS_KEY_PREFIX: prefix, ...env },
+      seen,
+    );
     const close = harness.close;
-    return { ...harness, close: async (waitForJobs) => { await close(waitForJobs); await deleteKeys(url, prefix); } };
+    return {
+      ...harness,
+      close: async (waitForJobs) => {
+        await close(waitForJobs);
+        await deleteKeys(url, prefix);
+      },
+    };
   };
 }
 

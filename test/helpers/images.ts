@@ -7,12 +7,21 @@ import sharp from 'sharp';
 
 /** A noisy photo-like JPEG: real entropy, so codecs do real work. */
 export function noisyJpeg(width = 320, height = 240): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 40 } } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
-export function solid(width: number, height: number, color: { r: number; g: number; b: number; alpha?: number }, format: 'png' | 'jpeg' | 'webp' | 'tiff' = 'png'): Promise<Buffer> {
+export function solid(
+  width: number,
+  height: number,
+  color: { r: number; g: number; b: number; alpha?: number },
+  format: 'png' | 'jpeg' | 'webp' | 'tiff' = 'png',
+): Promise<Buffer> {
   const channels = color.alpha === undefined ? 3 : 4;
-  return sharp({ create: { width, height, channels, background: color } }).toFormat(format).toBuffer();
+  return sharp({ create: { width, height, channels, background: color } })
+    .toFormat(format)
+    .toBuffer();
 }
 
 /** Left half red, right half blue: tells orientation and cropping apart. */
@@ -26,14 +35,23 @@ export function halves(width: number, height: number): Promise<Buffer> {
 
 /** An animated GIF (or WebP) of solid frames, one colour each. */
 export async function animated(format: 'gif' | 'webp', frames = 3, width = 40, height = 30): Promise<Buffer> {
-  const colours = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0]];
+  const colours = [
+    [255, 0, 0],
+    [0, 255, 0],
+    [0, 0, 255],
+    [255, 255, 0],
+  ];
   const images = await Promise.all(
     Array.from({ length: frames }, (_, i) => {
       const [r, g, b] = colours[i % colours.length]!;
-      return sharp({ create: { width, height, channels: 3, background: { r: r!, g: g!, b: b! } } }).png().toBuffer();
+      return sharp({ create: { width, height, channels: 3, background: { r: r!, g: g!, b: b! } } })
+        .png()
+        .toBuffer();
     }),
   );
-  return sharp(images, { join: { animated: true } }).toFormat(format, { delay: 100 } as object).toBuffer();
+  return sharp(images, { join: { animated: true } })
+    .toFormat(format, { delay: 100 } as object)
+    .toBuffer();
 }
 
 /** A 24-bit BMP, encoded with bmp-ts (bottom-up rows, as most BMPs are). */
@@ -58,7 +76,8 @@ function bmpWithPalette(width: number, height: number, bits: 1 | 8, colours: num
   file.writeUInt32LE(compression, 30);
   file.writeUInt32LE(data.length, 34);
   file.writeUInt32LE(colours, 46);
-  for (let i = 0; i < colours; i += 1) file.writeUInt32LE((Math.round((i * 255) / Math.max(1, colours - 1)) * 0x010101) & 0xffffff, 54 + i * 4);
+  for (let i = 0; i < colours; i += 1)
+    file.writeUInt32LE((Math.round((i * 255) / Math.max(1, colours - 1)) * 0x010101) & 0xffffff, 54 + i * 4);
   data.copy(file, offset);
   return file;
 }

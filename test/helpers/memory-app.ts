@@ -38,7 +38,15 @@ export interface MemoryAppOptions {
   concurrency?: number;
 }
 
-export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s) => s, wrapJobs = (j) => j, receiverLimits, memoryBudgetBytes = 1024 * 1024 * 1024, concurrency = 1 }: MemoryAppOptions = {}): MemoryApp {
+export function memoryApp({
+  maxFileSize = 10_485_760,
+  storeBytes,
+  wrapStore = (s) => s,
+  wrapJobs = (j) => j,
+  receiverLimits,
+  memoryBudgetBytes = 1024 * 1024 * 1024,
+  concurrency = 1,
+}: MemoryAppOptions = {}): MemoryApp {
   const store = new MemoryStore({ maxBytes: storeBytes });
   const jobs = EmbeddedJobStore.inMemory();
   const seenStore = wrapStore(store);
@@ -47,8 +55,16 @@ export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s
   const queue = new EmbeddedQueue(createJobRunner({ jobs: seenJobs, store: seenStore, processor, timeoutSeconds: 30 }), concurrency);
   const deps: AppDeps = {
     settings: {
-      version: '0.0.0-test', maxFileSize, maxInputPixels: 50_000_000, memoryBudgetBytes, allowedExtensions: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tiff', 'tif'],
-      maxQueueDepth: 100, workerAbsentSeconds: 30, apiKeys: [], rateLimitPerMinute: 0, startedAt: new Date(),
+      version: '0.0.0-test',
+      maxFileSize,
+      maxInputPixels: 50_000_000,
+      memoryBudgetBytes,
+      allowedExtensions: ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'tiff', 'tif'],
+      maxQueueDepth: 100,
+      workerAbsentSeconds: 30,
+      apiKeys: [],
+      rateLimitPerMinute: 0,
+      startedAt: new Date(),
     },
     uploads: new MultipartReceiver(seenStore, undefined, receiverLimits),
     store: seenStore,
@@ -61,6 +77,9 @@ export function memoryApp({ maxFileSize = 10_485_760, storeBytes, wrapStore = (s
   const app = createApp(deps, { logger: silentLogger, metrics: createMetrics() });
   return {
     send: async (path, init) => app.fetch(new Request(new URL(path, 'http://handlers.test'), init)),
-    store, jobs, queue, deps,
+    store,
+    jobs,
+    queue,
+    deps,
   };
 }

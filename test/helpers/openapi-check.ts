@@ -11,7 +11,9 @@ import addFormatsModule from 'ajv-formats';
 import type { Harness, HarnessFactory } from './harness.js';
 
 // ajv-formats is CommonJS: its default export arrives wrapped under tsx/vitest.
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (ajv: Ajv2020) => Ajv2020;
+const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as unknown as (
+  ajv: Ajv2020,
+) => Ajv2020;
 
 type Json = Record<string, unknown>;
 interface OpenApiDoc {
@@ -59,8 +61,12 @@ export function answerChecker(doc: OpenApiDoc): AnswerChecker {
   function validate(pointer: string[], value: unknown, what: string): void {
     const run = validatorAt(pointer);
     if (!run(value)) {
-      const errors = (run.errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
-      throw new Error(`${what} does not match the document (${pointer.join(' > ')}): ${errors.join('; ')}\n${JSON.stringify(value).slice(0, 600)}`);
+      const errors = (run.errors ?? [])
+        .slice(0, 5)
+        .map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
+      throw new Error(
+        `${what} does not match the document (${pointer.join(' > ')}): ${errors.join('; ')}\n${JSON.stringify(value).slice(0, 600)}`,
+      );
     }
   }
 
@@ -75,13 +81,18 @@ export function answerChecker(doc: OpenApiDoc): AnswerChecker {
       if (!operation) {
         // No documented route: the app's own answer for that, a problem.
         if (status !== '404' && status !== '405') throw new Error(`${what}: no documented operation, yet not a 404 or 405`);
-        if (mediaType(response.headers.get('content-type')) !== 'application/problem+json') throw new Error(`${what}: not a problem document`);
+        if (mediaType(response.headers.get('content-type')) !== 'application/problem+json')
+          throw new Error(`${what}: not a problem document`);
         validate(['components', 'schemas', 'Problem'], await response.clone().json(), what);
         return;
       }
       const responses = operation.responses as Record<string, ResponseDoc>;
-      const key = status in responses ? status : `${status[0]}XX` in responses ? `${status[0]}XX` : 'default' in responses ? 'default' : undefined;
-      if (!key) throw new Error(`${what}: status ${status} is not documented for ${verb.toUpperCase()} ${route!.template} (documented: ${Object.keys(responses).join(', ')})`);
+      const key =
+        status in responses ? status : `${status[0]}XX` in responses ? `${status[0]}XX` : 'default' in responses ? 'default' : undefined;
+      if (!key)
+        throw new Error(
+          `${what}: status ${status} is not documented for ${verb.toUpperCase()} ${route!.template} (documented: ${Object.keys(responses).join(', ')})`,
+        );
       const documented = responses[key]!;
       const base = ['paths', route!.template, verb, 'responses', key];
 
@@ -90,15 +101,18 @@ export function answerChecker(doc: OpenApiDoc): AnswerChecker {
         if (value === null) continue;
         const headerDoc = ('$ref' in header ? resolve(doc, header.$ref as string) : header) as { schema?: Json };
         const schema = headerDoc.schema ?? {};
-        const typed = schema.type === 'integer' || schema.type === 'number' ? (Number.isFinite(Number(value)) ? Number(value) : value) : value;
-        const pointer = '$ref' in header ? [...(header.$ref as string).slice(2).split('/'), 'schema'] : [...base, 'headers', name, 'schema'];
+        const typed =
+          schema.type === 'integer' || schema.type === 'number' ? (Number.isFinite(Number(value)) ? Number(value) : value) : value;
+        const pointer =
+          '$ref' in header ? [...(header.$ref as string).slice(2).split('/'), 'schema'] : [...base, 'headers', name, 'schema'];
         validate(pointer, typed, `${what} header ${name}`);
       }
 
       const type = mediaType(response.headers.get('content-type'));
       const content = documented.content;
       if (!content) {
-        if (verb !== 'head' && (await response.clone().arrayBuffer()).byteLength > 0) throw new Error(`${what}: documented without a body, yet has one`);
+        if (verb !== 'head' && (await response.clone().arrayBuffer()).byteLength > 0)
+          throw new Error(`${what}: documented without a body, yet has one`);
         return;
       }
       if (verb === 'head') return;
@@ -107,7 +121,8 @@ export function answerChecker(doc: OpenApiDoc): AnswerChecker {
         const [main, sub] = documentedType.split('/');
         return sub === '*' && type.startsWith(`${main}/`);
       });
-      if (!match) throw new Error(`${what}: Content-Type ${JSON.stringify(type)} is not documented (documented: ${Object.keys(content).join(', ')})`);
+      if (!match)
+        throw new Error(`${what}: Content-Type ${JSON.stringify(type)} is not documented (documented: ${Object.keys(content).join(', ')})`);
       if (!isJson(type)) return;
       const text = await response.clone().text();
       let body: unknown;
@@ -122,7 +137,10 @@ export function answerChecker(doc: OpenApiDoc): AnswerChecker {
 }
 
 function resolve(doc: OpenApiDoc, ref: string): unknown {
-  return ref.slice(2).split('/').reduce<unknown>((node, part) => (node as Json)[part.replace(/~1/g, '/').replace(/~0/g, '~')], doc);
+  return ref
+    .slice(2)
+    .split('/')
+    .reduce<unknown>((node, part) => (node as Json)[part.replace(/~1/g, '/').replace(/~0/g, '~')], doc);
 }
 
 /**
@@ -141,11 +159,13 @@ async function checked(harness: Harness): Promise<Harness> {
     await harness.close();
     throw error;
   }
-  const hold = (send: Harness['request']): Harness['request'] => async (path, init) => {
-    const response = await send(path, init);
-    await checker.check(init?.method ?? 'GET', path, response);
-    return response;
-  };
+  const hold =
+    (send: Harness['request']): Harness['request'] =>
+    async (path, init) => {
+      const response = await send(path, init);
+      await checker.check(init?.method ?? 'GET', path, response);
+      return response;
+    };
   return {
     ...harness,
     request: hold(harness.request),

@@ -13,7 +13,14 @@ export const MIB = 2 ** 20;
 export interface ProcessorHarness {
   processor: SharpProcessor;
   /** Uploads `input` (probed as an upload is) and runs one job on it. */
-  run(input: Buffer, operations: Operation[], output?: OutputFormat, inputFormat?: InputFormat, timeoutSeconds?: number, use?: (image: ProcessedImage) => Promise<ProcessedImage>): Promise<ProcessedImage>;
+  run(
+    input: Buffer,
+    operations: Operation[],
+    output?: OutputFormat,
+    inputFormat?: InputFormat,
+    timeoutSeconds?: number,
+    use?: (image: ProcessedImage) => Promise<ProcessedImage>,
+  ): Promise<ProcessedImage>;
 }
 
 export function processorHarness({ memoryBudgetBytes = 1024 * MIB, maxInputPixels = 50_000_000 } = {}): ProcessorHarness {
@@ -28,7 +35,17 @@ export function processorHarness({ memoryBudgetBytes = 1024 * MIB, maxInputPixel
       // A file that is not what it claims has no header to probe: it still runs, and must fail as a job.
       const info = await processor.probe(staged, inputFormat).catch(() => ({ width: 1, height: 1, pages: 1, channels: 4 }));
       await store.commitUpload(staged.stagingKey, fileId);
-      return processor.process({ fileId, input: { format: inputFormat, ...info, size_bytes: input.length }, operations, output: { format: output, quality: 90 }, keepMetadata: false, timeoutSeconds }, use);
+      return processor.process(
+        {
+          fileId,
+          input: { format: inputFormat, ...info, size_bytes: input.length },
+          operations,
+          output: { format: output, quality: 90 },
+          keepMetadata: false,
+          timeoutSeconds,
+        },
+        use,
+      );
     },
   };
 }

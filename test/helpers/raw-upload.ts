@@ -47,7 +47,11 @@ export function rawUpload(baseUrl: string, { contentLength }: { contentLength?: 
   const send = async (chunks: Buffer[]) => {
     for (const chunk of chunks) {
       if (answered || req.destroyed) return;
-      if (!req.write(chunk)) await new Promise((resolve) => { req.once('drain', resolve); req.once('close', resolve); });
+      if (!req.write(chunk))
+        await new Promise((resolve) => {
+          req.once('drain', resolve);
+          req.once('close', resolve);
+        });
     }
   };
   return { req, answer, send };

@@ -50,7 +50,10 @@ async function waitForPing(url: string, timeoutMs = 10_000): Promise<void> {
  * port (another test bound it between `freePort()` and now).
  */
 function spawnRedisServer(args: string[], port: number, cwd: string): Promise<ChildProcess | undefined> {
-  const child = spawn('redis-server', [...args, '--bind', '127.0.0.1', '--dir', cwd, '--logfile', ''], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('redis-server', [...args, '--bind', '127.0.0.1', '--dir', cwd, '--logfile', ''], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return new Promise((resolve, reject) => {
     let output = '';
     const onData = (chunk: Buffer) => {
@@ -59,7 +62,9 @@ function spawnRedisServer(args: string[], port: number, cwd: string): Promise<Ch
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('exit', () => (/already in use/i.test(output) ? resolve(undefined) : reject(new Error(`redis-server on port ${port} exited: ${output.slice(-500)}`))));
+    child.once('exit', () =>
+      /already in use/i.test(output) ? resolve(undefined) : reject(new Error(`redis-server on port ${port} exited: ${output.slice(-500)}`)),
+    );
   });
 }
 
@@ -92,7 +97,16 @@ async function ownRedis(): Promise<TestRedis> {
     child.kill('SIGTERM');
     await exited;
   };
-  return { url, owned: true, start, stop, dispose: async () => { await stop(); await rm(dir, { recursive: true, force: true }); } };
+  return {
+    url,
+    owned: true,
+    start,
+    stop,
+    dispose: async () => {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** A Redis for this test file, or `undefined` (after a loud warning) when there is none to be had. */
@@ -111,7 +125,8 @@ export async function testRedis(): Promise<TestRedis | undefined> {
 /** A server the test may stop and start: its own `redis-server`, even when `REDIS_URL` is set. */
 export async function ownedTestRedis(): Promise<TestRedis | undefined> {
   if (hasRedisServer()) return ownRedis();
-  if (process.env.REQUIRE_REDIS === '1') throw new Error('REQUIRE_REDIS=1 but redis-server is not on the PATH (the fault tests need their own server)');
+  if (process.env.REQUIRE_REDIS === '1')
+    throw new Error('REQUIRE_REDIS=1 but redis-server is not on the PATH (the fault tests need their own server)');
   console.warn('\n*** SKIPPED: the Redis fault tests need redis-server on the PATH; none was found. ***\n');
   return undefined;
 }
@@ -140,7 +155,8 @@ export interface TlsTestRedis extends TestRedis {
  */
 export async function tlsTestRedis(): Promise<TlsTestRedis | undefined> {
   if (!hasRedisServer() || !hasOpenssl()) {
-    if (process.env.REQUIRE_REDIS === '1') throw new Error('REQUIRE_REDIS=1 but redis-server or openssl is missing (the TLS test needs both)');
+    if (process.env.REQUIRE_REDIS === '1')
+      throw new Error('REQUIRE_REDIS=1 but redis-server or openssl is missing (the TLS test needs both)');
     console.warn('\n*** SKIPPED: the rediss:// test needs redis-server and openssl on the PATH. ***\n');
     return undefined;
   }
@@ -149,21 +165,79 @@ export async function tlsTestRedis(): Promise<TlsTestRedis | undefined> {
     const result = spawnSync('openssl', args, { cwd: dir, stdio: 'pipe' });
     if (result.status !== 0) throw new Error(`openssl ${args[0]} failed: ${result.stderr.toString()}`);
   };
-  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=image-service test CA');
+  run(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=image-service test CA',
+  );
   run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf');
-  const { child, port } = await spawnOnFreePort((tlsPort) => [
-    '--port', '0', '--tls-port', String(tlsPort), '--save', '', '--appendonly', 'no',
-    '--tls-cert-file', 'server.pem', '--tls-key-file', 'server.key', '--tls-ca-cert-file', 'ca.pem', '--tls-auth-clients', 'no',
-  ], dir);
+  run(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'ext.cnf',
+  );
+  const { child, port } = await spawnOnFreePort(
+    (tlsPort) => [
+      '--port',
+      '0',
+      '--tls-port',
+      String(tlsPort),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--tls-cert-file',
+      'server.pem',
+      '--tls-key-file',
+      'server.key',
+      '--tls-ca-cert-file',
+      'ca.pem',
+      '--tls-auth-clients',
+      'no',
+    ],
+    dir,
+  );
   const url = `rediss://127.0.0.1:${port}`;
   const caFile = join(dir, 'ca.pem');
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, tls: { ca: readFileSync(caFile) } });
+    const client = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      tls: { ca: readFileSync(caFile) },
+    });
     client.on('error', () => undefined);
-    const up = await client.connect().then(() => client.ping()).then(() => true, () => false);
+    const up = await client
+      .connect()
+      .then(() => client.ping())
+      .then(
+        () => true,
+        () => false,
+      );
     client.disconnect();
     if (up) break;
     if (Date.now() > deadline) throw new Error('the TLS redis-server did not answer');
@@ -175,14 +249,27 @@ export async function tlsTestRedis(): Promise<TlsTestRedis | undefined> {
     child.kill('SIGTERM');
     await exited;
   };
-  return { url, owned: true, caFile, start: async () => undefined, stop, dispose: async () => { await stop(); await rm(dir, { recursive: true, force: true }); } };
+  return {
+    url,
+    owned: true,
+    caFile,
+    start: async () => undefined,
+    stop,
+    dispose: async () => {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**
  * The end of a test file that used `redis`: closes its clients, deletes the keys under its prefixes, and
  * stops the server if the tests started it (for `afterAll`).
  */
-export async function releaseTestRedis(redis: TestRedis | undefined, { clients = [], prefixes = [] }: { clients?: Redis[]; prefixes?: string[] }): Promise<void> {
+export async function releaseTestRedis(
+  redis: TestRedis | undefined,
+  { clients = [], prefixes = [] }: { clients?: Redis[]; prefixes?: string[] },
+): Promise<void> {
   for (const client of clients) client.disconnect();
   if (!redis) return;
   for (const prefix of prefixes) await deleteKeys(redis.url, prefix);

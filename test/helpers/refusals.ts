@@ -52,18 +52,66 @@ export async function refusals(maxFileSize: number): Promise<Refusal[]> {
   const photo = await noisyJpeg(200, 150);
   const file = (bytes: Uint8Array | string, filename = 'photo.jpg', name = 'file'): Part => ({ name, filename, bytes });
   return [
-    { name: 'too many files (the first one staged whole)', chunks: inChunks(formBody([file(filler(60_000)), file(photo, 'second.jpg')]), 16_384), status: 400, code: 'too_many_files' },
-    { name: 'too many parts (fields after the file)', chunks: inChunks(formBody([file(filler(60_000)), ...Array.from({ length: 25 }, (_, i) => ({ name: `field${i}`, bytes: 'x' }))]), 16_384), status: 400, code: 'too_many_parts' },
+    {
+      name: 'too many files (the first one staged whole)',
+      chunks: inChunks(formBody([file(filler(60_000)), file(photo, 'second.jpg')]), 16_384),
+      status: 400,
+      code: 'too_many_files',
+    },
+    {
+      name: 'too many parts (fields after the file)',
+      chunks: inChunks(
+        formBody([file(filler(60_000)), ...Array.from({ length: 25 }, (_, i) => ({ name: `field${i}`, bytes: 'x' }))]),
+        16_384,
+      ),
+      status: 400,
+      code: 'too_many_parts',
+    },
     { name: 'a wrong extension', chunks: [formBody([file(photo, 'photo.exe')])], status: 415, code: 'unsupported_extension' },
     { name: 'too large in the first piece', chunks: [formBody([file(filler(maxFileSize + 50_000))])], status: 413, code: 'file_too_large' },
-    { name: 'too large mid-body', chunks: inChunks(formBody([file(filler(maxFileSize * 3))]), 16_384), status: 413, code: 'file_too_large' },
-    { name: 'too large by exactly one byte', chunks: inChunks(formBody([file(filler(maxFileSize + 1))]), 16_384), status: 413, code: 'file_too_large' },
-    { name: 'the file in a wrongly named part', chunks: [formBody([file(photo, 'photo.jpg', 'image')])], status: 400, code: 'unexpected_file_field' },
-    { name: 'malformed multipart (no closing boundary)', chunks: inChunks(formBody([file(filler(60_000))], { closed: false }), 16_384), status: 400, code: 'malformed_multipart' },
+    {
+      name: 'too large mid-body',
+      chunks: inChunks(formBody([file(filler(maxFileSize * 3))]), 16_384),
+      status: 413,
+      code: 'file_too_large',
+    },
+    {
+      name: 'too large by exactly one byte',
+      chunks: inChunks(formBody([file(filler(maxFileSize + 1))]), 16_384),
+      status: 413,
+      code: 'file_too_large',
+    },
+    {
+      name: 'the file in a wrongly named part',
+      chunks: [formBody([file(photo, 'photo.jpg', 'image')])],
+      status: 400,
+      code: 'unexpected_file_field',
+    },
+    {
+      name: 'malformed multipart (no closing boundary)',
+      chunks: inChunks(formBody([file(filler(60_000))], { closed: false }), 16_384),
+      status: 400,
+      code: 'malformed_multipart',
+    },
     { name: 'an empty file', chunks: [formBody([file('')])], status: 400, code: 'empty_file' },
-    { name: 'not an image (HTML named .jpg)', chunks: [formBody([file(item('page.jpg').bytes, 'page.jpg')])], status: 415, code: 'unsupported_format' },
-    { name: 'an undecodable header (WebP magic, garbage after it)', chunks: [formBody([file(item('bad.webp').bytes, 'bad.webp')])], status: 415, code: 'undecodable_image' },
-    { name: 'too many pixels (a PNG declaring 30000×30000)', chunks: [formBody([file(item('bomb.png').bytes, 'bomb.png')])], status: 413, code: 'too_many_pixels' },
+    {
+      name: 'not an image (HTML named .jpg)',
+      chunks: [formBody([file(item('page.jpg').bytes, 'page.jpg')])],
+      status: 415,
+      code: 'unsupported_format',
+    },
+    {
+      name: 'an undecodable header (WebP magic, garbage after it)',
+      chunks: [formBody([file(item('bad.webp').bytes, 'bad.webp')])],
+      status: 415,
+      code: 'undecodable_image',
+    },
+    {
+      name: 'too many pixels (a PNG declaring 30000×30000)',
+      chunks: [formBody([file(item('bomb.png').bytes, 'bomb.png')])],
+      status: 413,
+      code: 'too_many_pixels',
+    },
   ];
 }
 

@@ -10,10 +10,13 @@ import S3rver from 's3rver';
 const FilesystemStore = createRequire(import.meta.url)('s3rver/lib/stores/filesystem.js');
 FilesystemStore.prototype.deleteObject = async function deleteObjectKeepingFolders(bucket, key) {
   const { unlink } = await import('node:fs/promises');
-  await Promise.all(['object', 'object.md5', 'metadata.json'].map((kind) =>
-    unlink(this.getResourcePath(bucket, key, kind)).catch((error) => {
-      if (error.code !== 'ENOENT') throw error;
-    })));
+  await Promise.all(
+    ['object', 'object.md5', 'metadata.json'].map((kind) =>
+      unlink(this.getResourcePath(bucket, key, kind)).catch((error) => {
+        if (error.code !== 'ENOENT') throw error;
+      }),
+    ),
+  );
 };
 
 // An address other than loopback is for the fleet test, whose S3 host is a network namespace of its own.

@@ -53,7 +53,13 @@ async function startEntry(entry: string, readyMarker: string, env: Record<string
   }
 }
 
-async function startOnce(entry: string, readyMarker: string, env: Record<string, string>, home: string, port: number): Promise<ServerProcess> {
+async function startOnce(
+  entry: string,
+  readyMarker: string,
+  env: Record<string, string>,
+  home: string,
+  port: number,
+): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: process.cwd(),
     env: {

@@ -16,5 +16,10 @@ const guard = new NotifyUrlGuard({
   allowList: allowed.list,
   resolve: async (host) => (host === 'receiver.test' ? [{ address: '127.0.0.1', family: 4 }] : []),
 });
-const result = await createWebhookTransport(guard).post({ url: process.argv[2]!, headers: { 'content-type': 'application/json' }, body: '{}', timeoutMs: 5000 });
+const result = await createWebhookTransport(guard).post({
+  url: process.argv[2]!,
+  headers: { 'content-type': 'application/json' },
+  body: '{}',
+  timeoutMs: 5000,
+});
 console.log(JSON.stringify(result));

@@ -32,7 +32,10 @@ export interface Receiver {
   close(): Promise<void>;
 }
 
-export async function startReceiver(secret: string, answer: (n: number, request: IncomingMessage) => Answer = () => ({ status: 204 })): Promise<Receiver> {
+export async function startReceiver(
+  secret: string,
+  answer: (n: number, request: IncomingMessage) => Answer = () => ({ status: 204 }),
+): Promise<Receiver> {
   const verifier = new Webhook(secret);
   const deliveries: Delivery[] = [];
   const hanging = new Set<ServerResponse>();
@@ -49,7 +52,15 @@ export async function startReceiver(secret: string, answer: (n: number, request:
       } catch (error) {
         verified = { ok: false, error: String(error) };
       }
-      deliveries.push({ id: headers['webhook-id'] ?? '', timestamp: Number(headers['webhook-timestamp']), headers, body, verified, receivedAt: Date.now(), path: request.url ?? '' });
+      deliveries.push({
+        id: headers['webhook-id'] ?? '',
+        timestamp: Number(headers['webhook-timestamp']),
+        headers,
+        body,
+        verified,
+        receivedAt: Date.now(),
+        path: request.url ?? '',
+      });
       const reply = answerOf(deliveries.length, request);
       if (reply === 'hang') {
         hanging.add(response);
@@ -70,7 +81,8 @@ export async function startReceiver(secret: string, answer: (n: number, request:
     async waitFor(count, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
       while (deliveries.length < count) {
-        if (Date.now() > deadline) throw new Error(`the receiver got ${deliveries.length} deliveries, expected ${count}, within ${timeoutMs} ms`);
+        if (Date.now() > deadline)
+          throw new Error(`the receiver got ${deliveries.length} deliveries, expected ${count}, within ${timeoutMs} ms`);
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       return deliveries.slice(0, count);

@@ -37,13 +37,21 @@ async function stillWorks(): Promise<void> {
 async function noPartialFiles(): Promise<void> {
   for (const folder of ['uploads', 'processed']) {
     const entries = await readdir(join(h.dir, folder), { recursive: true, withFileTypes: true });
-    const leftovers = entries.filter((entry) => entry.isFile() && (entry.name.startsWith('.partial') || entry.parentPath.includes('.staging')));
+    const leftovers = entries.filter(
+      (entry) => entry.isFile() && (entry.name.startsWith('.partial') || entry.parentPath.includes('.staging')),
+    );
     expect(leftovers.map((entry) => join(entry.parentPath, entry.name))).toEqual([]);
   }
 }
 
 describe('hostile uploads', () => {
-  const cases = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13].flatMap((index) => [[index, 'Request body'], [index, 'Node stream']] as const);
+  const cases = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13].flatMap(
+    (index) =>
+      [
+        [index, 'Request body'],
+        [index, 'Node stream'],
+      ] as const,
+  );
   it.each(cases)('corpus case %i through the %s', async (index, path) => {
     const item = corpus[index]!;
     const filesBefore = (await readdir(join(h.dir, 'uploads'))).length;
@@ -84,7 +92,11 @@ describe('hostile uploads', () => {
 
   it('names the pixel limit and the declared size in a pixel bomb refusal', async () => {
     const bomb = corpus.find((item) => item.filename === 'bomb.png')!;
-    const body = await expectProblem(await send('/upload', { method: 'POST', body: multipart(bomb.bytes, bomb.filename) }), 413, 'too_many_pixels');
+    const body = await expectProblem(
+      await send('/upload', { method: 'POST', body: multipart(bomb.bytes, bomb.filename) }),
+      413,
+      'too_many_pixels',
+    );
     expect(body.detail).toBe('the image is 30000×30000 = 900000000 pixels; the limit is 50000000 (MAX_INPUT_PIXELS)');
   });
 });
@@ -97,7 +109,7 @@ describe('hostile names and ids', () => {
       [`${'a'.repeat(5000)}.png`, `${'a'.repeat(196)}.png`],
       ['\u202Egnp.png', 'gnp.png'],
       ['零件 🖼️.png', '零件 🖼️.png'],
-      ['a"b\';rm -rf.png', 'a%22b\';rm -rf.png'],
+      ['a"b\';rm -rf.png', "a%22b';rm -rf.png"],
     ];
     for (const [raw, shown] of names) {
       const file = await upload(send, await solid(4, 4, { r: 1, g: 2, b: 3 }), raw);
@@ -109,7 +121,11 @@ describe('hostile names and ids', () => {
 
   it('accepts raw NUL and control bytes in a part header file name (as urllib3 sends them) and strips them', async () => {
     const image = await solid(4, 4, { r: 1, g: 2, b: 3 });
-    for (const [raw, shown] of [['pa\u0000ss\u0001wd.png', 'passwd.png'], ['del\u007fete.png', 'delete.png'], ['\u0000\u0000.png', 'upload']]) {
+    for (const [raw, shown] of [
+      ['pa\u0000ss\u0001wd.png', 'passwd.png'],
+      ['del\u007fete.png', 'delete.png'],
+      ['\u0000\u0000.png', 'upload'],
+    ]) {
       const boundary = 'rawBOUNDARY';
       const body = Buffer.concat([
         Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="`),
@@ -118,7 +134,11 @@ describe('hostile names and ids', () => {
         image,
         Buffer.from(`\r\n--${boundary}--\r\n`),
       ]);
-      const response = await send('/upload', { method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body });
+      const response = await send('/upload', {
+        method: 'POST',
+        headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+        body,
+      });
       if (shown === 'upload') {
         // Nothing but control characters and an extension: no usable name is left, so no extension either.
         await expectProblem(response, 415, 'unsupported_extension');
@@ -143,7 +163,17 @@ describe('hostile names and ids', () => {
 
   it('refuses ids that try traversal, NUL, globs or sheer length without touching storage', async () => {
     // (A bare `..` or `%2e%2e` segment is removed by URL normalisation before any router sees it: `/status/..` is `/`.)
-    const ids = ['..%2F..%2Fetc%2Fpasswd', '..%5C..%5Cwindows', 'abc%00def', '%0d%0aSet-Cookie:x', '*', '3f2b7c9e-*', '[a-z]', 'x'.repeat(5000), '3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d1'];
+    const ids = [
+      '..%2F..%2Fetc%2Fpasswd',
+      '..%5C..%5Cwindows',
+      'abc%00def',
+      '%0d%0aSet-Cookie:x',
+      '*',
+      '3f2b7c9e-*',
+      '[a-z]',
+      'x'.repeat(5000),
+      '3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d1',
+    ];
     for (const id of ids) {
       for (const path of [`/status/${id}`, `/download/${id}`]) {
         const response = await send(path);
@@ -200,8 +230,17 @@ describe('hostile parameters', () => {
       const body = await expectProblem(await send(`/process/${id}?${query}`, { method: 'POST' }), 400, 'output_too_large');
       expect(body.detail).toMatch(/over the limit of 50000000 \(MAX_INPUT_PIXELS\)/);
     }
-    const chained = { operations: [{ operation: 'resize', width: 4000, height: 4000, fit: 'fill' }, { operation: 'resize', width: 8192, height: 8192, fit: 'fill' }] };
-    await expectProblem(await send(`/process/${one}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chained) }), 400, 'output_too_large');
+    const chained = {
+      operations: [
+        { operation: 'resize', width: 4000, height: 4000, fit: 'fill' },
+        { operation: 'resize', width: 8192, height: 8192, fit: 'fill' },
+      ],
+    };
+    await expectProblem(
+      await send(`/process/${one}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(chained) }),
+      400,
+      'output_too_large',
+    );
     // Within the limit is fine, and without_enlargement keeps a small image small.
     const queued = await submit(send, one, 'operation=resize&width=8192&height=8192&fit=fill&without_enlargement=true');
     expect(queued.status).toBe('queued');
@@ -216,7 +255,14 @@ describe('processing limits', () => {
     const slow = await embeddedHarness({ JOB_TIMEOUT_SECONDS: '1', WORKER_CONCURRENCY: '1' });
     try {
       const file = await upload(slow.request, await noisyJpeg(3000, 2500), 'slow.jpg');
-      const accepted = await submit(slow.request, file.file_id, { operations: [{ operation: 'blur', intensity: 100 }, { operation: 'blur', intensity: 100 }, { operation: 'blur', intensity: 100 }], format: 'png' });
+      const accepted = await submit(slow.request, file.file_id, {
+        operations: [
+          { operation: 'blur', intensity: 100 },
+          { operation: 'blur', intensity: 100 },
+          { operation: 'blur', intensity: 100 },
+        ],
+        format: 'png',
+      });
       const job = await waitForJob(slow.request, accepted.processing_id, 30_000);
       expect(job.status).toBe('failed');
       expect(job.error).toEqual({ code: 'timeout', message: 'processing took longer than the limit of 1 s (JOB_TIMEOUT_SECONDS)' });
@@ -234,7 +280,11 @@ describe('processing limits', () => {
       const heavy = (n: number) => ({ operations: [{ operation: 'blur', intensity: 30 + n }], format: 'png' });
       await submit(busy.request, file.file_id, heavy(1));
       await submit(busy.request, file.file_id, heavy(2));
-      const refused = await busy.request(`/process/${file.file_id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(heavy(3)) });
+      const refused = await busy.request(`/process/${file.file_id}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(heavy(3)),
+      });
       const body = await expectProblem(refused, 503, 'queue_full');
       expect(body.detail).toMatch(/MAX_QUEUE_DEPTH/);
       expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
@@ -295,7 +345,14 @@ interface RawAnswer {
  * Content-Length, unless the headers say otherwise), and sending stops as soon as the server answers.
  * With `end: false` the body is left unfinished once the chunks are sent (a body still arriving).
  */
-function raw(baseUrl: string, method: string, path: string, headers: Record<string, string>, chunks: Iterable<string | Buffer>, { end = true } = {}): Promise<RawAnswer> {
+function raw(
+  baseUrl: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  chunks: Iterable<string | Buffer>,
+  { end = true } = {},
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(`${baseUrl}${path}`, { method, headers, agent: false });
     let answered = false;
@@ -335,7 +392,13 @@ describe('hostile request shapes over a real socket', () => {
   });
 
   it("curl -X POST -d '' on the query form (an empty form body) is processed as the query form", async () => {
-    const answer = await raw(server.baseUrl, 'POST', `/process/${fileId}?operation=blur`, { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '0' }, []);
+    const answer = await raw(
+      server.baseUrl,
+      'POST',
+      `/process/${fileId}?operation=blur`,
+      { 'content-type': 'application/x-www-form-urlencoded', 'content-length': '0' },
+      [],
+    );
     expect(answer.status, answer.body).toBe(200);
     expect(JSON.parse(answer.body)).toMatchObject({ status: 'queued', operations: [{ operation: 'blur', intensity: 2 }] });
     expect(answer.headers['x-content-type-options']).toBe('nosniff');
@@ -345,7 +408,14 @@ describe('hostile request shapes over a real socket', () => {
     // 72 KiB of a body that never ends: the answer must come from the bytes counted, not from the end.
     const start = '{"operations": [{"operation": "blur"}], "pad": "';
     const chunks = [start, ...Array.from({ length: 9 }, () => 'x'.repeat(8192))];
-    const answer = await raw(server.baseUrl, 'POST', `/process/${fileId}`, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, chunks, { end: false });
+    const answer = await raw(
+      server.baseUrl,
+      'POST',
+      `/process/${fileId}`,
+      { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      chunks,
+      { end: false },
+    );
     expect(answer.status).toBe(413);
     expect(answer.headers.connection).toBe('close');
     expect(JSON.parse(answer.body)).toMatchObject({ code: 'body_too_large', detail: 'the JSON body must be at most 65536 bytes' });
@@ -353,7 +423,13 @@ describe('hostile request shapes over a real socket', () => {
 
   it('JSON nested 10 000 deep is a 400 json_too_deep, and the server lives on', async () => {
     const deep = `{"operations": [{"operation": "blur", "intensity": ${'['.repeat(10_000)}${']'.repeat(10_000)}}]}`;
-    const answer = await raw(server.baseUrl, 'POST', `/process/${fileId}`, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, [deep.slice(0, 7000), deep.slice(7000)]);
+    const answer = await raw(
+      server.baseUrl,
+      'POST',
+      `/process/${fileId}`,
+      { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      [deep.slice(0, 7000), deep.slice(7000)],
+    );
     expect(answer.status).toBe(400);
     expect(JSON.parse(answer.body)).toMatchObject({ code: 'json_too_deep' });
     expect((await fetchServer('/health')).status).toBe(200);

@@ -70,10 +70,18 @@ describe('properties', () => {
     );
     await fc.assert(
       fc.asyncProperty(pipeline, async (body) => {
-        const asJson = await h.request(`/process/${fileId}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const asJson = await h.request(`/process/${fileId}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
         expect(asJson.status < 500, `JSON ${JSON.stringify(body).slice(0, 200)} → ${asJson.status}`).toBe(true);
         const first = Array.isArray(body.operations) ? body.operations[0] : undefined;
-        const query = new URLSearchParams(Object.entries({ ...((first ?? {}) as object), format: body.format, quality: body.quality }).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)]));
+        const query = new URLSearchParams(
+          Object.entries({ ...((first ?? {}) as object), format: body.format, quality: body.quality })
+            .filter(([, v]) => v !== undefined)
+            .map(([k, v]) => [k, String(v)]),
+        );
         const asQuery = await h.request(`/process/${fileId}?${query}`, { method: 'POST' });
         expect(asQuery.status < 500, `query ${query} → ${asQuery.status}`).toBe(true);
       }),
@@ -84,7 +92,15 @@ describe('properties', () => {
 
   it('random bodies, media types and query strings (repeated, odd or broken keys): 200 or a small 4xx problem, with nosniff', async () => {
     const fileId = (await upload(h.request, await noisyJpeg(32, 24), 'shapes.jpg')).file_id;
-    const mediaType = fc.constantFrom(undefined, 'application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'application/merge-patch+json', 'multipart/form-data');
+    const mediaType = fc.constantFrom(
+      undefined,
+      'application/json',
+      'application/json; charset=utf-8',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/merge-patch+json',
+      'multipart/form-data',
+    );
     const body = fc.oneof(
       fc.constant(''),
       fc.string({ maxLength: 200 }),
@@ -92,7 +108,10 @@ describe('properties', () => {
       fc.nat({ max: 20_000 }).map((depth) => `${'['.repeat(depth)}${']'.repeat(depth)}`),
       fc.uint8Array({ maxLength: 200 }),
     );
-    const key = fc.oneof(fc.constantFrom('operation', 'width', 'height', 'intensity', 'format', 'quality', '__proto__', '%E0%A4%A', ''), fc.string({ maxLength: 300 }));
+    const key = fc.oneof(
+      fc.constantFrom('operation', 'width', 'height', 'intensity', 'format', 'quality', '__proto__', '%E0%A4%A', ''),
+      fc.string({ maxLength: 300 }),
+    );
     const value = fc.oneof(fc.constantFrom('blur', 'resize', '10', '1e400', '%ZZ', '\u0000'), fc.string({ maxLength: 300 }));
     const query = fc.array(fc.tuple(key, value), { maxLength: 6 }).map((pairs) => new URLSearchParams(pairs).toString());
     await fc.assert(
@@ -100,7 +119,10 @@ describe('properties', () => {
         const headers: Record<string, string> = contentType ? { 'content-type': contentType } : {};
         const response = await h.request(`/process/${fileId}?${search}`, { method: 'POST', headers, body: payload });
         const text = await response.text();
-        expect(response.status === 200 || (response.status >= 400 && response.status < 500), `${contentType} ?${search.slice(0, 100)} → ${response.status} ${text.slice(0, 200)}`).toBe(true);
+        expect(
+          response.status === 200 || (response.status >= 400 && response.status < 500),
+          `${contentType} ?${search.slice(0, 100)} → ${response.status} ${text.slice(0, 200)}`,
+        ).toBe(true);
         expect(response.headers.get('x-content-type-options')).toBe('nosniff');
         if (response.status !== 200) {
           expect(response.headers.get('content-type')).toBe('application/problem+json');

@@ -30,7 +30,11 @@ interface PeerApp {
  */
 async function peerApp(make: HarnessFactory, env: Record<string, string>): Promise<PeerApp> {
   const harness = await make(env);
-  const app = createApp(harness.service.deps, { logger: silentLogger, metrics: createMetrics(), clientAddress: (c) => (c.env as { peer?: string }).peer });
+  const app = createApp(harness.service.deps, {
+    logger: silentLogger,
+    metrics: createMetrics(),
+    clientAddress: (c) => (c.env as { peer?: string }).peer,
+  });
   return {
     send: async (path, { peer = '192.0.2.10', ...init } = {}) => app.request(path, init, { peer }),
     close: async () => {
@@ -47,7 +51,10 @@ const statuses = async (count: number, request: (i: number) => Promise<Response>
 };
 const randomToken = () => ({ authorization: `Bearer ${randomUUID()}${randomUUID()}` });
 
-const modes: Array<[string, HarnessFactory]> = [['embedded', embeddedHarness], ...(redis ? [['redis', redisHarness(redis.url)] as [string, HarnessFactory]] : [])];
+const modes: Array<[string, HarnessFactory]> = [
+  ['embedded', embeddedHarness],
+  ...(redis ? [['redis', redisHarness(redis.url)] as [string, HarnessFactory]] : []),
+];
 
 describe.each(modes)('rate limits (%s)', (_mode, make) => {
   const open = async (env: Record<string, string>) => peerApp(make, { REDIS_KEY_PREFIX: `rl-${randomUUID().slice(0, 8)}`, ...env });
@@ -86,7 +93,8 @@ describe.each(modes)('rate limits (%s)', (_mode, make) => {
   it('TRUST_PROXY=1 (behind the ALB): distinct clients in X-Forwarded-For get distinct buckets; what a client prepends is ignored', async () => {
     const service = await open({ RATE_LIMIT_PER_MINUTE: '2', TRUST_PROXY: '1' });
     const alb = '10.0.1.5';
-    const via = (client: string, spoofed = '') => service.send('/list', { peer: alb, headers: { 'x-forwarded-for': `${spoofed}${client}` } });
+    const via = (client: string, spoofed = '') =>
+      service.send('/list', { peer: alb, headers: { 'x-forwarded-for': `${spoofed}${client}` } });
     try {
       expect(await statuses(3, () => via('203.0.113.1'))).toEqual([200, 200, 429]);
       expect(await statuses(2, () => via('203.0.113.2'))).toEqual([200, 200]);
@@ -128,11 +136,14 @@ describe.each(modes)('rate limits (%s)', (_mode, make) => {
 });
 
 describe.runIf(redis !== undefined)('rate limits over one Redis', () => {
-  it('two API instances share each address\'s and each key\'s count, and keep different clients apart', async () => {
+  it("two API instances share each address's and each key's count, and keep different clients apart", async () => {
     const env = { RATE_LIMIT_PER_MINUTE: '3', TRUST_PROXY: '1', API_KEYS: KEY, REDIS_KEY_PREFIX: `rl-${randomUUID().slice(0, 8)}` };
     const a = await peerApp(redisHarness(redis!.url), env);
     const b = await peerApp(redisHarness(redis!.url), env);
-    const from = (client: string, authorization?: string) => ({ peer: '10.0.1.5', headers: { 'x-forwarded-for': client, ...(authorization ? { authorization } : {}) } });
+    const from = (client: string, authorization?: string) => ({
+      peer: '10.0.1.5',
+      headers: { 'x-forwarded-for': client, ...(authorization ? { authorization } : {}) },
+    });
     try {
       expect(await statuses(4, (i) => (i % 2 ? b : a).send('/list', from('203.0.113.1')))).toEqual([401, 401, 401, 429]);
       expect(await statuses(4, (i) => (i % 2 ? a : b).send('/list', from('203.0.113.1', `Bearer ${KEY}`)))).toEqual([200, 200, 200, 429]);

@@ -30,14 +30,31 @@ async function setup(answer: (n: number) => Answer, env: Record<string, string> 
   cleanups.push(() => receiver.close());
   const prefix = `hooks-${randomUUID().slice(0, 8)}`;
   prefixes.push(prefix);
-  const config = loadConfig({ WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '0.05,0.1', WEBHOOK_TIMEOUT_SECONDS: '2', ...env });
+  const config = loadConfig({
+    WEBHOOK_SECRETS: secret,
+    WEBHOOK_ALLOW_HTTP: 'true',
+    WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+    WEBHOOK_RETRY_SCHEDULE: '0.05,0.1',
+    WEBHOOK_TIMEOUT_SECONDS: '2',
+    ...env,
+  });
   const delivery = (await webhookParts(config)).delivery!;
   const api = new Redis(redis!.url);
   const connection = new Redis(redis!.url, { maxRetriesPerRequest: null });
   clients.push(api, connection);
   const outbox = new BullWebhookOutbox(api, prefix, delivery.policy, 3600, () => undefined);
   const outcomes: string[] = [];
-  const worker = startWebhookWorker({ connection, redis: connection, prefix, concurrency: 2, lockSeconds: 5, retentionSeconds: 3600, delivery, observe: (o) => outcomes.push(o), onError: () => undefined });
+  const worker = startWebhookWorker({
+    connection,
+    redis: connection,
+    prefix,
+    concurrency: 2,
+    lockSeconds: 5,
+    retentionSeconds: 3600,
+    delivery,
+    observe: (o) => outcomes.push(o),
+    onError: () => undefined,
+  });
   const queue = new Queue(WEBHOOK_QUEUE_NAME, { connection: api, prefix: `${prefix}:bull` });
   cleanups.push(async () => {
     await worker.close();
@@ -46,8 +63,16 @@ async function setup(answer: (n: number) => Answer, env: Record<string, string> 
   });
   const processingId = randomUUID();
   const message: WebhookMessage = {
-    id: webhookId(processingId, 'job.failed'), processingId, type: 'job.failed', url: `${receiver.url}/in`,
-    body: JSON.stringify({ type: 'job.failed', timestamp: new Date().toISOString(), data: { processing_id: processingId, status: 'failed' } }), createdAt: new Date().toISOString(),
+    id: webhookId(processingId, 'job.failed'),
+    processingId,
+    type: 'job.failed',
+    url: `${receiver.url}/in`,
+    body: JSON.stringify({
+      type: 'job.failed',
+      timestamp: new Date().toISOString(),
+      data: { processing_id: processingId, status: 'failed' },
+    }),
+    createdAt: new Date().toISOString(),
   };
   const settled = async () => {
     const deadline = Date.now() + 15_000;
@@ -73,7 +98,13 @@ describe.runIf(redis !== undefined)('the Redis webhook outbox (BullMQ)', () => {
     const { state, jobState, job } = await settled();
     expect(jobState).toBe('completed');
     expect(job.attemptsMade).toBe(3);
-    expect(state).toMatchObject({ webhook_id: message.id, event: 'job.failed', status: 'delivered', attempts: 3, last_response: { status: 200 } });
+    expect(state).toMatchObject({
+      webhook_id: message.id,
+      event: 'job.failed',
+      status: 'delivered',
+      attempts: 3,
+      last_response: { status: 200 },
+    });
     expect(deliveries.every((d) => d.id === message.id && d.verified.ok && d.body === message.body)).toBe(true);
     expect(outcomes).toEqual(['retrying', 'retrying', 'delivered']);
     await outbox.enqueue(message);
@@ -94,7 +125,9 @@ describe.runIf(redis !== undefined)('the Redis webhook outbox (BullMQ)', () => {
   });
 
   it('waits as long as a 429 Retry-After asks, and gives up after WEBHOOK_MAX_ATTEMPTS', async () => {
-    const { receiver, outbox, message, settled } = await setup(() => ({ status: 429, headers: { 'retry-after': '1' } }), { WEBHOOK_MAX_ATTEMPTS: '2' });
+    const { receiver, outbox, message, settled } = await setup(() => ({ status: 429, headers: { 'retry-after': '1' } }), {
+      WEBHOOK_MAX_ATTEMPTS: '2',
+    });
     await outbox.enqueue(message);
     const [first, second] = await receiver.waitFor(2, 10_000);
     expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(950);

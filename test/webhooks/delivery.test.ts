@@ -46,7 +46,13 @@ async function setup(answer: (n: number) => Answer, env: Record<string, string> 
   const metrics = createMetrics();
   const { delivery } = await webhookParts(config);
   const open = async () => {
-    const outbox = await EmbeddedWebhookOutbox.open({ stateDir, delivery: delivery!, concurrency: 4, retentionMs: 3600_000, observe: metrics.observeWebhook });
+    const outbox = await EmbeddedWebhookOutbox.open({
+      stateDir,
+      delivery: delivery!,
+      concurrency: 4,
+      retentionMs: 3600_000,
+      observe: metrics.observeWebhook,
+    });
     cleanups.push(() => outbox.close(100));
     return outbox;
   };
@@ -56,7 +62,11 @@ async function setup(answer: (n: number) => Answer, env: Record<string, string> 
     processingId,
     type: 'job.completed',
     url: `${receiver.url}/hooks/images?tenant=7`,
-    body: JSON.stringify({ type: 'job.completed', timestamp: new Date().toISOString(), data: { processing_id: processingId, status: 'completed' } }),
+    body: JSON.stringify({
+      type: 'job.completed',
+      timestamp: new Date().toISOString(),
+      data: { processing_id: processingId, status: 'completed' },
+    }),
     createdAt: new Date().toISOString(),
   };
   return { receiver, outbox: await open(), message, metrics, secret, open };
@@ -78,11 +88,19 @@ describe('webhook delivery (embedded outbox)', () => {
     expect(new Set(deliveries.map((d) => d.id))).toEqual(new Set([message.id]));
     expect(new Set(deliveries.map((d) => d.body))).toEqual(new Set([message.body]));
     expect(deliveries[0]!.path).toBe('/hooks/images?tenant=7');
-    expect(deliveries[0]!.headers).toMatchObject({ 'content-type': 'application/json', 'user-agent': expect.stringMatching(/^image-service-webhooks\//) });
+    expect(deliveries[0]!.headers).toMatchObject({
+      'content-type': 'application/json',
+      'user-agent': expect.stringMatching(/^image-service-webhooks\//),
+    });
     // Both configured secrets sign: the receiver, knowing one, accepts.
     expect(deliveries[0]!.headers['webhook-signature']!.split(' ')).toHaveLength(2);
     expect(await outbox.state(message.processingId)).toMatchObject({
-      webhook_id: message.id, event: 'job.completed', status: 'delivered', attempts: 3, last_response: { status: 200 }, delivered_at: expect.any(String),
+      webhook_id: message.id,
+      event: 'job.completed',
+      status: 'delivered',
+      attempts: 3,
+      last_response: { status: 200 },
+      delivered_at: expect.any(String),
     });
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(receiver.deliveries).toHaveLength(3);
@@ -115,19 +133,29 @@ describe('webhook delivery (embedded outbox)', () => {
   });
 
   it('does not follow a redirect: a 3xx is a failed attempt, and the target is never reached', async () => {
-    const { receiver, outbox, message } = await setup((n) => (n === 1 ? { status: 200 } : { status: 302, headers: { location: '/elsewhere' } }), { WEBHOOK_MAX_ATTEMPTS: '3' });
+    const { receiver, outbox, message } = await setup(
+      (n) => (n === 1 ? { status: 200 } : { status: 302, headers: { location: '/elsewhere' } }),
+      { WEBHOOK_MAX_ATTEMPTS: '3' },
+    );
     // Delivery 1 is a probe that the receiver answers 200 (to show the path it takes); every webhook attempt gets the 302.
     await fetch(`${receiver.url}/probe`, { method: 'POST', body: '{}' });
     await outbox.enqueue(message);
     await receiver.waitFor(4);
     await outbox.settled();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(receiver.deliveries.map((d) => d.path)).toEqual(['/probe', '/hooks/images?tenant=7', '/hooks/images?tenant=7', '/hooks/images?tenant=7']);
+    expect(receiver.deliveries.map((d) => d.path)).toEqual([
+      '/probe',
+      '/hooks/images?tenant=7',
+      '/hooks/images?tenant=7',
+      '/hooks/images?tenant=7',
+    ]);
     expect(await outbox.state(message.processingId)).toMatchObject({ status: 'failed', attempts: 3, last_response: { status: 302 } });
   });
 
   it('honours Retry-After on a 503 (the schedule alone would retry at once)', async () => {
-    const { receiver, outbox, message } = await setup((n) => (n === 1 ? { status: 503, headers: { 'retry-after': '1' } } : { status: 200 }));
+    const { receiver, outbox, message } = await setup((n) =>
+      n === 1 ? { status: 503, headers: { 'retry-after': '1' } } : { status: 200 },
+    );
     await outbox.enqueue(message);
     const [first, second] = await receiver.waitFor(2, 10_000);
     expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(950);
@@ -138,7 +166,11 @@ describe('webhook delivery (embedded outbox)', () => {
     await many.outbox.enqueue(many.message);
     await many.receiver.waitFor(4);
     await many.outbox.settled();
-    expect(await many.outbox.state(many.message.processingId)).toMatchObject({ status: 'failed', attempts: 4, last_response: { status: 500 } });
+    expect(await many.outbox.state(many.message.processingId)).toMatchObject({
+      status: 'failed',
+      attempts: 4,
+      last_response: { status: 500 },
+    });
     expect(await metric(many.metrics, 'failed')).toBe(1);
 
     const old = await setup(() => ({ status: 500 }), { WEBHOOK_MAX_AGE_SECONDS: '1', WEBHOOK_RETRY_SCHEDULE: '2' });
@@ -155,7 +187,11 @@ describe('webhook delivery (embedded outbox)', () => {
     await outbox.settled(500);
     await new Promise((resolve) => setTimeout(resolve, 200));
     await outbox.settled(500);
-    expect(await outbox.state(message.processingId)).toMatchObject({ status: 'failed', attempts: 2, last_response: { error: 'ECONNREFUSED' } });
+    expect(await outbox.state(message.processingId)).toMatchObject({
+      status: 'failed',
+      attempts: 2,
+      last_response: { error: 'ECONNREFUSED' },
+    });
   });
 
   it('re-vets the address on every attempt: a URL that is no longer allowed is not connected to', async () => {
@@ -203,7 +239,10 @@ describe('webhook delivery (embedded outbox)', () => {
     const reopened = await first.open();
     const deliveries = await first.receiver.waitFor(2);
     await reopened.settled();
-    expect(deliveries.map((d) => [d.id, d.verified.ok])).toEqual([[first.message.id, true], [first.message.id, true]]);
+    expect(deliveries.map((d) => [d.id, d.verified.ok])).toEqual([
+      [first.message.id, true],
+      [first.message.id, true],
+    ]);
     expect(await reopened.state(first.message.processingId)).toMatchObject({ status: 'delivered', attempts: 2 });
     // Delivered records are kept for /status; enqueueing the same message again sends nothing.
     await reopened.enqueue(first.message);

@@ -12,7 +12,10 @@ import { startServer, type ServerProcess } from '../helpers/server-process.js';
 import { startReceiver, type Receiver } from '../helpers/webhook-receiver.js';
 
 type Send = (path: string, init?: RequestInit) => Promise<Response>;
-const sender = (server: ServerProcess): Send => (path, init) => fetch(`${server.baseUrl}${path}`, init);
+const sender =
+  (server: ServerProcess): Send =>
+  (path, init) =>
+    fetch(`${server.baseUrl}${path}`, init);
 
 async function statusOf(send: Send, id: string): Promise<Record<string, unknown>> {
   return (await (await send(`/status/${id}`)).json()) as Record<string, unknown>;
@@ -36,7 +39,12 @@ describe('notify_url on POST /process (embedded default)', () => {
 
   beforeAll(async () => {
     receiver = await startReceiver(secret);
-    server = await startServer({ WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1', WEBHOOK_RETRY_SCHEDULE: '0.2' });
+    server = await startServer({
+      WEBHOOK_SECRETS: secret,
+      WEBHOOK_ALLOW_HTTP: 'true',
+      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+      WEBHOOK_RETRY_SCHEDULE: '0.2',
+    });
     send = sender(server);
   });
   afterAll(async () => {
@@ -47,11 +55,18 @@ describe('notify_url on POST /process (embedded default)', () => {
 
   it('announces the end of a job asked in either form, signed, and GET /status shows the delivery', { timeout: 60_000 }, async () => {
     const file = await upload(send, await solid(40, 30, { r: 200, g: 40, b: 40 }), 'red.png');
-    const viaQuery = await submit(send, file.file_id, `operation=blur&intensity=1&notify_url=${encodeURIComponent(`${receiver.url}/query`)}`);
+    const viaQuery = await submit(
+      send,
+      file.file_id,
+      `operation=blur&intensity=1&notify_url=${encodeURIComponent(`${receiver.url}/query`)}`,
+    );
     const viaJson = await submit(send, file.file_id, { operations: [{ operation: 'grayscale' }], notify_url: `${receiver.url}/json` });
     const deliveries = await receiver.waitFor(2, 30_000);
 
-    for (const [job, path] of [[viaQuery, '/query'], [viaJson, '/json']] as const) {
+    for (const [job, path] of [
+      [viaQuery, '/query'],
+      [viaJson, '/json'],
+    ] as const) {
       const delivery = deliveries.find((d) => d.path === path)!;
       expect(delivery.verified.ok, JSON.stringify(delivery.verified)).toBe(true);
       expect(delivery.id).toBe(webhookId(job.processing_id, 'job.completed'));
@@ -60,7 +75,13 @@ describe('notify_url on POST /process (embedded default)', () => {
         data: { processing_id: job.processing_id, status: 'completed', download_url: `/download/${job.processing_id}` },
       });
       const status = await deliveredStatus(send, job.processing_id);
-      expect(status.notification).toMatchObject({ webhook_id: delivery.id, event: 'job.completed', status: 'delivered', attempts: 1, last_response: { status: 204 } });
+      expect(status.notification).toMatchObject({
+        webhook_id: delivery.id,
+        event: 'job.completed',
+        status: 'delivered',
+        attempts: 1,
+        last_response: { status: 204 },
+      });
       expect(status).not.toHaveProperty('notify_url');
     }
   });
@@ -82,7 +103,9 @@ describe('notify_url on POST /process (embedded default)', () => {
     const file = await upload(send, await solid(8, 8, { r: 1, g: 2, b: 3 }), 'tiny.png');
     for (const notify_url of [42, `https://example.com/${'a'.repeat(2100)}`]) {
       const response = await send(`/process/${file.file_id}`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ operations: [{ operation: 'grayscale' }], notify_url }),
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ operations: [{ operation: 'grayscale' }], notify_url }),
       });
       const problem = (await response.json()) as { code: string; errors: Array<{ path: string; message: string }> };
       expect(response.status).toBe(400);
@@ -115,14 +138,15 @@ describe('notify_url refused by the SSRF guard (WEBHOOK_SECRETS set, no allow li
   ])('refuses a notify_url with %s: 400 invalid_notify_url naming the reason, and no job', async (_name, url, reason) => {
     const file = await upload(send, await solid(8, 8, { r: 1, g: 2, b: 3 }), 'tiny.png');
     const response = await send(`/process/${file.file_id}`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ operations: [{ operation: 'grayscale' }], notify_url: url }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ operations: [{ operation: 'grayscale' }], notify_url: url }),
     });
     const problem = (await response.json()) as Record<string, unknown>;
     expect(response.status, JSON.stringify(problem)).toBe(400);
     expect(response.headers.get('content-type')).toContain('application/problem+json');
     expect(problem).toMatchObject({ code: 'invalid_notify_url', reason, errors: [{ path: 'notify_url' }] });
   });
-
 });
 
 describe('notify_url without WEBHOOK_SECRETS', () => {
@@ -138,7 +162,10 @@ describe('notify_url without WEBHOOK_SECRETS', () => {
   it('is refused with a 400 that says the deployment has no secret to sign with', async () => {
     const send = sender(server);
     const file = await upload(send, await solid(8, 8, { r: 1, g: 2, b: 3 }), 'tiny.png');
-    const response = await send(`/process/${file.file_id}?operation=grayscale&notify_url=${encodeURIComponent('https://example.com/hook')}`, { method: 'POST' });
+    const response = await send(
+      `/process/${file.file_id}?operation=grayscale&notify_url=${encodeURIComponent('https://example.com/hook')}`,
+      { method: 'POST' },
+    );
     const problem = (await response.json()) as Record<string, unknown>;
     expect(response.status).toBe(400);
     expect(problem).toMatchObject({ code: 'invalid_notify_url', reason: 'webhooks_not_configured' });

@@ -30,7 +30,12 @@ const allow = (text = '') => {
   return parsed.list;
 };
 const guard = (options: { allowHttp?: boolean; allowed?: string; resolve?: Resolve } = {}) =>
-  new NotifyUrlGuard({ enabled: true, allowHttp: options.allowHttp ?? true, allowList: allow(options.allowed), resolve: options.resolve ?? fakeResolve });
+  new NotifyUrlGuard({
+    enabled: true,
+    allowHttp: options.allowHttp ?? true,
+    allowList: allow(options.allowed),
+    resolve: options.resolve ?? fakeResolve,
+  });
 
 describe('notify_url refusals', () => {
   it.each([
@@ -127,7 +132,13 @@ describe('notify_url refusals', () => {
     const verdict = await guard().check('http://0x7f.1/');
     if (verdict.ok) throw new Error('accepted');
     const body = problemBody(notifyUrlProblem(verdict), 'req-1');
-    expect(body).toMatchObject({ status: 400, code: 'invalid_notify_url', type: '/problems/invalid_notify_url', reason: 'refused_address', errors: [{ path: 'notify_url' }] });
+    expect(body).toMatchObject({
+      status: 400,
+      code: 'invalid_notify_url',
+      type: '/problems/invalid_notify_url',
+      reason: 'refused_address',
+      errors: [{ path: 'notify_url' }],
+    });
     expect(body.detail).toMatch(/127\.0\.0\.1 is loopback.*WEBHOOK_ALLOWED_HOSTS/);
   });
 });
@@ -152,7 +163,8 @@ describe('notify_url acceptance', () => {
 
   it('vets once and pins the address the connection goes to', async () => {
     let lookups = 0;
-    const rebinding: Resolve = async () => (lookups++ === 0 ? [{ address: '93.184.215.14', family: 4 }] : [{ address: '127.0.0.1', family: 4 }]);
+    const rebinding: Resolve = async () =>
+      lookups++ === 0 ? [{ address: '93.184.215.14', family: 4 }] : [{ address: '127.0.0.1', family: 4 }];
     const target = await guard({ resolve: rebinding }).vet('https://rebind.example/');
     expect(target).toMatchObject({ ok: true, host: 'rebind.example', address: '93.184.215.14', family: 4 });
     expect(lookups).toBe(1);

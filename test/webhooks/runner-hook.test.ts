@@ -29,7 +29,12 @@ describe('the job runner announcing a job’s end', () => {
     const receiver = await startReceiver(secret);
     cleanups.push(() => receiver.close());
     const config = loadConfig({ WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
-    const outbox = await EmbeddedWebhookOutbox.open({ stateDir: undefined, delivery: (await webhookParts(config)).delivery!, concurrency: 1, retentionMs: 60_000 });
+    const outbox = await EmbeddedWebhookOutbox.open({
+      stateDir: undefined,
+      delivery: (await webhookParts(config)).delivery!,
+      concurrency: 1,
+      retentionMs: 60_000,
+    });
     cleanups.push(() => outbox.close(100));
     let faults = 1;
     // A fault of our own port: the first enqueue fails as a Redis blip would.
@@ -44,17 +49,43 @@ describe('the job runner announcing a job’s end', () => {
     const store = new MemoryStore();
     const processor = new SharpProcessor(store, { maxInputPixels: 50_000_000, memoryBudgetBytes: 256 * 2 ** 20 });
     let runs = 0;
-    const runJob = createJobRunner({ jobs, store, processor, timeoutSeconds: 30, announce: createJobEndAnnouncer({ jobs, outbox: flaky }), observe: () => void runs++ });
+    const runJob = createJobRunner({
+      jobs,
+      store,
+      processor,
+      timeoutSeconds: 30,
+      announce: createJobEndAnnouncer({ jobs, outbox: flaky }),
+      observe: () => void runs++,
+    });
 
     const bytes = await solid(16, 16, { r: 1, g: 2, b: 3 });
     const staged = await store.stage([bytes], { maxBytes: bytes.length, headBytes: 64 });
     const fileId = randomUUID();
     await store.commitUpload(staged.stagingKey, fileId);
-    await jobs.putFile({ file_id: fileId, filename: 'a.png', content_type: 'image/png', format: 'png', size_bytes: bytes.length, width: 16, height: 16, pages: 1, uploaded_at: new Date().toISOString(), sha256: staged.sha256 });
+    await jobs.putFile({
+      file_id: fileId,
+      filename: 'a.png',
+      content_type: 'image/png',
+      format: 'png',
+      size_bytes: bytes.length,
+      width: 16,
+      height: 16,
+      pages: 1,
+      uploaded_at: new Date().toISOString(),
+      sha256: staged.sha256,
+    });
     const processingId = randomUUID();
     await jobs.putJob({
-      processing_id: processingId, file_id: fileId, status: 'queued', cached: false, operations: [{ operation: 'grayscale' }], output: { format: 'png', quality: 80 },
-      keep_metadata: false, cache_key: randomUUID(), created_at: new Date().toISOString(), notify_url: `${receiver.url}/x`,
+      processing_id: processingId,
+      file_id: fileId,
+      status: 'queued',
+      cached: false,
+      operations: [{ operation: 'grayscale' }],
+      output: { format: 'png', quality: 80 },
+      keep_metadata: false,
+      cache_key: randomUUID(),
+      created_at: new Date().toISOString(),
+      notify_url: `${receiver.url}/x`,
     });
 
     await expect(runJob(processingId)).rejects.toThrow(/unavailable/);
@@ -74,18 +105,35 @@ describe('the job runner announcing a job’s end', () => {
     const receiver = await startReceiver(secret);
     cleanups.push(() => receiver.close());
     const config = loadConfig({ WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
-    const outbox = await EmbeddedWebhookOutbox.open({ stateDir: undefined, delivery: (await webhookParts(config)).delivery!, concurrency: 1, retentionMs: 60_000 });
+    const outbox = await EmbeddedWebhookOutbox.open({
+      stateDir: undefined,
+      delivery: (await webhookParts(config)).delivery!,
+      concurrency: 1,
+      retentionMs: 60_000,
+    });
     cleanups.push(() => outbox.close(100));
     const now = new Date().toISOString();
     const job = {
-      processing_id: randomUUID(), file_id: randomUUID(), status: 'completed' as const, cached: true, operations: [{ operation: 'grayscale' as const }],
-      output: { format: 'png' as const, quality: 80 }, keep_metadata: false, cache_key: 'k', created_at: now, completed_at: now, duration_ms: 0,
+      processing_id: randomUUID(),
+      file_id: randomUUID(),
+      status: 'completed' as const,
+      cached: true,
+      operations: [{ operation: 'grayscale' as const }],
+      output: { format: 'png' as const, quality: 80 },
+      keep_metadata: false,
+      cache_key: 'k',
+      created_at: now,
+      completed_at: now,
+      duration_ms: 0,
       result: { format: 'png' as const, width: 1, height: 1, size_bytes: 1, sha256: 'ab' },
     };
     await announceEndedJob(outbox, job);
     await announceEndedJob(undefined, { ...job, notify_url: `${receiver.url}/x` });
     await announceEndedJob(outbox, { ...job, notify_url: `${receiver.url}/cached` });
     const [delivery] = await receiver.waitFor(1);
-    expect(delivery).toMatchObject({ path: '/cached', verified: { ok: true, payload: { type: 'job.completed', data: { cached: true, download_url: `/download/${job.processing_id}` } } } });
+    expect(delivery).toMatchObject({
+      path: '/cached',
+      verified: { ok: true, payload: { type: 'job.completed', data: { cached: true, download_url: `/download/${job.processing_id}` } } },
+    });
   });
 });

@@ -13,7 +13,12 @@ describe('Standard Webhooks signing', () => {
     const parsed = parseWebhookSecrets(`${first}, ${second}`);
     if (!parsed.ok) throw new Error(parsed.message);
     const body = JSON.stringify({ type: 'job.completed', data: { processing_id: 'p', emoji: 'ünïcødé ✓' } });
-    const headers = await signWebhook({ id: 'msg_p_completed', timestamp: new Date(), body, secrets: await signingSecrets(parsed.secrets) });
+    const headers = await signWebhook({
+      id: 'msg_p_completed',
+      timestamp: new Date(),
+      body,
+      secrets: await signingSecrets(parsed.secrets),
+    });
     expect(headers['webhook-signature'].split(' ')).toHaveLength(2);
     expect(headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]+=* v1,[A-Za-z0-9+/]+=*$/);
     // Each receiver knows one secret (rotation: the old and the new one are both accepted while both sign).
@@ -64,18 +69,28 @@ describe('webhook configuration', () => {
     const config = loadConfig({});
     expect(config.WEBHOOK_SECRETS).toEqual([]);
     expect(config.WEBHOOK_RETRY_SCHEDULE).toEqual([5000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]);
-    expect(config).toMatchObject({ WEBHOOK_TIMEOUT_SECONDS: 15, WEBHOOK_MAX_ATTEMPTS: 8, WEBHOOK_MAX_AGE_SECONDS: 108_000, WEBHOOK_ALLOW_HTTP: false, WEBHOOK_CONCURRENCY: 16 });
+    expect(config).toMatchObject({
+      WEBHOOK_TIMEOUT_SECONDS: 15,
+      WEBHOOK_MAX_ATTEMPTS: 8,
+      WEBHOOK_MAX_AGE_SECONDS: 108_000,
+      WEBHOOK_ALLOW_HTTP: false,
+      WEBHOOK_CONCURRENCY: 16,
+    });
     // The whole schedule fits in the default age.
     expect(config.WEBHOOK_RETRY_SCHEDULE.reduce((a, b) => a + b, 0)).toBeLessThan(config.WEBHOOK_MAX_AGE_SECONDS * 1000);
   });
 
   it('takes a schedule in (fractional) seconds, and refuses bad values naming the variable', () => {
     expect(loadConfig({ WEBHOOK_RETRY_SCHEDULE: '0.1, 0.25,2' }).WEBHOOK_RETRY_SCHEDULE).toEqual([100, 250, 2000]);
-    expect(() => loadConfig({ WEBHOOK_RETRY_SCHEDULE: '5,-1' })).toThrow(/WEBHOOK_RETRY_SCHEDULE must be 1 to 50 comma-separated numbers of seconds from 0 to 86400/);
+    expect(() => loadConfig({ WEBHOOK_RETRY_SCHEDULE: '5,-1' })).toThrow(
+      /WEBHOOK_RETRY_SCHEDULE must be 1 to 50 comma-separated numbers of seconds from 0 to 86400/,
+    );
     expect(() => loadConfig({ WEBHOOK_TIMEOUT_SECONDS: '0' })).toThrow(/WEBHOOK_TIMEOUT_SECONDS must be an integer from 1 to 60/);
     expect(() => loadConfig({ WEBHOOK_MAX_ATTEMPTS: '51' })).toThrow(/WEBHOOK_MAX_ATTEMPTS must be an integer from 1 to 50/);
     expect(() => loadConfig({ WEBHOOK_ALLOW_HTTP: 'yes' })).toThrow(/WEBHOOK_ALLOW_HTTP must be true or false/);
-    expect(() => loadConfig({ WEBHOOK_ALLOWED_HOSTS: '10.0.0.0/33' })).toThrow(/WEBHOOK_ALLOWED_HOSTS must be a comma-separated list of host names, IP addresses and CIDRs/);
+    expect(() => loadConfig({ WEBHOOK_ALLOWED_HOSTS: '10.0.0.0/33' })).toThrow(
+      /WEBHOOK_ALLOWED_HOSTS must be a comma-separated list of host names, IP addresses and CIDRs/,
+    );
     expect(() => loadConfig({ WEBHOOK_ALLOWED_HOSTS: 'http://x' })).toThrow(/WEBHOOK_ALLOWED_HOSTS/);
     const allowed = loadConfig({ WEBHOOK_ALLOWED_HOSTS: '127.0.0.1, Hooks.Internal., fd00::/8' }).WEBHOOK_ALLOWED_HOSTS;
     expect([...allowed.hosts]).toEqual(['hooks.internal']);

@@ -26,18 +26,37 @@ function makeCertificates() {
   run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=webhook test CA');
   run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=receiver.test');
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:receiver.test\n');
-  run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'ext.cnf');
+  run(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'ext.cnf',
+  );
 }
 
 describe.runIf(hasOpenssl)('TLS to a pinned address', () => {
   it('sends SNI and Host as the URL’s name, and checks the certificate against it', { timeout: 30_000 }, async () => {
     makeCertificates();
     const seen: Array<{ servername: string | false | null; host?: string }> = [];
-    const server = createServer({ key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) }, (request, response) => {
-      seen.push({ servername: (request.socket as TLSSocket).servername, host: request.headers.host });
-      request.resume();
-      request.on('end', () => response.writeHead(204).end());
-    });
+    const server = createServer(
+      { key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) },
+      (request, response) => {
+        seen.push({ servername: (request.socket as TLSSocket).servername, host: request.headers.host });
+        request.resume();
+        request.on('end', () => response.writeHead(204).end());
+      },
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     try {

@@ -31,17 +31,25 @@ describe.runIf(redis !== undefined)('a worker killed between the job’s end and
     const secret = generateSecret();
     receiver = await startReceiver(secret, (n) => (n === 1 ? 'hang' : { status: 200 }));
     const env = {
-      REDIS_URL: redis!.url, REDIS_KEY_PREFIX: prefix, WORKER_LOCK_SECONDS: '1',
-      WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
+      REDIS_URL: redis!.url,
+      REDIS_KEY_PREFIX: prefix,
+      WORKER_LOCK_SECONDS: '1',
+      WEBHOOK_SECRETS: secret,
+      WEBHOOK_ALLOW_HTTP: 'true',
+      WEBHOOK_ALLOWED_HOSTS: '127.0.0.1',
       // Longer than the test waits: the first attempt ends only by its worker's death.
-      WEBHOOK_TIMEOUT_SECONDS: '60', WEBHOOK_RETRY_SCHEDULE: '0.2',
+      WEBHOOK_TIMEOUT_SECONDS: '60',
+      WEBHOOK_RETRY_SCHEDULE: '0.2',
     };
     const api = await startServer({ ...env, WORKER_CONCURRENCY: '0' });
     started.push(api);
     const send = (path: string, init?: RequestInit) => fetch(`${api.baseUrl}${path}`, init);
     const file = await upload(send, await solid(32, 32, { r: 0, g: 90, b: 200 }), 'blue.png');
     // No worker runs yet: the job waits in the queue with its notify_url.
-    const { processing_id: processingId } = await submit(send, file.file_id, { operations: [{ operation: 'grayscale' }], notify_url: `${receiver.url}/hooks` });
+    const { processing_id: processingId } = await submit(send, file.file_id, {
+      operations: [{ operation: 'grayscale' }],
+      notify_url: `${receiver.url}/hooks`,
+    });
     const jobs = new RedisJobStore(client!, prefix, 3600);
     expect(await jobs.getJob(processingId)).toMatchObject({ status: 'queued', notify_url: `${receiver.url}/hooks` });
 
@@ -56,7 +64,10 @@ describe.runIf(redis !== undefined)('a worker killed between the job’s end and
     expect(held!.id).toBe(webhookId(processingId, 'job.completed'));
     expect(delivered!.id).toBe(held!.id);
     expect([held!.verified.ok, delivered!.verified.ok]).toEqual([true, true]);
-    expect(delivered!.verified.ok && delivered!.verified.payload).toMatchObject({ type: 'job.completed', data: { processing_id: processingId, download_url: `/download/${processingId}` } });
+    expect(delivered!.verified.ok && delivered!.verified.payload).toMatchObject({
+      type: 'job.completed',
+      data: { processing_id: processingId, download_url: `/download/${processingId}` },
+    });
     // The worker records the answer just after it arrives.
     const deadline = Date.now() + 5000;
     let state: { status?: string } | null = null;
