@@ -9,25 +9,26 @@ import { openAsBlob } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createImageClient, ProblemError, type FinishedJob, type Operation, type Problem } from '../client/index.js';
 
-/** The README's "Typed client" example, as it stands there. */
+/** The README's typed-client example, word for word (test/e2e/readme.test.ts checks they agree). */
 export async function readmeExample(): Promise<void> {
+  // README:begin
   const images = createImageClient({ baseUrl: 'http://localhost:8000', apiKey: process.env.API_KEY });
-
-  const file = await images.upload(await openAsBlob('cat.jpg'), 'cat.jpg');
+  const file = await images.upload(await openAsBlob('docs/example.jpg'), 'example.jpg');
   const job = await images.process(file.file_id, {
     operations: [{ operation: 'resize', width: 800, height: 800, fit: 'inside' }, { operation: 'sharpen' }],
     format: 'webp',
   });
   const done = await images.waitFor(job.processing_id, { timeoutMs: 30_000 });
   if (done.status === 'failed') throw new Error(done.error.message);
-  await writeFile('cat.webp', await images.download(done.processing_id));
+  await writeFile('example.webp', await images.download(done.processing_id));
 
-  // Every route is typed as well: data, or the problem document the service answered.
-  const { data, error } = await images.GET('/list');
+  // Every route is typed too: data, or the problem document the service answered.
+  const { data, error } = await images.GET('/list', { params: { query: { limit: 10 } } });
   console.log(
     data?.items.map((item) => item.filename),
     error?.code,
   );
+  // README:end
 }
 
 export async function naturalCode(bytes: Uint8Array<ArrayBuffer>): Promise<void> {

@@ -20,7 +20,25 @@ async function readmeSession(): Promise<string> {
   return block[1];
 }
 
+/** Code with its whitespace and import lines left out, for comparing a block with its compiled copy. */
+const bare = (code: string) =>
+  code
+    .split('\n')
+    .filter((line) => !/^\s*import /.test(line))
+    .join('')
+    .replace(/\s+/g, '')
+    // Prettier's trailing commas are no difference.
+    .replace(/,([)\]}])/g, '$1');
+
 describe('the README', () => {
+  it('shows the typed-client example that test/client-types.ts compiles under strict', async () => {
+    const readme = await readFile('README.md', 'utf8');
+    const shown = /## From code: the typed client[\s\S]*?```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+    const compiled = /\/\/ README:begin\n([\s\S]*?)\/\/ README:end/.exec(await readFile('test/client-types.ts', 'utf8'))?.[1];
+    expect(shown).toBeDefined();
+    expect(bare(shown!)).toBe(bare(compiled!));
+  });
+
   let server: ServerProcess;
   let work: string;
 
