@@ -120,6 +120,7 @@ describe('the OpenAPI document', () => {
         'width',
         'height',
         'without_enlargement',
+        'notify_url',
       ].sort(),
     );
     for (const { name, schema } of query) {

@@ -218,7 +218,10 @@ describe('POST /process: JSON bodies', () => {
       'invalid_request',
     );
     expect(top.errors).toEqual([
-      { path: '__proto__', message: '__proto__: not a field of the request (it takes operations, format, quality, keep_metadata)' },
+      {
+        path: '__proto__',
+        message: '__proto__: not a field of the request (it takes operations, format, quality, keep_metadata, notify_url)',
+      },
     ]);
     const inner = await expectProblem(
       await m.send(`/process/${fileId}`, json('{"operations": [{"operation": "blur", "constructor": {"intensity": 50}}]}')),

@@ -47,7 +47,7 @@ describe('error echoes are cut short', () => {
     const cut = `"${'k'.repeat(36)}...`;
     const top = await expectSmallProblem(await m.send(`/process/${fileId}`, postJson({ operations: [{ operation: 'blur' }], [huge]: 1 })));
     expect(top.errors).toEqual([
-      { path: cut, message: `${cut}: not a field of the request (it takes operations, format, quality, keep_metadata)` },
+      { path: cut, message: `${cut}: not a field of the request (it takes operations, format, quality, keep_metadata, notify_url)` },
     ]);
     const inner = await expectSmallProblem(
       await m.send(`/process/${fileId}`, postJson({ operations: [{ operation: 'blur', [huge]: 1 }] })),
