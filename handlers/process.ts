@@ -241,12 +241,13 @@ export function jobAcceptor({
         duration_ms: 0,
         result: hit,
       };
+      // No runner sees a job answered from the cache, so its end is announced here, before the job is
+      // written: an outbox that cannot take the message leaves no job that would never be announced.
+      await announceEndedJob(webhooks?.outbox, answer);
       await jobs.putJob(answer);
       // The newest job now stands for the result, which lives on for another retention period.
       await jobs.markCompleted(job.cache_key, job.processing_id);
       await store.touchResult(resultName(job));
-      // No runner sees a job answered from the cache, so its end is announced here.
-      await announceEndedJob(webhooks?.outbox, answer);
       return accepted(answer);
     }
     // Only work still to be done needs memory: a cached result is answered whatever its job once cost.

@@ -24,6 +24,8 @@ import {
 export const WEBHOOK_QUEUE_NAME = 'webhooks';
 const BACKOFF_TYPE = 'webhook-schedule';
 
+/** The first wait after a fault of our own (not the receiver's answer); it doubles, up to 5 minutes. */
+const UNEXPECTED_RETRY_MS = 1000;
 const stateKey = (prefix: string, processingId: string) => `${prefix}:webhook:${processingId}`;
 
 /** Thrown by an attempt that failed and is to be tried again after `retryInMs` (read by the backoff strategy). */
@@ -141,10 +143,30 @@ export function startWebhookWorker({
       // Workers lost mid-attempt (a deploy, a scale-in) are not the message's fault: it survives several.
       maxStalledCount: 10,
       settings: {
-        backoffStrategy: (_attemptsMade, _type, error) => (error instanceof RetryLater ? error.retryInMs : -1),
+        // Our own schedule for an answer; for anything else (Redis blinked while the state was read or
+        // written) a short growing wait: at-least-once means such a fault must not end the message.
+        backoffStrategy: (attemptsMade, _type, error) =>
+          error instanceof RetryLater ? error.retryInMs : Math.min(UNEXPECTED_RETRY_MS * 2 ** Math.max(0, attemptsMade - 1), 300_000),
       },
     },
   );
   worker.on('error', onError);
+  // A message BullMQ gives up on (attempts or stalls ran out) shows `failed` on /status, not `pending` forever.
+  worker.on('failed', (job, error) => {
+    if (!job || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+    const key = stateKey(prefix, job.data.processingId);
+    void (async () => {
+      const stored = await redis.get(key);
+      const state = stored ? (JSON.parse(stored) as DeliveryState) : pendingState(job.data, new Date());
+      if (state.status !== 'pending') return;
+      const { next_attempt_at: _next, ...rest } = state;
+      await redis.set(
+        key,
+        JSON.stringify({ ...rest, status: 'failed', last_response: rest.last_response ?? { error: error.message } }),
+        'EX',
+        retentionSeconds,
+      );
+    })().catch(onError);
+  });
   return worker;
 }

@@ -80,8 +80,7 @@ export class EmbeddedJobStore implements JobStore {
   async putFile(file: FileRecord): Promise<void> {
     await this.persist('files', file.file_id, file);
     this.indexFile(file);
-    const last = this.fileOrder.at(-2);
-    if (last && isOlder(file, last)) this.fileOrder.sort((a, b) => (isOlder(a, b) ? -1 : 1));
+    settleLast(this.fileOrder, isOlder);
   }
 
   async getFile(fileId: string): Promise<FileRecord | undefined> {
@@ -111,8 +110,7 @@ export class EmbeddedJobStore implements JobStore {
     }
     await this.persist('jobs', job.processing_id, job);
     this.indexJob(job);
-    const last = this.jobOrder.at(-2);
-    if (last && isOlderJob(job, last)) this.jobOrder.sort((a, b) => (isOlderJob(a, b) ? -1 : 1));
+    settleLast(this.jobOrder, isOlderJob);
   }
 
   async listJobs(limit: number, after?: JobCursor): Promise<JobPage> {
@@ -284,4 +282,23 @@ export class EmbeddedJobStore implements JobStore {
       .catch(() => undefined);
     return write;
   }
+}
+
+/**
+ * Moves the last entry of `order` (oldest first, but for that entry) to its place by binary search: records
+ * written at once may be persisted out of `created_at` order, and sorting the whole index for each would
+ * block the event loop on a large one.
+ */
+function settleLast<T>(order: T[], isOlderThan: (a: T, b: T) => boolean): void {
+  const entry = order.at(-1);
+  if (entry === undefined || order.length < 2 || !isOlderThan(entry, order.at(-2)!)) return;
+  order.pop();
+  let low = 0;
+  let high = order.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (isOlderThan(order[mid]!, entry)) low = mid + 1;
+    else high = mid;
+  }
+  order.splice(low, 0, entry);
 }

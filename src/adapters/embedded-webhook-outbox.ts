@@ -4,7 +4,7 @@
  * `stateDir/webhooks/` (written atomically, as job records are), attempts run by timers in this process,
  * `concurrency` at a time. A restart loads the files and carries on where the last recorded attempt left
  * off; an attempt cut by the stop is made again, under the same `webhook-id`. Settled records older than
- * `retentionMs` are dropped at start.
+ * `retentionMs` are dropped at start, and while running by a sweep at most once a minute, as a new one comes.
  */
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -19,6 +19,11 @@ import {
   type WebhookMessage,
 } from '../webhooks/delivery.js';
 import { PARTIAL, writeFileAtomically } from './atomic-file.js';
+
+/** How often an enqueue also forgets settled messages past the retention period (a sweep, not per call). */
+const PRUNE_EVERY_MS = 60_000;
+
+const fileName = (record: OutboxRecord) => `${record.message.processingId}.json`;
 
 interface OutboxRecord {
   message: WebhookMessage;
@@ -42,6 +47,7 @@ export class EmbeddedWebhookOutbox implements WebhookOutbox {
   private readonly ready: string[] = [];
   private readonly running = new Set<Promise<void>>();
   private closed = false;
+  private prunedAt = Date.now();
 
   private constructor(
     private readonly dir: string | undefined,
@@ -72,6 +78,20 @@ export class EmbeddedWebhookOutbox implements WebhookOutbox {
     const record = { message, state: pendingState(message, new Date()) };
     await this.persist(record);
     this.keep(record);
+    if (Date.now() - this.prunedAt >= PRUNE_EVERY_MS) {
+      this.prunedAt = Date.now();
+      this.prune().catch((error: unknown) => this.options.onError?.(error instanceof Error ? error : new Error(String(error))));
+    }
+  }
+
+  /** Forgets settled messages older than the retention period, in memory and on disk, as jobs are forgotten. */
+  async prune(now = Date.now()): Promise<void> {
+    const cutoff = now - this.options.retentionMs;
+    for (const [id, record] of this.records) {
+      if (!isSettled(record.state) || Date.parse(record.message.createdAt) >= cutoff) continue;
+      this.records.delete(id);
+      if (this.dir) await rm(join(this.dir, fileName(record)), { force: true });
+    }
   }
 
   async state(processingId: string): Promise<DeliveryState | undefined> {
@@ -144,6 +164,6 @@ export class EmbeddedWebhookOutbox implements WebhookOutbox {
   }
 
   private async persist(record: OutboxRecord): Promise<void> {
-    if (this.dir) await writeFileAtomically(this.dir, `${record.message.processingId}.json`, JSON.stringify(record));
+    if (this.dir) await writeFileAtomically(this.dir, fileName(record), JSON.stringify(record));
   }
 }

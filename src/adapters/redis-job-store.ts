@@ -28,6 +28,9 @@ import { guarded } from './redis-connection.js';
  * failed (as `canMove`). A job that ends leaves its upload's pending set (ARGV[2] is that key's prefix).
  * Returns the record as it now is, applied or not.
  */
+/** How many times a `/tasks` page is read again after dropping expired entries it met. */
+const MAX_LIST_ROUNDS = 4;
+
 const UPDATE_IF_ALLOWED = `
 if redis.call('exists', KEYS[1]) == 0 then return false end
 local rank = { ['"queued"'] = 0, ['"processing"'] = 1, ['"completed"'] = 2, ['"failed"'] = 2 }
@@ -229,24 +232,33 @@ export class RedisJobStore implements JobStore {
 
   listJobs(limit: number, after?: JobCursor): Promise<JobPage> {
     return guarded(async () => {
-      const index = this.key('jobs');
-      const ids = await this.idsAfter(index, limit + 1, after && { ms: Date.parse(after.created_at), id: after.processing_id });
-      const page = ids.slice(0, limit);
-      const pipeline = this.redis.pipeline();
-      for (const id of page) pipeline.hgetall(this.key('job', id));
-      const replies = page.length ? ((await pipeline.exec()) ?? []) : [];
-      const items: JobRecord[] = [];
-      const expired: string[] = [];
-      replies.forEach(([error, fields], i) => {
-        if (error) throw error;
-        const job = decode(fields as Record<string, string>);
-        if (job) items.push(job);
-        else expired.push(page[i]!);
-      });
-      // A record is written with its index entry, so one missing has expired: its entry goes too.
-      if (expired.length) await this.redis.zrem(index, ...expired);
-      return { items, total: await this.redis.zcard(index), hasMore: ids.length > limit };
+      // Expired entries are dropped as they are met; the page is then read again, so a page of expired ids
+      // does not end the listing early (a few rounds at most: each round removes what it met).
+      for (let round = 1; ; round++) {
+        const { page, expired } = await this.jobPage(limit, after);
+        if (expired === 0 || page.items.length === limit || !page.hasMore || round === MAX_LIST_ROUNDS) return page;
+      }
     });
+  }
+
+  private async jobPage(limit: number, after?: JobCursor): Promise<{ page: JobPage; expired: number }> {
+    const index = this.key('jobs');
+    const ids = await this.idsAfter(index, limit + 1, after && { ms: Date.parse(after.created_at), id: after.processing_id });
+    const page = ids.slice(0, limit);
+    const pipeline = this.redis.pipeline();
+    for (const id of page) pipeline.hgetall(this.key('job', id));
+    const replies = page.length ? ((await pipeline.exec()) ?? []) : [];
+    const items: JobRecord[] = [];
+    const expired: string[] = [];
+    replies.forEach(([error, fields], i) => {
+      if (error) throw error;
+      const job = decode(fields as Record<string, string>);
+      if (job) items.push(job);
+      else expired.push(page[i]!);
+    });
+    // A record is written with its index entry, so one missing has expired: its entry goes too.
+    if (expired.length) await this.redis.zrem(index, ...expired);
+    return { page: { items, total: await this.redis.zcard(index), hasMore: ids.length > limit }, expired: expired.length };
   }
 
   linkTask(fileId: string, processingId: string): Promise<void> {

@@ -24,7 +24,8 @@ export function jobEndMessage(job: JobRecord, now: Date): WebhookMessage | undef
     type,
     url: job.notify_url,
     body: JSON.stringify({ type, timestamp, data: publicJob(job) }),
-    createdAt: now.toISOString(),
+    // WEBHOOK_MAX_AGE_SECONDS counts from the job's end, so announcing it again (after a restart) does not restart it.
+    createdAt: timestamp,
   };
 }
 

@@ -4,7 +4,7 @@
  * times out and is tried again, a redirect is not followed, Retry-After is honoured, attempts and age are
  * bounded, and the embedded outbox carries on after a restart with the same webhook-id.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -250,5 +250,26 @@ describe('webhook delivery (embedded outbox)', () => {
     await again.enqueue(first.message);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(first.receiver.deliveries).toHaveLength(2);
+  });
+
+  it('forgets a settled message once it is older than the retention period, in memory and on disk; a pending one stays', async () => {
+    const stateDir = await mkdtemp(join(tmpdir(), 'webhook-outbox-'));
+    cleanups.push(() => rm(stateDir, { recursive: true, force: true }));
+    const { receiver, outbox, message } = await setup(() => ({ status: 204 }), {}, stateDir);
+    await outbox.enqueue(message);
+    await receiver.waitFor(1);
+    await outbox.settled();
+    const pending = { ...message, processingId: crypto.randomUUID(), url: 'http://127.0.0.1:9/never' };
+    await outbox.enqueue(pending);
+    // The pending message's retries are written meanwhile (through a `.partial-` file, renamed into place).
+    const files = async () => (await readdir(join(stateDir, 'webhooks'))).filter((name) => !name.startsWith('.partial-')).sort();
+    expect(await files()).toEqual([`${message.processingId}.json`, `${pending.processingId}.json`].sort());
+
+    await outbox.prune(Date.now() + 60_000); // within the hour's retention: nothing goes
+    expect(await outbox.state(message.processingId)).toMatchObject({ status: 'delivered' });
+    await outbox.prune(Date.now() + 3600_000 + 1000);
+    expect(await outbox.state(message.processingId)).toBeUndefined();
+    expect(await files()).toEqual([`${pending.processingId}.json`]);
+    expect(await outbox.state(pending.processingId)).toMatchObject({ status: 'pending' });
   });
 });
