@@ -9,12 +9,11 @@
  * Every path is also answered with a trailing slash (the app is not strict about it).
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
-import { badRequest } from '../src/domain/errors.js';
 import { publicJob, type JobCursor } from '../src/domain/jobs.js';
 import { parsePipelineJson } from '../src/domain/operations.js';
 import type { AppDeps } from '../src/ports.js';
 import { idempotencyKeyOf, replayHeaders } from './idempotency.js';
-import { pageQuery, parseLimit } from './list.js';
+import { decodePair, encodePair, pageQuery, parseLimit } from './list.js';
 import { jobAcceptor } from './process.js';
 import { type AppEnv, JobStatusSchema, problemResponse, REPLAYED_HEADER, REQUEST_ID_HEADER, routeErrors, UploadedFile } from './schemas.js';
 import { uploadIntake, uploadRoute } from './upload.js';
@@ -122,21 +121,9 @@ export function tasksHandler({ jobs }: Pick<AppDeps, 'jobs'>): RouteHandler<type
   };
 }
 
-function encodeCursor({ created_at, processing_id }: JobCursor): string {
-  return btoa(JSON.stringify([created_at, processing_id]))
-    .replace(/\+/g, '-')
-    .replace(/\//g, '_')
-    .replace(/=+$/, '');
-}
+const encodeCursor = ({ created_at, processing_id }: JobCursor) => encodePair(created_at, processing_id);
 
 function decodeCursor(text: string): JobCursor {
-  try {
-    const parsed: unknown = JSON.parse(atob(text.replace(/-/g, '+').replace(/_/g, '/')));
-    if (Array.isArray(parsed) && parsed.length === 2 && parsed.every((part) => typeof part === 'string')) {
-      return { created_at: parsed[0] as string, processing_id: parsed[1] as string };
-    }
-  } catch {
-    // fall through to the error below
-  }
-  throw badRequest('invalid_cursor', 'cursor must be the next_cursor of a previous /tasks page');
+  const [created_at, processing_id] = decodePair(text, '/tasks');
+  return { created_at, processing_id };
 }

@@ -86,21 +86,29 @@ export function parseLimit(text: string | undefined): number {
   return value;
 }
 
-function encodeCursor({ uploaded_at, file_id }: ListCursor): string {
-  return btoa(JSON.stringify([uploaded_at, file_id]))
+/** An opaque cursor from a record's two sort keys (its time and its id), URL-safe base64 of JSON. */
+export function encodePair(time: string, id: string): string {
+  return btoa(JSON.stringify([time, id]))
     .replace(/\+/g, '-')
     .replace(/\//g, '_')
     .replace(/=+$/, '');
 }
 
-function decodeCursor(text: string): ListCursor {
+/** The two sort keys of a cursor `encodePair` made; anything else is a 400 naming the route it came from. */
+export function decodePair(text: string, route: string): [time: string, id: string] {
   try {
     const parsed: unknown = JSON.parse(atob(text.replace(/-/g, '+').replace(/_/g, '/')));
-    if (Array.isArray(parsed) && parsed.length === 2 && parsed.every((part) => typeof part === 'string')) {
-      return { uploaded_at: parsed[0] as string, file_id: parsed[1] as string };
-    }
+    if (Array.isArray(parsed) && parsed.length === 2 && parsed.every((part) => typeof part === 'string'))
+      return [parsed[0] as string, parsed[1] as string];
   } catch {
     // fall through to the error below
   }
-  throw badRequest('invalid_cursor', 'cursor must be the next_cursor of a previous /list page');
+  throw badRequest('invalid_cursor', `cursor must be the next_cursor of a previous ${route} page`);
+}
+
+const encodeCursor = ({ uploaded_at, file_id }: ListCursor) => encodePair(uploaded_at, file_id);
+
+function decodeCursor(text: string): ListCursor {
+  const [uploaded_at, file_id] = decodePair(text, '/list');
+  return { uploaded_at, file_id };
 }
