@@ -510,6 +510,7 @@ export interface components {
      *     | `redis_unavailable` | 503 (also job) | Redis is unreachable; retry after Retry-After. |
      *     | `redis_error` | 503 (also job) | Redis refused a command; retry after Retry-After. |
      *     | `queue_unavailable` | 503 (also job) | The job queue cannot be reached; retry after Retry-After. |
+     *     | `dns_unavailable` | 503 | notify_url's host could not be looked up just now (the resolver timed out or failed); retry after Retry-After. |
      *     | `webhook_queue_unavailable` | 503 | The webhook delivery queue cannot be reached; retry after Retry-After. |
      *     | `queue_full` | 503 | MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After. |
      *     | `too_many_uploads` | 503 | MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After. |
@@ -571,6 +572,7 @@ export interface components {
       | 'redis_unavailable'
       | 'redis_error'
       | 'queue_unavailable'
+      | 'dns_unavailable'
       | 'webhook_queue_unavailable'
       | 'queue_full'
       | 'too_many_uploads'
@@ -734,6 +736,7 @@ export interface components {
           | 'redis_unavailable'
           | 'redis_error'
           | 'queue_unavailable'
+          | 'dns_unavailable'
           | 'webhook_queue_unavailable'
           | 'queue_full'
           | 'too_many_uploads'
@@ -1281,7 +1284,7 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem500'];
         };
       };
-      /** @description The queue is unavailable or full, or Redis or the file store is unreachable; retry after Retry-After seconds */
+      /** @description The queue is unavailable or full, Redis or the file store is unreachable, or notify_url could not be looked up (dns_unavailable); retry after Retry-After seconds */
       503: {
         headers: {
           'X-Request-Id': components['headers']['X-Request-Id'];

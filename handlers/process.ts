@@ -163,7 +163,7 @@ export const processRoute = createRoute({
     ...routeErrors,
     503: problemResponse(
       503,
-      'The queue is unavailable or full, or Redis or the file store is unreachable; retry after Retry-After seconds',
+      'The queue is unavailable or full, Redis or the file store is unreachable, or notify_url could not be looked up (dns_unavailable); retry after Retry-After seconds',
     ),
     507: problemResponse(507, 'storage_full: the store is out of space; retry after Retry-After seconds'),
   },
@@ -277,6 +277,7 @@ export function jobAcceptor({
         reason: 'webhooks_not_configured',
         detail: 'notify_url cannot be used: this deployment has no WEBHOOK_SECRETS to sign deliveries with',
       });
+    if (!verdict.ok && verdict.reason === 'dns_unavailable') throw unavailable('dns_unavailable', verdict.detail, 5);
     if (!verdict.ok) throw notifyUrlProblem(verdict);
     return verdict.url;
   }

@@ -9,6 +9,9 @@ import type { NotifyUrlPolicy } from '../ports.js';
 import { EMPTY_ALLOW_LIST, parseIp, type AllowList } from '../webhooks/addresses.js';
 import { formatIp, judgeAddress, parseNotifyUrl, type NotifyUrlRefusal } from '../webhooks/notify-url.js';
 
+/** Resolver answers that mean the name has no address (any other failure is the resolver's own). */
+const NO_SUCH_NAME: ReadonlySet<string> = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME', 'NXDOMAIN']);
+
 /** Resolves a host name to all its addresses (tests inject one that answers what they need). */
 export type Resolve = (host: string) => Promise<Array<{ address: string; family: number }>>;
 
@@ -68,6 +71,14 @@ export class NotifyUrlGuard implements NotifyUrlPolicy {
       found = await this.resolveWithin(parsed.host);
     } catch (error) {
       const code = (error as { code?: string }).code;
+      // A name that does not exist is the client's to fix; a resolver that timed out or failed is ours.
+      if (!code || !NO_SUCH_NAME.has(code)) {
+        return {
+          ok: false,
+          reason: 'dns_unavailable',
+          detail: `notify_url's host ${JSON.stringify(parsed.host.slice(0, 100))} could not be looked up just now${code ? ` (${code})` : ''}; retry shortly`,
+        };
+      }
       return {
         ok: false,
         reason: 'unresolvable',

@@ -105,6 +105,10 @@ export const ERROR_CODES = {
   redis_unavailable: { status: [503], meaning: 'Redis is unreachable; retry after Retry-After.', use: ['http', 'job'] },
   redis_error: { status: [503], meaning: 'Redis refused a command; retry after Retry-After.', use: ['http', 'job'] },
   queue_unavailable: { status: [503], meaning: 'The job queue cannot be reached; retry after Retry-After.', use: ['http', 'job'] },
+  dns_unavailable: {
+    status: [503],
+    meaning: "notify_url's host could not be looked up just now (the resolver timed out or failed); retry after Retry-After.",
+  },
   webhook_queue_unavailable: { status: [503], meaning: 'The webhook delivery queue cannot be reached; retry after Retry-After.' },
   queue_full: { status: [503], meaning: 'MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After.' },
   too_many_uploads: { status: [503], meaning: 'MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After.' },

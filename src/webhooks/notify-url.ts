@@ -13,7 +13,7 @@ import { addressAllowed, hostAllowed, parseIp, refusedRange, type AllowList, typ
 export const MAX_NOTIFY_URL_LENGTH = 2048;
 
 export type NotifyUrlReason =
-  'webhooks_not_configured' | 'malformed' | 'too_long' | 'scheme' | 'credentials' | 'refused_address' | 'unresolvable';
+  'webhooks_not_configured' | 'malformed' | 'too_long' | 'scheme' | 'credentials' | 'refused_address' | 'unresolvable' | 'dns_unavailable';
 
 export type NotifyUrlRefusal = { ok: false; reason: NotifyUrlReason; detail: string };
 

@@ -110,6 +110,17 @@ describe('notify_url refusals', () => {
     if (!verdict.ok) expect(verdict.detail).toMatch(detail);
   });
 
+  it('tells a resolver that failed from a name that does not exist: dns_unavailable, for a 503 rather than a 400', async () => {
+    const failing = (code: string) => () => Promise.reject(Object.assign(new Error(code), { code }));
+    for (const code of ['EAI_AGAIN', 'ESERVFAIL', 'ETIMEOUT']) {
+      const verdict = await guard({ resolve: failing(code) as unknown as Resolve }).check('https://public.example/');
+      expect(verdict, code).toMatchObject({ ok: false, reason: 'dns_unavailable' });
+      if (!verdict.ok) expect(verdict.detail).toContain(`could not be looked up just now (${code})`);
+    }
+    const missing = await guard({ resolve: failing('ENOTFOUND') as unknown as Resolve }).check('https://public.example/');
+    expect(missing).toMatchObject({ ok: false, reason: 'unresolvable' });
+  });
+
   it('refuses a URL over 2048 characters', async () => {
     const verdict = await guard().check(`https://public.example/${'a'.repeat(2100)}`);
     expect(verdict).toMatchObject({ ok: false, reason: 'too_long', detail: 'notify_url must be at most 2048 characters, got 2123' });
