@@ -23,7 +23,7 @@ import {
 import { mib } from '../src/memory-budget.js';
 import type { AppDeps } from '../src/ports.js';
 import { announceEndedJob } from '../src/webhooks/events.js';
-import { MAX_NOTIFY_URL_LENGTH, notifyUrlProblem } from '../src/webhooks/notify-url.js';
+import { MAX_NOTIFY_URL_LENGTH, notifyUrlProblem, WEBHOOKS_NOT_CONFIGURED } from '../src/webhooks/notify-url.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
 import {
   type AppEnv,
@@ -270,13 +270,7 @@ export function jobAcceptor({
 
   /** The URL as it will be posted to, once it passed the SSRF guard (a 400 naming the reason otherwise). */
   async function vetted(url: string): Promise<string> {
-    const verdict = webhooks ? await webhooks.notifyUrls.check(url) : undefined;
-    if (!verdict)
-      throw notifyUrlProblem({
-        ok: false,
-        reason: 'webhooks_not_configured',
-        detail: 'notify_url cannot be used: this deployment has no WEBHOOK_SECRETS to sign deliveries with',
-      });
+    const verdict = webhooks ? await webhooks.notifyUrls.check(url) : WEBHOOKS_NOT_CONFIGURED;
     if (!verdict.ok && verdict.reason === 'dns_unavailable') throw unavailable('dns_unavailable', verdict.detail, 5);
     if (!verdict.ok) throw notifyUrlProblem(verdict);
     return verdict.url;

@@ -5,10 +5,10 @@
  * store's notice wakes the request) without polling many times (each poll costs both sides a request).
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
-import { AppError, badRequest, notFound, unavailable } from '../src/domain/errors.js';
+import { badRequest, notFound } from '../src/domain/errors.js';
 import { isFinished, publicJob, type JobRecord } from '../src/domain/jobs.js';
 import { quote } from '../src/domain/operations.js';
-import type { AppDeps, JobStore, WebhookOutbox } from '../src/ports.js';
+import type { AppDeps, JobStore } from '../src/ports.js';
 import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse, REQUEST_ID_HEADER, routeErrors } from './schemas.js';
 
 const MAX_WAIT_SECONDS = 30;
@@ -112,17 +112,7 @@ export function statusHandler({
     const signal = waiting ? (stopping ? AbortSignal.any([c.req.raw.signal, stopping]) : c.req.raw.signal) : undefined;
     const answer = signal ? await settled(jobs, processingId, job, waitSeconds * 1000, signal) : job;
     // Only a job that asked to be told has a delivery to show (no outbox read for any other).
-    const notification = answer.notify_url && webhooks?.outbox ? await deliveryOf(webhooks.outbox, processingId) : undefined;
+    const notification = answer.notify_url && webhooks?.outbox ? await webhooks.outbox.state(processingId) : undefined;
     return c.json({ ...publicJob(answer), ...(notification ? { notification } : {}) }, 200);
   };
-}
-
-/** The job's delivery as the outbox has it; its store failing is a 503 like any dependency's, never a 500. */
-async function deliveryOf(outbox: WebhookOutbox, processingId: string) {
-  try {
-    return await outbox.state(processingId);
-  } catch (error) {
-    if (error instanceof AppError) throw error;
-    throw unavailable('redis_unavailable', 'the webhook delivery state cannot be read; retry shortly', 2);
-  }
 }

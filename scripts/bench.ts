@@ -23,6 +23,7 @@ import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { deleteKeysUnder } from '../src/adapters/redis-connection.js';
 import { startS3, type TestS3 } from '../test/helpers/s3-server.js';
+import { freePort } from '../test/helpers/server-process.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const quick = process.argv.includes('--quick');
@@ -361,7 +362,8 @@ interface Mode {
 }
 
 async function runMode(mode: Mode, photos: Array<{ label: string; jobs: number; file: string; bytes: Buffer }>, s3?: TestS3) {
-  const port = 18000 + Math.floor(Math.random() * 2000);
+  // A port the system says is free, not a guess: a taken one would measure another process.
+  const port = await freePort();
   const home = join(work, mode.name.replace(/[^a-z0-9]+/gi, '-'));
   const dirs = { UPLOAD_DIR: join(home, 'uploads'), PROCESSED_DIR: join(home, 'processed'), STATE_DIR: join(home, 'state') };
   const common = { ...dirs, PORT: String(port), HOST: '127.0.0.1', MAX_FILE_SIZE: String(32 * 1024 * 1024), LOG_LEVEL: 'info' };

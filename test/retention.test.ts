@@ -13,6 +13,7 @@ import { RedisJobStore } from '../src/adapters/redis-job-store.js';
 import type { FileRecord, JobRecord } from '../src/domain/jobs.js';
 import type { JobStore } from '../src/ports.js';
 import { createSweeper, SWEEP_BATCH } from '../src/retention.js';
+import { fileRecord, jobRecord } from './helpers/records.js';
 import { releaseTestRedis, testRedis } from './helpers/redis.js';
 
 const redis = await testRedis();
@@ -21,29 +22,8 @@ const clients: Redis[] = [];
 afterAll(() => releaseTestRedis(redis, { clients, prefixes }));
 
 const LONG_AGO = new Date('2026-01-01T00:00:00Z');
-const file = (at = LONG_AGO): FileRecord => ({
-  file_id: randomUUID(),
-  filename: 'a.png',
-  content_type: 'image/png',
-  format: 'png',
-  size_bytes: 1,
-  width: 1,
-  height: 1,
-  pages: 1,
-  uploaded_at: at.toISOString(),
-  sha256: 'ab',
-});
-const job = (fileId: string): JobRecord => ({
-  processing_id: randomUUID(),
-  file_id: fileId,
-  status: 'queued',
-  cached: false,
-  operations: [{ operation: 'grayscale' }],
-  output: { format: 'png', quality: 80 },
-  keep_metadata: false,
-  cache_key: randomUUID(),
-  created_at: LONG_AGO.toISOString(),
-});
+const file = (at = LONG_AGO): FileRecord => fileRecord({ uploaded_at: at.toISOString() });
+const job = (fileId: string): JobRecord => jobRecord(fileId, { created_at: LONG_AGO.toISOString() });
 
 function redisJobs(): RedisJobStore {
   const client = new Redis(redis!.url);

@@ -11,6 +11,7 @@ import { Queue, UnrecoverableError, Worker, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { unavailable } from '../domain/errors.js';
 import type { WebhookOutbox } from '../ports.js';
+import { guarded } from './redis-connection.js';
 import {
   attemptDelivery,
   pendingState,
@@ -80,9 +81,12 @@ export class BullWebhookOutbox implements WebhookOutbox {
     }
   }
 
-  async state(processingId: string): Promise<DeliveryState | undefined> {
-    const text = await this.redis.get(stateKey(this.prefix, processingId));
-    return text ? (JSON.parse(text) as DeliveryState) : undefined;
+  /** Redis failing here is a 503, as for every Redis read of the API (`guarded`). */
+  state(processingId: string): Promise<DeliveryState | undefined> {
+    return guarded(async () => {
+      const text = await this.redis.get(stateKey(this.prefix, processingId));
+      return text ? (JSON.parse(text) as DeliveryState) : undefined;
+    });
   }
 
   close(): Promise<void> {

@@ -7,7 +7,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import type { NotifyUrlPolicy } from '../ports.js';
 import { EMPTY_ALLOW_LIST, parseIp, type AllowList } from '../webhooks/addresses.js';
-import { formatIp, judgeAddress, parseNotifyUrl, type NotifyUrlRefusal } from '../webhooks/notify-url.js';
+import { formatIp, judgeAddress, parseNotifyUrl, WEBHOOKS_NOT_CONFIGURED, type NotifyUrlRefusal } from '../webhooks/notify-url.js';
 
 /** Resolver answers that mean the name has no address (any other failure is the resolver's own). */
 const NO_SUCH_NAME: ReadonlySet<string> = new Set(['ENOTFOUND', 'ENODATA', 'ENONAME', 'NXDOMAIN']);
@@ -55,13 +55,7 @@ export class NotifyUrlGuard implements NotifyUrlPolicy {
    * refuses the URL (a receiver has no reason to publish a private address beside its public one).
    */
   async vet(text: string): Promise<VettedTarget | NotifyUrlRefusal> {
-    if (!this.options.enabled) {
-      return {
-        ok: false,
-        reason: 'webhooks_not_configured',
-        detail: 'notify_url cannot be used: this deployment has no WEBHOOK_SECRETS to sign deliveries with',
-      };
-    }
+    if (!this.options.enabled) return WEBHOOKS_NOT_CONFIGURED;
     const parsed = parseNotifyUrl(text, this.rules);
     if (!parsed.ok) return parsed;
     const url = new URL(parsed.url);

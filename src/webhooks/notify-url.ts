@@ -17,6 +17,13 @@ export type NotifyUrlReason =
 
 export type NotifyUrlRefusal = { ok: false; reason: NotifyUrlReason; detail: string };
 
+/** The refusal of every `notify_url` where no `WEBHOOK_SECRETS` are configured (nothing could sign the deliveries). */
+export const WEBHOOKS_NOT_CONFIGURED: NotifyUrlRefusal = {
+  ok: false,
+  reason: 'webhooks_not_configured',
+  detail: 'notify_url cannot be used: this deployment has no WEBHOOK_SECRETS to sign deliveries with',
+};
+
 /** A URL fit to be stored, with the host as it will be connected to. */
 export interface ParsedNotifyUrl {
   ok: true;

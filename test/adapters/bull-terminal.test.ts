@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { BullQueue, startBullWorker, type TerminalFailure } from '../../src/adapters/bull-queue.js';
 import { RedisJobStore } from '../../src/adapters/redis-job-store.js';
 import { deleteKeys, testRedis } from '../helpers/redis.js';
+import { fileRecord, jobRecord } from '../helpers/records.js';
 
 const redis = await testRedis();
 const prefix = `terminal-${randomUUID().slice(0, 8)}`;
@@ -26,29 +27,8 @@ describe.runIf(redis !== undefined)('BullMQ giving a job up', () => {
     const queue = new BullQueue(api, prefix, () => undefined);
     const processingId = randomUUID();
     const fileId = randomUUID();
-    await jobs.putFile({
-      file_id: fileId,
-      filename: 'a.png',
-      content_type: 'image/png',
-      format: 'png',
-      size_bytes: 1,
-      width: 1,
-      height: 1,
-      pages: 1,
-      uploaded_at: new Date().toISOString(),
-      sha256: 'ab',
-    });
-    await jobs.putJob({
-      processing_id: processingId,
-      file_id: fileId,
-      status: 'queued',
-      cached: false,
-      operations: [{ operation: 'grayscale' }],
-      output: { format: 'png', quality: 80 },
-      keep_metadata: false,
-      cache_key: 'k',
-      created_at: new Date().toISOString(),
-    });
+    await jobs.putFile(fileRecord({ file_id: fileId }));
+    await jobs.putJob(jobRecord(fileId, { processing_id: processingId, cache_key: 'k' }));
     let attempts = 0;
     const told: Array<[string, TerminalFailure]> = [];
     const worker = startBullWorker({

@@ -12,6 +12,7 @@ import { EmbeddedJobStore } from '../../src/adapters/embedded-job-store.js';
 import { RedisJobStore } from '../../src/adapters/redis-job-store.js';
 import type { FileRecord, JobRecord } from '../../src/domain/jobs.js';
 import type { JobStore } from '../../src/ports.js';
+import { fileRecord, jobRecord } from '../helpers/records.js';
 import { releaseTestRedis, testRedis } from '../helpers/redis.js';
 
 const redis = await testRedis();
@@ -23,29 +24,9 @@ afterAll(async () => {
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-const file = (): FileRecord => ({
-  file_id: randomUUID(),
-  filename: 'a.png',
-  content_type: 'image/png',
-  format: 'png',
-  size_bytes: 1,
-  width: 1,
-  height: 1,
-  pages: 1,
-  uploaded_at: new Date().toISOString(),
-  sha256: 'ab',
-});
-const job = (fileId: string, createdAt: Date, status: JobRecord['status'] = 'queued'): JobRecord => ({
-  processing_id: randomUUID(),
-  file_id: fileId,
-  status,
-  cached: false,
-  operations: [{ operation: 'grayscale' }],
-  output: { format: 'png', quality: 80 },
-  keep_metadata: false,
-  cache_key: randomUUID(),
-  created_at: createdAt.toISOString(),
-});
+const file = (): FileRecord => fileRecord();
+const job = (fileId: string, createdAt: Date, status: JobRecord['status'] = 'queued'): JobRecord =>
+  jobRecord(fileId, { status, created_at: createdAt.toISOString() });
 
 interface Kind {
   open(): Promise<JobStore>;

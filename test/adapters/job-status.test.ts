@@ -10,6 +10,7 @@ import { EmbeddedJobStore } from '../../src/adapters/embedded-job-store.js';
 import { RedisJobStore } from '../../src/adapters/redis-job-store.js';
 import { canMove, type JobRecord } from '../../src/domain/jobs.js';
 import type { JobStore } from '../../src/ports.js';
+import { fileRecord, jobRecord } from '../helpers/records.js';
 import { releaseTestRedis, testRedis } from '../helpers/redis.js';
 
 const redis = await testRedis();
@@ -17,29 +18,8 @@ const prefix = `status-${randomUUID().slice(0, 8)}`;
 const clients: Redis[] = [];
 afterAll(() => releaseTestRedis(redis, { clients, prefixes: [prefix] }));
 
-const FILE = {
-  file_id: randomUUID(),
-  filename: 'a.png',
-  content_type: 'image/png',
-  format: 'png' as const,
-  size_bytes: 1,
-  width: 1,
-  height: 1,
-  pages: 1,
-  uploaded_at: new Date().toISOString(),
-  sha256: 'ab',
-};
-const job = (): JobRecord => ({
-  processing_id: randomUUID(),
-  file_id: FILE.file_id,
-  status: 'queued',
-  cached: false,
-  operations: [{ operation: 'grayscale' }],
-  output: { format: 'png', quality: 80 },
-  keep_metadata: false,
-  cache_key: 'k',
-  created_at: new Date().toISOString(),
-});
+const FILE = fileRecord();
+const job = (): JobRecord => jobRecord(FILE.file_id, { cache_key: 'k' });
 
 const stores: Array<[string, () => JobStore]> = [['embedded', () => EmbeddedJobStore.inMemory()]];
 if (redis) {

@@ -6,13 +6,14 @@
  * is a failure.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { deleteKeysUnder } from '../../src/adapters/redis-connection.js';
 import { freePort } from './server-process.js';
+import { hasOpenssl, makeTestCertificates } from './certificates.js';
 
 export interface TestRedis {
   url: string;
@@ -142,8 +143,6 @@ export async function deleteKeys(url: string, prefix: string): Promise<void> {
   }
 }
 
-const hasOpenssl = () => spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
-
 export interface TlsTestRedis extends TestRedis {
   /** The CA that signed the server's certificate (for NODE_EXTRA_CA_CERTS). */
   caFile: string;
@@ -161,44 +160,7 @@ export async function tlsTestRedis(): Promise<TlsTestRedis | undefined> {
     return undefined;
   }
   const dir = mkdtempSync(join(tmpdir(), 'test-redis-tls-'));
-  const run = (...args: string[]) => {
-    const result = spawnSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    if (result.status !== 0) throw new Error(`openssl ${args[0]} failed: ${result.stderr.toString()}`);
-  };
-  run(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=image-service test CA',
-  );
-  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  run(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'ext.cnf',
-  );
+  makeTestCertificates(dir, { caName: 'image-service test CA', commonName: '127.0.0.1', altNames: 'IP:127.0.0.1,DNS:localhost' });
   const { child, port } = await spawnOnFreePort(
     (tlsPort) => [
       '--port',

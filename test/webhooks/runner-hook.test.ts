@@ -16,6 +16,7 @@ import type { WebhookOutbox } from '../../src/ports.js';
 import { announceEndedJob, createJobEndAnnouncer } from '../../src/webhooks/events.js';
 import { generateSecret, webhookId } from '../../src/webhooks/signing.js';
 import { solid } from '../helpers/images.js';
+import { fileRecord, jobRecord } from '../helpers/records.js';
 import { startReceiver } from '../helpers/webhook-receiver.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -23,19 +24,25 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** A receiver on 127.0.0.1 and an in-memory outbox that delivers to it, both closed after the test. */
+async function receiverAndOutbox() {
+  const secret = generateSecret();
+  const receiver = await startReceiver(secret);
+  cleanups.push(() => receiver.close());
+  const config = loadConfig({ WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
+  const outbox = await EmbeddedWebhookOutbox.open({
+    stateDir: undefined,
+    delivery: (await webhookParts(config)).delivery!,
+    concurrency: 1,
+    retentionMs: 60_000,
+  });
+  cleanups.push(() => outbox.close(100));
+  return { receiver, outbox };
+}
+
 describe('the job runner announcing a job’s end', () => {
   it('enqueues again on the retry of a run whose enqueue failed, and the receiver gets one delivery', async () => {
-    const secret = generateSecret();
-    const receiver = await startReceiver(secret);
-    cleanups.push(() => receiver.close());
-    const config = loadConfig({ WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
-    const outbox = await EmbeddedWebhookOutbox.open({
-      stateDir: undefined,
-      delivery: (await webhookParts(config)).delivery!,
-      concurrency: 1,
-      retentionMs: 60_000,
-    });
-    cleanups.push(() => outbox.close(100));
+    const { receiver, outbox } = await receiverAndOutbox();
     let faults = 1;
     // A fault of our own port: the first enqueue fails as a Redis blip would.
     const flaky: WebhookOutbox = {
@@ -62,31 +69,9 @@ describe('the job runner announcing a job’s end', () => {
     const staged = await store.stage([bytes], { maxBytes: bytes.length, headBytes: 64 });
     const fileId = randomUUID();
     await store.commitUpload(staged.stagingKey, fileId);
-    await jobs.putFile({
-      file_id: fileId,
-      filename: 'a.png',
-      content_type: 'image/png',
-      format: 'png',
-      size_bytes: bytes.length,
-      width: 16,
-      height: 16,
-      pages: 1,
-      uploaded_at: new Date().toISOString(),
-      sha256: staged.sha256,
-    });
+    await jobs.putFile(fileRecord({ file_id: fileId, size_bytes: bytes.length, width: 16, height: 16, sha256: staged.sha256 }));
     const processingId = randomUUID();
-    await jobs.putJob({
-      processing_id: processingId,
-      file_id: fileId,
-      status: 'queued',
-      cached: false,
-      operations: [{ operation: 'grayscale' }],
-      output: { format: 'png', quality: 80 },
-      keep_metadata: false,
-      cache_key: randomUUID(),
-      created_at: new Date().toISOString(),
-      notify_url: `${receiver.url}/x`,
-    });
+    await jobs.putJob(jobRecord(fileId, { processing_id: processingId, notify_url: `${receiver.url}/x` }));
 
     await expect(runJob(processingId)).rejects.toThrow(/unavailable/);
     expect((await jobs.getJob(processingId))?.status).toBe('completed');
@@ -101,17 +86,7 @@ describe('the job runner announcing a job’s end', () => {
   });
 
   it('announces a job written ended at once (a cache hit), and nothing for one without notify_url', async () => {
-    const secret = generateSecret();
-    const receiver = await startReceiver(secret);
-    cleanups.push(() => receiver.close());
-    const config = loadConfig({ WEBHOOK_SECRETS: secret, WEBHOOK_ALLOW_HTTP: 'true', WEBHOOK_ALLOWED_HOSTS: '127.0.0.1' });
-    const outbox = await EmbeddedWebhookOutbox.open({
-      stateDir: undefined,
-      delivery: (await webhookParts(config)).delivery!,
-      concurrency: 1,
-      retentionMs: 60_000,
-    });
-    cleanups.push(() => outbox.close(100));
+    const { receiver, outbox } = await receiverAndOutbox();
     const now = new Date().toISOString();
     const job = {
       processing_id: randomUUID(),

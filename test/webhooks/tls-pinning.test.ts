@@ -3,8 +3,8 @@
  * receiver sees SNI `receiver.test` (a name no DNS knows, pinned to 127.0.0.1), and the same receiver
  * reached by its bare address fails the certificate check instead of being trusted.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -13,39 +13,15 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { hasOpenssl, makeTestCertificates } from '../helpers/certificates.js';
 
-const hasOpenssl = spawnSync('openssl', ['version'], { stdio: 'ignore' }).status === 0;
 const dir = mkdtempSync(join(tmpdir(), 'webhook-tls-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
-function makeCertificates() {
-  const run = (...args: string[]) => {
-    const result = spawnSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    if (result.status !== 0) throw new Error(`openssl ${args[0]} failed: ${result.stderr.toString()}`);
-  };
-  run('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=webhook test CA');
-  run('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=receiver.test');
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:receiver.test\n');
-  run(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'ext.cnf',
-  );
-}
+const makeCertificates = () =>
+  makeTestCertificates(dir, { caName: 'webhook test CA', commonName: 'receiver.test', altNames: 'DNS:receiver.test' });
 
-describe.runIf(hasOpenssl)('TLS to a pinned address', () => {
+describe.runIf(hasOpenssl())('TLS to a pinned address', () => {
   it('sends SNI and Host as the URL’s name, and checks the certificate against it', { timeout: 30_000 }, async () => {
     makeCertificates();
     const seen: Array<{ servername: string | false | null; host?: string }> = [];
