@@ -93,6 +93,8 @@ export interface paths {
     /**
      * Job status
      * @description Where a job stands. With `wait`, the answer comes as soon as the job is completed or failed, or after that many seconds. Also the original service's `GET /status/{task_id}`: a task_id (POST /upload-image/) is a processing_id, and every job answer carries both.
+     *
+     *     With `Accept: text/event-stream` the answer is a stream of Server-Sent Events instead (`EventSource` in a browser): one event per state change, its `data` the job's status as the JSON answer shows it, its `id` the state's place in the job's life (1 queued, 2 processing, 3 completed or failed), so ids rise and any API process gives the same one. The stream opens with `retry: 2000`, sends a comment line every SSE_HEARTBEAT_SECONDS (15), and closes after the final event. Reconnecting with `Last-Event-ID` resumes after that event; after the final event the answer is 204, which stops an EventSource. At most SSE_MAX_STREAMS_PER_CLIENT streams per API key or address (429 `too_many_streams`) and SSE_MAX_STREAMS per process (503 `streams_full`); a stream is closed after SSE_MAX_SECONDS or when the process stops, and the client reconnects.
      */
     get: operations['getStatus'];
     put?: never;
@@ -506,6 +508,7 @@ export interface components {
      *     | `worker_lost` | — (job) | The job was interrupted three times while it ran (Redis mode); ask for it again. |
      *     | `retries_exhausted` | — (job) | The job failed three times on a fault of the service (Redis mode); ask for it again. |
      *     | `rate_limited` | 429 | Over RATE_LIMIT_PER_MINUTE for this API key or address; retry after Retry-After. |
+     *     | `too_many_streams` | 429 | This API key or address holds SSE_MAX_STREAMS_PER_CLIENT status streams already; close one, or retry after Retry-After. |
      *     | `internal_error` | 500 (also job) | Something went wrong on our side; quote `request_id` when reporting it. |
      *     | `redis_unavailable` | 503 (also job) | Redis is unreachable; retry after Retry-After. |
      *     | `redis_error` | 503 (also job) | Redis refused a command; retry after Retry-After. |
@@ -513,6 +516,7 @@ export interface components {
      *     | `dns_unavailable` | 503 | notify_url's host could not be looked up just now (the resolver timed out or failed); retry after Retry-After. |
      *     | `webhook_queue_unavailable` | 503 | The webhook delivery queue cannot be reached; retry after Retry-After. |
      *     | `queue_full` | 503 | MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After. |
+     *     | `streams_full` | 503 | This process holds SSE_MAX_STREAMS status streams already; retry after Retry-After. |
      *     | `too_many_uploads` | 503 | MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After. |
      *     | `storage_unavailable` | 503 (also job) | The file store cannot be reached or written; retry after Retry-After. |
      *     | `storage_full` | 507 (also job) | The file store is out of space; retry after Retry-After. |
@@ -568,6 +572,7 @@ export interface components {
       | 'worker_lost'
       | 'retries_exhausted'
       | 'rate_limited'
+      | 'too_many_streams'
       | 'internal_error'
       | 'redis_unavailable'
       | 'redis_error'
@@ -575,6 +580,7 @@ export interface components {
       | 'dns_unavailable'
       | 'webhook_queue_unavailable'
       | 'queue_full'
+      | 'streams_full'
       | 'too_many_uploads'
       | 'storage_unavailable'
       | 'storage_full';
@@ -722,7 +728,7 @@ export interface components {
         /** @enum {number} */
         status?: 429;
         /** @enum {string} */
-        code?: 'rate_limited';
+        code?: 'rate_limited' | 'too_many_streams';
       } & {
         [key: string]: unknown;
       });
@@ -739,6 +745,7 @@ export interface components {
           | 'dns_unavailable'
           | 'webhook_queue_unavailable'
           | 'queue_full'
+          | 'streams_full'
           | 'too_many_uploads'
           | 'storage_unavailable';
       } & {
@@ -1311,10 +1318,12 @@ export interface operations {
   getStatus: {
     parameters: {
       query?: {
-        /** @description Seconds to wait for the job to finish before answering, 0–30 (default 0: answer at once) */
+        /** @description Seconds to wait for the job to finish before answering, 0–30 (default 0: answer at once; not used by a stream) */
         wait?: number;
       };
       header?: {
+        /** @description A stream only: the `id` of the last event the client received (1–3); the stream sends only later states. EventSource sends it when it reconnects. */
+        'last-event-id'?: string;
         /** @description An id of your own for this request, honoured when it is at most 128 of [A-Za-z0-9_=-] (otherwise a UUID is made): it comes back in X-Request-Id, in a problem's request_id and in the logs. */
         'X-Request-Id'?: components['parameters']['X-Request-Id'];
       };
@@ -1326,7 +1335,7 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description The job */
+      /** @description The job (JSON), or a stream of its changes (`Accept: text/event-stream`) */
       200: {
         headers: {
           'X-Request-Id': components['headers']['X-Request-Id'];
@@ -1368,7 +1377,7 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem404'];
         };
       };
-      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; retry after Retry-After seconds */
+      /** @description rate_limited: over RATE_LIMIT_PER_MINUTE; or too_many_streams: SSE_MAX_STREAMS_PER_CLIENT streams open already */
       429: {
         headers: {
           'X-Request-Id': components['headers']['X-Request-Id'];
@@ -1389,7 +1398,7 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem500'];
         };
       };
-      /** @description A dependency (Redis, the file store, the queue) is unreachable; retry after Retry-After seconds */
+      /** @description A dependency (Redis, the queue) is unreachable, or streams_full: SSE_MAX_STREAMS streams open in this process; retry after Retry-After seconds */
       503: {
         headers: {
           'X-Request-Id': components['headers']['X-Request-Id'];

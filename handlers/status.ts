@@ -3,13 +3,17 @@
  * `GET /status/{processing_id}`: where a job stands. With `?wait=N` (seconds, 0–30) the answer waits until
  * the job is completed or failed, or N seconds have passed: a client learns of completion at once (the job
  * store's notice wakes the request) without polling many times (each poll costs both sides a request).
+ * With `Accept: text/event-stream` it streams the job's changes instead (handlers/status-stream.ts).
  */
 import { createRoute, z, type RouteHandler } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { onFinish } from '../src/domain/change-listeners.js';
 import { badRequest, notFound } from '../src/domain/errors.js';
 import { isFinished, publicJob, type JobRecord } from '../src/domain/jobs.js';
 import { quote } from '../src/domain/operations.js';
-import type { AppDeps, JobStore } from '../src/ports.js';
+import type { AppDeps, JobStore, WebhookOutbox } from '../src/ports.js';
 import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse, REQUEST_ID_HEADER, routeErrors } from './schemas.js';
+import { EVENT_STREAM, lastEventId, RETRY_MS, StatusStreams, wantsEventStream } from './status-stream.js';
 
 const MAX_WAIT_SECONDS = 30;
 /**
@@ -23,7 +27,9 @@ export const statusRoute = createRoute({
   path: '/status/{processing_id}',
   operationId: 'getStatus',
   summary: 'Job status',
-  description: `Where a job stands. With \`wait\`, the answer comes as soon as the job is completed or failed, or after that many seconds. Also the original service's \`GET /status/{task_id}\`: a task_id (POST /upload-image/) is a processing_id, and every job answer carries both.`,
+  description: `Where a job stands. With \`wait\`, the answer comes as soon as the job is completed or failed, or after that many seconds. Also the original service's \`GET /status/{task_id}\`: a task_id (POST /upload-image/) is a processing_id, and every job answer carries both.
+
+With \`Accept: text/event-stream\` the answer is a stream of Server-Sent Events instead (\`EventSource\` in a browser): one event per state change, its \`data\` the job's status as the JSON answer shows it, its \`id\` the state's place in the job's life (1 queued, 2 processing, 3 completed or failed), so ids rise and any API process gives the same one. The stream opens with \`retry: ${RETRY_MS}\`, sends a comment line every SSE_HEARTBEAT_SECONDS (15), and closes after the final event. Reconnecting with \`Last-Event-ID\` resumes after that event; after the final event the answer is 204, which stops an EventSource. At most SSE_MAX_STREAMS_PER_CLIENT streams per API key or address (429 \`too_many_streams\`) and SSE_MAX_STREAMS per process (503 \`streams_full\`); a stream is closed after SSE_MAX_SECONDS or when the process stops, and the client reconnects.`,
   tags: ['images'],
   request: {
     params: ProcessingIdParams,
@@ -38,15 +44,47 @@ export const statusRoute = createRoute({
           maximum: MAX_WAIT_SECONDS,
           default: 0,
           example: 0,
-          description: `Seconds to wait for the job to finish before answering, 0–${MAX_WAIT_SECONDS} (default 0: answer at once)`,
+          description: `Seconds to wait for the job to finish before answering, 0–${MAX_WAIT_SECONDS} (default 0: answer at once; not used by a stream)`,
         }),
+    }),
+    headers: z.object({
+      'last-event-id': z.string().optional().openapi({
+        description:
+          'A stream only: the `id` of the last event the client received (1–3); the stream sends only later states. EventSource sends it when it reconnects.',
+        example: '1',
+      }),
     }),
   },
   responses: {
-    200: { description: 'The job', headers: REQUEST_ID_HEADER, content: { 'application/json': { schema: JobStatusSchema } } },
+    200: {
+      description: 'The job (JSON), or a stream of its changes (`Accept: text/event-stream`)',
+      headers: REQUEST_ID_HEADER,
+      content: {
+        'application/json': { schema: JobStatusSchema },
+        [EVENT_STREAM]: {
+          schema: z.string().openapi({
+            description:
+              'Server-Sent Events: `retry:` first, then for each state `id: <1–3>` and `data: <the job status JSON>`, comment lines (`: keep-alive`) between',
+            example: 'retry: 2000\n\nid: 1\ndata: {"processing_id":"3f2b7c9e-8a41-4d0c-9c55-2b1e6f0a7d13","status":"queued",...}\n\n',
+          }),
+        },
+      },
+    },
+    204: {
+      description: "A stream only: Last-Event-ID is the job's final event already; nothing more will come",
+      headers: REQUEST_ID_HEADER,
+    },
     400: problemResponse(400, 'Malformed processing_id (invalid_request) or wait (invalid_wait)'),
     404: problemResponse(404, 'Unknown processing_id'),
     ...routeErrors,
+    429: problemResponse(
+      429,
+      'rate_limited: over RATE_LIMIT_PER_MINUTE; or too_many_streams: SSE_MAX_STREAMS_PER_CLIENT streams open already',
+    ),
+    503: problemResponse(
+      503,
+      'A dependency (Redis, the queue) is unreachable, or streams_full: SSE_MAX_STREAMS streams open in this process; retry after Retry-After seconds',
+    ),
   },
 });
 
@@ -67,7 +105,7 @@ async function settled(jobs: JobStore, processingId: string, first: JobRecord, w
   let wake = () => {
     noticed = true;
   };
-  const stopListening = jobs.onFinished(processingId, () => wake());
+  const stopListening = onFinish(jobs, processingId, () => wake());
   const onAbort = () => wake();
   signal.addEventListener('abort', onAbort);
   try {
@@ -96,23 +134,34 @@ async function settled(jobs: JobStore, processingId: string, first: JobRecord, w
   }
 }
 
-export function statusHandler({
-  jobs,
-  stopping,
-  webhooks,
-}: Pick<AppDeps, 'jobs' | 'stopping' | 'webhooks'>): RouteHandler<typeof statusRoute, AppEnv> {
+/** The job as `GET /status` shows it: its public fields, and its webhook's delivery when it asked for one. */
+export function statusView(outbox: WebhookOutbox | undefined): (job: JobRecord) => Promise<unknown> {
+  return async (job) => {
+    // Only a job that asked to be told has a delivery to show (no outbox read for any other).
+    const notification = job.notify_url && outbox ? await outbox.state(job.processing_id) : undefined;
+    return { ...publicJob(job), ...(notification ? { notification } : {}) };
+  };
+}
+
+export interface StatusDeps extends Pick<AppDeps, 'jobs' | 'stopping' | 'webhooks' | 'settings'> {
+  /** Whom a stream counts against: the caller's API key hash, else its address. */
+  clientOf(c: Context<AppEnv>): string;
+}
+
+export function statusHandler({ jobs, stopping, webhooks, settings, clientOf }: StatusDeps): RouteHandler<typeof statusRoute, AppEnv> {
+  const view = statusView(webhooks?.outbox);
+  const streams = new StatusStreams(settings.statusStreams, { jobs, view }, stopping);
   return async function status(c) {
     const { processing_id: processingId } = c.req.valid('param');
     const waitSeconds = parseWait(c.req.valid('query').wait);
     const job = await jobs.getJob(processingId);
     if (!job) throw notFound('job_not_found', `no job has processing_id ${processingId}`);
+    if (wantsEventStream(c.req.header('accept'))) return streams.open(job, lastEventId(c.req.header('last-event-id')), clientOf(c));
     // The signal only when there is waiting to do: on Node, asking for it builds the full Request (~0.1 ms).
     const waiting = waitSeconds > 0 && !isFinished(job.status) && !stopping?.aborted;
     // A stopping process answers its long polls at once, so it can close Redis without cutting them off.
     const signal = waiting ? (stopping ? AbortSignal.any([c.req.raw.signal, stopping]) : c.req.raw.signal) : undefined;
     const answer = signal ? await settled(jobs, processingId, job, waitSeconds * 1000, signal) : job;
-    // Only a job that asked to be told has a delivery to show (no outbox read for any other).
-    const notification = answer.notify_url && webhooks?.outbox ? await webhooks.outbox.state(processingId) : undefined;
-    return c.json({ ...publicJob(answer), ...(notification ? { notification } : {}) }, 200);
+    return c.json((await view(answer)) as z.infer<typeof JobStatusSchema>, 200);
   };
 }

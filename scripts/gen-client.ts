@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import openapiTS, { astToString, type OpenAPI3, type SchemaObject } from 'openapi-typescript';
 import { format, resolveConfig } from 'prettier';
 import ts from 'typescript';
+import { EVENT_STREAM } from '../handlers/status-stream.js';
 import { memoryApp } from '../test/helpers/memory-app.js';
 
 export const CLIENT_SCHEMA_PATH = fileURLToPath(new URL('../client/schema.ts', import.meta.url));
@@ -37,9 +38,29 @@ function isBinary(schema: SchemaObject): boolean {
   return schema.format === 'binary' || (contentMediaType !== undefined && contentEncoding === undefined);
 }
 
+type Responses = Record<string, { content?: Record<string, unknown> }>;
+
+/**
+ * The document as the typed client reads it: JSON. A route that can also answer a stream of Server-Sent
+ * Events (`GET /status` with `Accept: text/event-stream`, followed with `EventSource`) loses the stream's
+ * media type and the 204 only a stream answers, so its answer types stay the JSON ones.
+ */
+function withoutStreams(document: OpenAPI3): OpenAPI3 {
+  const copy = structuredClone(document);
+  for (const item of Object.values(copy.paths ?? {})) {
+    for (const operation of Object.values(item as Record<string, { responses?: Responses }>)) {
+      const responses = operation?.responses;
+      if (!responses || !Object.values(responses).some((response) => response.content?.[EVENT_STREAM])) continue;
+      for (const response of Object.values(responses)) delete response.content?.[EVENT_STREAM];
+      delete responses['204'];
+    }
+  }
+  return copy;
+}
+
 /** The text of `client/schema.ts` for `document`. */
 export async function generateClientSchema(document?: OpenAPI3): Promise<string> {
-  const ast = await openapiTS(document ?? (await openApiDocument()), {
+  const ast = await openapiTS(withoutStreams(document ?? (await openApiDocument())), {
     // A default belongs to the server: a request may leave the field out. (Schemas such as the pipeline's
     // operations are shared by the request and the answer, so the answer's fields become optional too.)
     defaultNonNullable: false,

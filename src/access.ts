@@ -39,6 +39,12 @@ async function validatedCaller(c: Context, keys: readonly string[]): Promise<str
   return valid ? `key:${(await sha256Hex(token)).slice(0, 32)}` : undefined;
 }
 
+/** Whose address a request comes from, as limits count it: `ip:<address>` (IPv6: its /64). */
+export function addressSubject(c: Context, { trustedHops, peerAddress }: Pick<AccessOptions, 'trustedHops' | 'peerAddress'>): string {
+  const address = clientAddress({ forwardedFor: c.req.header('x-forwarded-for'), peer: peerAddress(c), trustedHops });
+  return `ip:${address ? addressNetwork(address) : 'unknown'}`;
+}
+
 export interface AccessOptions {
   /** `API_KEYS`; empty: no authentication. */
   apiKeys: readonly string[];
@@ -59,8 +65,7 @@ export function accessControl({ apiKeys, limiter, perMinute, trustedHops, peerAd
     if (OPEN_PATHS.has(c.req.path) || OPEN_PATTERN.test(c.req.path)) return next();
     const caller = apiKeys.length ? await validatedCaller(c, apiKeys) : undefined;
     if (limiter) {
-      const address = clientAddress({ forwardedFor: c.req.header('x-forwarded-for'), peer: peerAddress(c), trustedHops });
-      const { allowed, retryAfterSeconds } = await limiter.hit(caller ?? `ip:${address ? addressNetwork(address) : 'unknown'}`);
+      const { allowed, retryAfterSeconds } = await limiter.hit(caller ?? addressSubject(c, { trustedHops, peerAddress }));
       if (!allowed) {
         throw new AppError(
           429,

@@ -28,7 +28,7 @@ import { rootHandler, rootRoute } from '../handlers/root.js';
 import type { AppEnv } from '../handlers/schemas.js';
 import { statusHandler, statusRoute } from '../handlers/status.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
-import { accessControl } from './access.js';
+import { accessControl, addressSubject } from './access.js';
 import { methodNotAllowed } from './allowed-methods.js';
 import { codeForHttpStatus } from './domain/error-codes.js';
 import { AppError, badRequest, cut, invalidRequest, tooLarge, unavailable } from './domain/errors.js';
@@ -137,7 +137,9 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.openapi(processRoute, processHandler(deps));
   // The process route's body is documented by reference (its handler reads the body itself).
   app.openAPIRegistry.register('PipelineRequest', PipelineRequest);
-  app.openapi(statusRoute, statusHandler(deps));
+  // A stream counts against its caller's key, like the rate limit, else its address.
+  const clientOf = (c: Context<AppEnv>) => c.get('caller') ?? addressSubject(c, { trustedHops, peerAddress: clientAddress });
+  app.openapi(statusRoute, statusHandler({ ...deps, clientOf }));
   app.openapi(downloadRoute, downloadHandler(deps));
   app.openapi(listRoute, listHandler(deps));
   // The original service's routes (docs/migration.md).

@@ -193,6 +193,12 @@ export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): 
       rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
       trustProxy: config.TRUST_PROXY,
       startedAt: new Date(),
+      statusStreams: {
+        maxStreams: config.SSE_MAX_STREAMS,
+        maxPerClient: config.SSE_MAX_STREAMS_PER_CLIENT,
+        heartbeatSeconds: config.SSE_HEARTBEAT_SECONDS,
+        maxSeconds: config.SSE_MAX_SECONDS,
+      },
     },
     uploads: new MultipartReceiver(parts.store, nodeBodyOf, {
       maxConcurrent: config.MAX_CONCURRENT_UPLOADS,

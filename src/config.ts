@@ -24,6 +24,9 @@ const integer = (name: string, min: number, fallback: number, max = Number.MAX_S
       return value;
     });
 
+/** The fallback of a variable whose default is derived from others (below, once all are read). */
+const UNSET = -1;
+
 const boolean = (name: string, fallback: boolean) =>
   z
     .string()
@@ -195,6 +198,12 @@ const schema = z
     WEBHOOK_MAX_AGE_SECONDS: integer('WEBHOOK_MAX_AGE_SECONDS', 1, 30 * 3600, 7 * 24 * 3600),
     WEBHOOK_RETRY_SCHEDULE: secondsList('WEBHOOK_RETRY_SCHEDULE', SPEC_RETRY_DELAYS_SECONDS, 86_400),
     WEBHOOK_CONCURRENCY: integer('WEBHOOK_CONCURRENCY', 1, 16, 256),
+    // Status streams (Server-Sent Events on GET /status): each holds a connection, so their total stays under
+    // MAX_CONNECTIONS (unset: three quarters of it), and one client cannot take them all.
+    SSE_MAX_STREAMS: integer('SSE_MAX_STREAMS', 0, UNSET, 1_000_000),
+    SSE_MAX_STREAMS_PER_CLIENT: integer('SSE_MAX_STREAMS_PER_CLIENT', 1, 256, 1_000_000),
+    SSE_HEARTBEAT_SECONDS: integer('SSE_HEARTBEAT_SECONDS', 1, 15, 300),
+    SSE_MAX_SECONDS: integer('SSE_MAX_SECONDS', 1, 3600, 86_400),
     LOG_LEVEL: z
       .string()
       .optional()
@@ -206,9 +215,15 @@ const schema = z
   .refine((config) => config.WORKER_CONCURRENCY > 0 || config.REDIS_URL !== undefined, {
     message: 'WORKER_CONCURRENCY=0 needs REDIS_URL: without Redis there is no separate worker to do the work',
   })
+  .refine((config) => config.SSE_MAX_STREAMS < config.MAX_CONNECTIONS, {
+    message: 'SSE_MAX_STREAMS must be below MAX_CONNECTIONS: each stream holds a connection, and other requests need some too',
+  })
   .refine((config) => !config.STORAGE_URL || config.S3_ENDPOINT || config.AWS_REGION || config.AWS_DEFAULT_REGION, {
     message: 'STORAGE_URL=s3://... needs AWS_REGION (or S3_ENDPOINT for an S3-compatible server)',
-  });
+  })
+  .transform((config) =>
+    config.SSE_MAX_STREAMS === UNSET ? { ...config, SSE_MAX_STREAMS: Math.floor((config.MAX_CONNECTIONS * 3) / 4) } : config,
+  );
 
 export type Config = z.output<typeof schema>;
 

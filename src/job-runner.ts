@@ -5,6 +5,7 @@
  * `failed` with a code and a message; nothing escapes to crash the worker.
  */
 import { AppError } from './domain/errors.js';
+import { onFinish } from './domain/change-listeners.js';
 import { isFinished, resultName, type JobRecord, type JobResult, storedResult } from './domain/jobs.js';
 import type { Operation } from './domain/operations.js';
 import { silentLogger, type Logger } from './log.js';
@@ -141,7 +142,7 @@ export function createJobRunner({
   function endOf(processingId: string, ms: number): Promise<void> {
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
-      const stop = jobs.onFinished(processingId, done);
+      const stop = onFinish(jobs, processingId, done);
       function done() {
         clearTimeout(timer);
         stop();

@@ -6,6 +6,7 @@
  */
 import type { InputFormat, OutputFormat } from './domain/formats.js';
 import type { FileRecord, JobCursor, JobRecord, JobStatus, ListCursor } from './domain/jobs.js';
+import type { ChangeListener } from './domain/change-listeners.js';
 import type { Operation } from './domain/operations.js';
 import type { DeliveryState, WebhookMessage } from './webhooks/delivery.js';
 import type { NotifyUrlRefusal } from './webhooks/notify-url.js';
@@ -224,10 +225,12 @@ export interface JobStore {
    */
   forgetJobsBefore(cutoff: Date): Promise<number>;
   /**
-   * Calls `listener` as soon as the store learns that the job ended (completed or failed), whichever process
-   * ended it; returns the unsubscribe. A notice can be lost (a dropped connection): waiters read again on their own too.
+   * Calls `listener` as soon as the store learns that the job's status moved (to processing, completed or
+   * failed), whichever process moved it, with the record as it then stood (or `undefined` when the notice
+   * carries none: the listener reads it). Returns the unsubscribe. A notice can be lost (a dropped
+   * connection), and the same change may be told twice: listeners read again on their own too, and compare.
    */
-  onFinished(processingId: string, listener: () => void): () => void;
+  onChange(processingId: string, listener: ChangeListener): () => void;
 }
 
 export interface QueueCounts {
@@ -291,6 +294,19 @@ export interface ServiceSettings {
   /** `TRUST_PROXY`: proxy hops whose `X-Forwarded-For` entries name the client; absent or 0 = the peer. */
   trustProxy?: number;
   startedAt: Date;
+  /** Server-Sent Events on `GET /status` (SSE_*). */
+  statusStreams: StatusStreamLimits;
+}
+
+export interface StatusStreamLimits {
+  /** Streams this process holds at most (0: none; the stream is refused with a 503). */
+  maxStreams: number;
+  /** Streams one API key (or, without keys, one client address) holds at most. */
+  maxPerClient: number;
+  /** A comment line this often keeps idle proxies from closing the connection. */
+  heartbeatSeconds: number;
+  /** A stream older than this is closed; the client reconnects with Last-Event-ID and misses nothing. */
+  maxSeconds: number;
 }
 
 /** A static file as stored: its bytes and the copies compressed ahead of time (at build time). */

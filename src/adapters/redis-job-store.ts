@@ -12,12 +12,15 @@
  * - `<p>:computing:<k>` the processing id computing that result now (a claim with a TTL).
  * - `<p>:sweeping`   sorted set of uploads a sweep has taken (by when): their records are gone, their bytes
  *   are being deleted; an entry older than a minute is an interrupted sweep's, and the next one takes it.
- * - `<p>:finished`   pub/sub channel: the processing id of each job that has just ended, for `?wait=` waiters
- *   in any API process.
+ * - `<p>:changes`    pub/sub channel: `<processing id> <record as JSON>` each time a job's status moves, for
+ *   `?wait=` waiters and status streams in any API process.
+ * - `<p>:finished`   pub/sub channel: the processing id of each job that has just ended. The previous release
+ *   listened only here: it is still published, and still heard, so a rolling deploy's mixed fleet wakes its
+ *   waiters at once both ways.
  */
 import type { Redis } from 'ioredis';
 import { isFinished, type FileRecord, type JobCursor, type JobRecord, type ListCursor } from '../domain/jobs.js';
-import { FinishListeners } from '../domain/finish-listeners.js';
+import { ChangeListeners, type ChangeListener } from '../domain/change-listeners.js';
 import type { FilePage, JobPage, JobStore } from '../ports.js';
 import { notFound } from '../domain/errors.js';
 import { guarded } from './redis-connection.js';
@@ -110,8 +113,8 @@ type ScriptedRedis = Redis & {
 
 export class RedisJobStore implements JobStore {
   private readonly redis: ScriptedRedis;
-  private readonly finishListeners = new FinishListeners();
-  /** Opened at the first `onFinished` (a worker process never needs one). */
+  private readonly listeners = new ChangeListeners();
+  /** Opened at the first `onChange` (a worker process never needs one). */
   private subscriber: Redis | undefined;
 
   /** `openSubscriber` gives a connection for pub/sub (see `connectRedis(url, 'events')`). */
@@ -128,17 +131,31 @@ export class RedisJobStore implements JobStore {
     this.redis = redis as ScriptedRedis;
   }
 
-  onFinished(processingId: string, listener: () => void): () => void {
-    if (!this.subscriber && this.openSubscriber) {
-      const subscriber = (this.subscriber = this.openSubscriber());
-      const channel = this.key('finished');
-      subscriber.on('message', (from: string, id: string) => {
-        if (from === channel) this.finishListeners.notify(id);
-      });
-      // A failure is the connection's, reported by its 'error' listener; it subscribes again on reconnecting.
-      subscriber.subscribe(channel).catch(() => undefined);
-    }
-    return this.finishListeners.add(processingId, listener);
+  onChange(processingId: string, listener: ChangeListener): () => void {
+    if (!this.subscriber && this.openSubscriber) this.subscriber = this.subscribe(this.openSubscriber());
+    return this.listeners.add(processingId, listener);
+  }
+
+  private subscribe(subscriber: Redis): Redis {
+    const changes = this.key('changes');
+    const finished = this.key('finished');
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel === finished) return this.listeners.notify(message, undefined);
+      if (channel !== changes) return;
+      const space = message.indexOf(' ');
+      const processingId = message.slice(0, space);
+      // Every API process hears every job's changes; only those someone follows are decoded.
+      if (space > 0 && this.listeners.has(processingId)) this.listeners.notify(processingId, parseRecord(message.slice(space + 1)));
+    });
+    // Notices published while the connection was down are lost: everyone reads again once it is back.
+    let connectedBefore = false;
+    subscriber.on('ready', () => {
+      if (connectedBefore) this.listeners.notifyAll();
+      connectedBefore = true;
+    });
+    // A failure is the connection's, reported by its 'error' listener; it subscribes again on reconnecting.
+    subscriber.subscribe(changes, finished).catch(() => undefined);
+    return subscriber;
   }
 
   /** Closes the subscriber, if one was opened. */
@@ -284,11 +301,14 @@ export class RedisJobStore implements JobStore {
       if (!flat) return undefined;
       const record: Record<string, string> = {};
       for (let i = 0; i < flat.length; i += 2) record[flat[i]!] = flat[i + 1]!;
-      if (isFinished(patch.status) && record.status === JSON.stringify(patch.status)) {
-        // Best effort: a waiter that misses the notice finds the state at its next read.
-        await this.redis.publish(this.key('finished'), processingId).catch(() => undefined);
+      const job = decode(record);
+      if (job && patch.status && job.status === patch.status) {
+        // Best effort: a listener that misses the notice finds the state at its next read.
+        const notices = this.redis.pipeline().publish(this.key('changes'), `${processingId} ${JSON.stringify(job)}`);
+        if (isFinished(job.status)) notices.publish(this.key('finished'), processingId);
+        await notices.exec().catch(() => undefined);
       }
-      return decode(record);
+      return job;
     });
   }
 
@@ -364,4 +384,14 @@ function decode(fields: Record<string, string>): JobRecord | undefined {
   const record: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(fields)) record[name] = JSON.parse(value);
   return record as unknown as JobRecord;
+}
+
+/** A record as a `changes` notice carries it; `undefined` (the listener reads it) when it is not one. */
+function parseRecord(json: string): JobRecord | undefined {
+  try {
+    const record = JSON.parse(json) as JobRecord | null;
+    return record && typeof record === 'object' && typeof record.status === 'string' ? record : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -97,6 +97,10 @@ export const ERROR_CODES = {
   },
   // 429, 5xx
   rate_limited: { status: [429], meaning: 'Over RATE_LIMIT_PER_MINUTE for this API key or address; retry after Retry-After.' },
+  too_many_streams: {
+    status: [429],
+    meaning: 'This API key or address holds SSE_MAX_STREAMS_PER_CLIENT status streams already; close one, or retry after Retry-After.',
+  },
   internal_error: {
     status: [500],
     meaning: 'Something went wrong on our side; quote `request_id` when reporting it.',
@@ -111,6 +115,7 @@ export const ERROR_CODES = {
   },
   webhook_queue_unavailable: { status: [503], meaning: 'The webhook delivery queue cannot be reached; retry after Retry-After.' },
   queue_full: { status: [503], meaning: 'MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After.' },
+  streams_full: { status: [503], meaning: 'This process holds SSE_MAX_STREAMS status streams already; retry after Retry-After.' },
   too_many_uploads: { status: [503], meaning: 'MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After.' },
   storage_unavailable: {
     status: [503],

@@ -95,6 +95,8 @@ export const badRequest = (code: CodeFor<400>, detail: string) => new AppError(4
 export const notFound = (code: CodeFor<404>, detail: string) => new AppError(404, code, detail);
 export const tooLarge = (code: CodeFor<413>, detail: string) => new AppError(413, code, detail);
 export const unsupportedMedia = (code: CodeFor<415>, detail: string) => new AppError(415, code, detail);
+export const tooMany = (code: CodeFor<429>, detail: string, retryAfterSeconds: number) =>
+  new AppError(429, code, detail, { headers: { 'Retry-After': String(retryAfterSeconds) } });
 export const unavailable = (code: CodeFor<503>, detail: string, retryAfterSeconds = 5) =>
   new AppError(503, code, detail, { headers: { 'Retry-After': String(retryAfterSeconds) } });
 /** 507: the store is full (a disk out of space); retrying later may succeed once retention frees some. */

@@ -13,7 +13,7 @@ import { createApp } from '../../src/app.js';
 import { createJobRunner } from '../../src/job-runner.js';
 import { silentLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
-import type { AppDeps, ImageStore, JobStore } from '../../src/ports.js';
+import type { AppDeps, ImageStore, JobStore, StatusStreamLimits } from '../../src/ports.js';
 
 export interface MemoryApp {
   /** Sends a plain `Request` to the app. */
@@ -36,6 +36,10 @@ export interface MemoryAppOptions {
   memoryBudgetBytes?: number;
   /** Jobs run at once (default 1); 0 leaves every job queued. */
   concurrency?: number;
+  /** Status stream limits (default: 100 streams, 100 per client, 15 s heartbeats, an hour's age). */
+  statusStreams?: Partial<StatusStreamLimits>;
+  /** The process's stop, as the server aborts it on SIGTERM. */
+  stopping?: AbortSignal;
 }
 
 export function memoryApp({
@@ -46,6 +50,8 @@ export function memoryApp({
   receiverLimits,
   memoryBudgetBytes = 1024 * 1024 * 1024,
   concurrency = 1,
+  statusStreams,
+  stopping,
 }: MemoryAppOptions = {}): MemoryApp {
   const store = new MemoryStore({ maxBytes: storeBytes });
   const jobs = EmbeddedJobStore.inMemory();
@@ -65,6 +71,7 @@ export function memoryApp({
       apiKeys: [],
       rateLimitPerMinute: 0,
       startedAt: new Date(),
+      statusStreams: { maxStreams: 100, maxPerClient: 100, heartbeatSeconds: 15, maxSeconds: 3600, ...statusStreams },
     },
     uploads: new MultipartReceiver(seenStore, undefined, receiverLimits),
     store: seenStore,
@@ -73,6 +80,7 @@ export function memoryApp({
     queue,
     docs: { scalarScript: async () => ({ sha256: '0'.repeat(64), identity: new TextEncoder().encode('/* docs */') }) },
     idempotency: new MemoryIdempotency({ leaseSeconds: 60, ttlSeconds: 3600 }),
+    ...(stopping ? { stopping } : {}),
   };
   const app = createApp(deps, { logger: silentLogger, metrics: createMetrics() });
   return {
