@@ -317,10 +317,10 @@ export interface components {
       /** @default false */
       keep_metadata?: boolean;
       /**
-       * @description Where the job's end is announced: a signed POST (Standard Webhooks) of `{ type: "job.completed" | "job.failed", timestamp, data: <this job's status> }`. `https` only (and `http` where WEBHOOK_ALLOW_HTTP=true); private, loopback and link-local addresses are refused unless WEBHOOK_ALLOWED_HOSTS allows them; refused with 400 `invalid_notify_url` (or when the deployment has no WEBHOOK_SECRETS).
+       * @description Where the job's end is announced: a signed POST (Standard Webhooks) of `{ type: "job.completed" | "job.failed", timestamp, data: <this job's status> }`. `https` only (and `http` where WEBHOOK_ALLOW_HTTP=true); private, loopback and link-local addresses are refused unless WEBHOOK_ALLOWED_HOSTS allows them; refused with 400 `invalid_notify_url` (or when the deployment has no WEBHOOK_SECRETS). Absent: the deployment's default, if it has one (the API key's, WEBHOOK_KEY_URLS, else WEBHOOK_DEFAULT_URL; a default that fails the guard is a 503 `default_notify_url_refused`). `null` or `""`: no webhook for this job, whatever the default.
        * @example https://example.com/hooks/images
        */
-      notify_url?: string;
+      notify_url?: string | null;
     };
     /** @description Lanczos resize; one side alone keeps the aspect ratio */
     ResizeOperation: {
@@ -514,6 +514,7 @@ export interface components {
      *     | `redis_error` | 503 (also job) | Redis refused a command; retry after Retry-After. |
      *     | `queue_unavailable` | 503 (also job) | The job queue cannot be reached; retry after Retry-After. |
      *     | `dns_unavailable` | 503 | notify_url's host could not be looked up just now (the resolver timed out or failed); retry after Retry-After. |
+     *     | `default_notify_url_refused` | 503 | The deployment's default notify_url (WEBHOOK_KEY_URLS or WEBHOOK_DEFAULT_URL) failed the SSRF guard for a job that named none: the operator's to mend; `reason` says why. Send a notify_url of your own, or an empty one for no webhook. |
      *     | `webhook_queue_unavailable` | 503 | The webhook delivery queue cannot be reached; retry after Retry-After. |
      *     | `queue_full` | 503 | MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After. |
      *     | `streams_full` | 503 | This process holds SSE_MAX_STREAMS status streams already; retry after Retry-After. |
@@ -578,6 +579,7 @@ export interface components {
       | 'redis_error'
       | 'queue_unavailable'
       | 'dns_unavailable'
+      | 'default_notify_url_refused'
       | 'webhook_queue_unavailable'
       | 'queue_full'
       | 'streams_full'
@@ -743,6 +745,7 @@ export interface components {
           | 'redis_error'
           | 'queue_unavailable'
           | 'dns_unavailable'
+          | 'default_notify_url_refused'
           | 'webhook_queue_unavailable'
           | 'queue_full'
           | 'streams_full'
@@ -1147,7 +1150,7 @@ export interface operations {
         quality?: number;
         /** @description Keep EXIF and other metadata (true/false, also 1/0; default false) */
         keep_metadata?: boolean;
-        /** @description Where the job's end is announced by a signed webhook (Standard Webhooks); https only, no private or loopback addresses unless WEBHOOK_ALLOWED_HOSTS allows them; needs WEBHOOK_SECRETS */
+        /** @description Where the job's end is announced by a signed webhook (Standard Webhooks); https only, no private or loopback addresses unless WEBHOOK_ALLOWED_HOSTS allows them; needs WEBHOOK_SECRETS. Absent: the deployment's default, if any (the API key's, WEBHOOK_KEY_URLS, else WEBHOOK_DEFAULT_URL). Empty (`notify_url=`): no webhook for this job, whatever the default */
         notify_url?: string;
       };
       header?: {
@@ -1291,7 +1294,7 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem500'];
         };
       };
-      /** @description The queue is unavailable or full, Redis or the file store is unreachable, or notify_url could not be looked up (dns_unavailable); retry after Retry-After seconds */
+      /** @description The queue is unavailable or full, Redis or the file store is unreachable, notify_url could not be looked up (dns_unavailable), or the deployment's default notify_url fails the SSRF guard (default_notify_url_refused: the operator's to mend; send a notify_url of your own, or an empty one, meanwhile); retry after Retry-After seconds */
       503: {
         headers: {
           'X-Request-Id': components['headers']['X-Request-Id'];
@@ -1875,7 +1878,7 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem500'];
         };
       };
-      /** @description As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), or the queue is unavailable or full (queue_unavailable, queue_full); retry after Retry-After seconds */
+      /** @description As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), the queue is unavailable or full (queue_unavailable, queue_full), or the deployment's default notify_url cannot be used (dns_unavailable, default_notify_url_refused); retry after Retry-After seconds */
       503: {
         headers: {
           'X-Request-Id': components['headers']['X-Request-Id'];

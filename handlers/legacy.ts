@@ -55,12 +55,12 @@ export const uploadImageRoute = createRoute({
     ...uploadRefusals,
     503: problemResponse(
       503,
-      'As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), or the queue is unavailable or full (queue_unavailable, queue_full); retry after Retry-After seconds',
+      "As `POST /upload` (too_many_uploads, storage_unavailable, redis_unavailable), the queue is unavailable or full (queue_unavailable, queue_full), or the deployment's default notify_url cannot be used (dns_unavailable, default_notify_url_refused); retry after Retry-After seconds",
     ),
   },
 });
 
-type LegacyDeps = Pick<AppDeps, 'settings' | 'uploads' | 'store' | 'processor' | 'jobs' | 'queue' | 'idempotency'>;
+type LegacyDeps = Pick<AppDeps, 'settings' | 'uploads' | 'store' | 'processor' | 'jobs' | 'queue' | 'idempotency' | 'webhooks'>;
 
 export function uploadImageHandler(deps: LegacyDeps): RouteHandler<typeof uploadImageRoute, AppEnv> {
   const intake = uploadIntake(deps);
@@ -69,7 +69,8 @@ export function uploadImageHandler(deps: LegacyDeps): RouteHandler<typeof upload
   const pipeline = parsePipelineJson({ operations: [LEGACY_RESIZE] });
   return async function uploadImage(c) {
     const { body, replayed } = await intake(c.req.raw, idempotencyKeyOf(c), 'upload-image', async (file) => {
-      const job = await accept(file.file_id, pipeline);
+      // The deployment's default notify_url applies here too: the operator set it for every job a caller starts.
+      const job = await accept(file.file_id, pipeline, c.get('caller'));
       await deps.jobs.linkTask(file.file_id, job.processing_id);
       return { ...job, upload: file };
     });

@@ -23,7 +23,13 @@ import {
 import { mib } from '../src/memory-budget.js';
 import type { AppDeps } from '../src/ports.js';
 import { announceEndedJob } from '../src/webhooks/events.js';
-import { MAX_NOTIFY_URL_LENGTH, notifyUrlProblem, WEBHOOKS_NOT_CONFIGURED } from '../src/webhooks/notify-url.js';
+import {
+  defaultNotifyUrl,
+  defaultNotifyUrlProblem,
+  MAX_NOTIFY_URL_LENGTH,
+  notifyUrlProblem,
+  WEBHOOKS_NOT_CONFIGURED,
+} from '../src/webhooks/notify-url.js';
 import { idempotencyKeyOf, once, replayHeaders } from './idempotency.js';
 import {
   type AppEnv,
@@ -99,13 +105,14 @@ const ProcessQuery = z.object({
     example: false,
     description: 'Keep EXIF and other metadata (true/false, also 1/0; default false)',
   }),
+  // No `format: uri`: the empty value (no webhook) is a valid one.
   notify_url: queryParam({
     type: 'string',
-    format: 'uri',
     maxLength: MAX_NOTIFY_URL_LENGTH,
     example: 'https://example.com/hooks/images',
     description:
-      "Where the job's end is announced by a signed webhook (Standard Webhooks); https only, no private or loopback addresses unless WEBHOOK_ALLOWED_HOSTS allows them; needs WEBHOOK_SECRETS",
+      "Where the job's end is announced by a signed webhook (Standard Webhooks); https only, no private or loopback addresses unless WEBHOOK_ALLOWED_HOSTS allows them; needs WEBHOOK_SECRETS. " +
+      "Absent: the deployment's default, if any (the API key's, WEBHOOK_KEY_URLS, else WEBHOOK_DEFAULT_URL). Empty (`notify_url=`): no webhook for this job, whatever the default",
   }),
 });
 
@@ -163,7 +170,7 @@ export const processRoute = createRoute({
     ...routeErrors,
     503: problemResponse(
       503,
-      'The queue is unavailable or full, Redis or the file store is unreachable, or notify_url could not be looked up (dns_unavailable); retry after Retry-After seconds',
+      "The queue is unavailable or full, Redis or the file store is unreachable, notify_url could not be looked up (dns_unavailable), or the deployment's default notify_url fails the SSRF guard (default_notify_url_refused: the operator's to mend; send a notify_url of your own, or an empty one, meanwhile); retry after Retry-After seconds",
     ),
     507: problemResponse(507, 'storage_full: the store is out of space; retry after Retry-After seconds'),
   },
@@ -177,8 +184,10 @@ export function processHandler(deps: ProcessDeps): RouteHandler<typeof processRo
     const { file_id: fileId } = c.req.valid('param');
     const key = idempotencyKeyOf(c);
     const pipeline = await pipelineOf(c.req.raw, () => c.req.query());
+    // The fingerprint is the request as sent (a default is resolved inside, once): a replay answers the first
+    // job even after the deployment's default changed; the key is the caller's, and so is its default.
     const { body, replayed } = await once(deps.idempotency, 'process', key, `${fileId}:${JSON.stringify(pipeline)}`, () =>
-      accept(fileId, pipeline),
+      accept(fileId, pipeline, c.get('caller')),
     );
     return c.json(body, 200, replayHeaders(replayed));
   };
@@ -198,15 +207,16 @@ export function jobAcceptor({
   store,
   processor,
   webhooks,
-}: Omit<ProcessDeps, 'idempotency'>): (fileId: string, pipeline: Pipeline) => Promise<AcceptedJob> {
+}: Omit<ProcessDeps, 'idempotency'>): (fileId: string, pipeline: Pipeline, caller?: string) => Promise<AcceptedJob> {
   return accept;
 
-  async function accept(fileId: string, pipeline: Pipeline) {
+  /** `caller`: who asks (`key:<key-id>` when API_KEYS is set), whose default notify_url applies. */
+  async function accept(fileId: string, pipeline: Pipeline, caller?: string) {
     const file = await jobs.getFile(fileId);
     if (!file) throw notFound('file_not_found', `no upload has file_id ${fileId}`);
     const output = { format: pipeline.format ?? defaultOutputFormat(file.format), quality: pipeline.quality };
     checkOutputSize(file, pipeline, output.format);
-    const notifyUrl = pipeline.notify_url === undefined ? undefined : await vetted(pipeline.notify_url);
+    const notifyUrl = await notifyUrlOf(pipeline.notify_url, caller);
     const now = new Date().toISOString();
     const job: JobRecord = {
       processing_id: crypto.randomUUID(),
@@ -266,6 +276,21 @@ export function jobAcceptor({
     }
     // The answer is the job as accepted: a worker may already have moved it on, which /status shows.
     return accepted(job);
+  }
+
+  /**
+   * Where the job's end is announced: the request's own URL, else the caller's key's default, else the
+   * deployment's; none when the request says `null`/`""` (or nothing, with no default).
+   */
+  async function notifyUrlOf(asked: string | null | undefined, caller: string | undefined): Promise<string | undefined> {
+    if (asked === null) return undefined;
+    if (asked !== undefined) return vetted(asked);
+    const fallback = defaultNotifyUrl(webhooks?.defaults, caller);
+    if (!fallback || !webhooks) return undefined;
+    // Its host is resolved and pinned now, as a request's own URL is (configuration checked only its syntax).
+    const verdict = await webhooks.notifyUrls.check(fallback.url);
+    if (!verdict.ok) throw defaultNotifyUrlProblem(verdict, fallback.source);
+    return verdict.url;
   }
 
   /** The URL as it will be posted to, once it passed the SSRF guard (a 400 naming the reason otherwise). */

@@ -207,6 +207,10 @@ export function appDeps(config: Config, parts: Parts, nodeBodyOf?: NodeBodyOf): 
     }),
     docs: scalarAssets,
     ...parts,
+    webhooks: parts.webhooks && {
+      ...parts.webhooks,
+      defaults: { global: config.WEBHOOK_DEFAULT_URL, perKey: config.WEBHOOK_KEY_URLS },
+    },
   };
 }
 

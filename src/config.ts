@@ -2,12 +2,14 @@
  * @module
  * The configuration, parsed once from the environment with zod. Nothing else reads `process.env`.
  */
+import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { EXTENSION_FORMATS } from './domain/formats.js';
 import { LOG_LEVELS } from './log.js';
 import { parseAllowList } from './webhooks/addresses.js';
 import { SPEC_RETRY_DELAYS_SECONDS } from './webhooks/delivery.js';
+import { parseNotifyUrl } from './webhooks/notify-url.js';
 import { parseWebhookSecrets } from './webhooks/signing.js';
 
 const integer = (name: string, min: number, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
@@ -198,6 +200,38 @@ const schema = z
     WEBHOOK_MAX_AGE_SECONDS: integer('WEBHOOK_MAX_AGE_SECONDS', 1, 30 * 3600, 7 * 24 * 3600),
     WEBHOOK_RETRY_SCHEDULE: secondsList('WEBHOOK_RETRY_SCHEDULE', SPEC_RETRY_DELAYS_SECONDS, 86_400),
     WEBHOOK_CONCURRENCY: integer('WEBHOOK_CONCURRENCY', 1, 16, 256),
+    // The defaults' URLs are judged by the pure notify_url rules at the end (they need WEBHOOK_ALLOW_HTTP and
+    // WEBHOOK_ALLOWED_HOSTS); their hosts are resolved per request, as a request's own URL is.
+    WEBHOOK_DEFAULT_URL: z
+      .string()
+      .optional()
+      .transform((value) => value?.trim() || undefined),
+    WEBHOOK_KEY_URLS: z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const urls = new Map<string, string>();
+        const items = (value ?? '')
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter(Boolean);
+        for (const [index, item] of items.entries()) {
+          const match = /^([0-9A-Fa-f]{32})\s*=\s*(\S+)$/.exec(item);
+          const keyId = match?.[1]!.toLowerCase();
+          if (!match || urls.has(keyId!)) {
+            ctx.addIssue({
+              code: 'custom',
+              message: match
+                ? `WEBHOOK_KEY_URLS names key-id ${keyId} twice`
+                : // Not quoted: an API key pasted where its id belongs would be printed.
+                  `WEBHOOK_KEY_URLS must be a comma-separated list of <key-id>=<url>, a key-id being 32 hex digits (printf %s "$KEY" | sha256sum | cut -c1-32); entry ${index + 1} of ${items.length} is not`,
+            });
+            return z.NEVER;
+          }
+          urls.set(keyId!, match[2]!);
+        }
+        return urls as ReadonlyMap<string, string>;
+      }),
     // Status streams (Server-Sent Events on GET /status): each holds a connection, so their total stays under
     // MAX_CONNECTIONS (unset: three quarters of it), and one client cannot take them all.
     SSE_MAX_STREAMS: integer('SSE_MAX_STREAMS', 0, UNSET, 1_000_000),
@@ -221,9 +255,52 @@ const schema = z
   .refine((config) => !config.STORAGE_URL || config.S3_ENDPOINT || config.AWS_REGION || config.AWS_DEFAULT_REGION, {
     message: 'STORAGE_URL=s3://... needs AWS_REGION (or S3_ENDPOINT for an S3-compatible server)',
   })
+  .superRefine((config, ctx) => {
+    for (const message of defaultNotifyUrlProblems(config)) ctx.addIssue({ code: 'custom', message });
+  })
   .transform((config) =>
     config.SSE_MAX_STREAMS === UNSET ? { ...config, SSE_MAX_STREAMS: Math.floor((config.MAX_CONNECTIONS * 3) / 4) } : config,
   );
+
+/**
+ * What is wrong with `WEBHOOK_DEFAULT_URL` and `WEBHOOK_KEY_URLS`: no secret to sign with, no API key for a
+ * key-id, or a URL the pure `notify_url` rules refuse (a message never quotes a URL: its query may hold a token).
+ */
+function defaultNotifyUrlProblems(config: {
+  WEBHOOK_DEFAULT_URL?: string;
+  WEBHOOK_KEY_URLS: ReadonlyMap<string, string>;
+  WEBHOOK_SECRETS: readonly unknown[];
+  WEBHOOK_ALLOW_HTTP: boolean;
+  WEBHOOK_ALLOWED_HOSTS: Parameters<typeof parseNotifyUrl>[1]['allowList'];
+  API_KEYS: readonly string[];
+}): string[] {
+  const problems: string[] = [];
+  const rules = { allowHttp: config.WEBHOOK_ALLOW_HTTP, allowList: config.WEBHOOK_ALLOWED_HOSTS };
+  const judge = (name: string, url: string) => {
+    const parsed = parseNotifyUrl(url, rules);
+    if (!parsed.ok) problems.push(parsed.detail.replace(/^notify_url('s)?\b/, name));
+  };
+  for (const name of ['WEBHOOK_DEFAULT_URL', 'WEBHOOK_KEY_URLS'] as const) {
+    const set = name === 'WEBHOOK_DEFAULT_URL' ? config.WEBHOOK_DEFAULT_URL !== undefined : config.WEBHOOK_KEY_URLS.size > 0;
+    if (set && config.WEBHOOK_SECRETS.length === 0)
+      problems.push(`${name} needs WEBHOOK_SECRETS: without a secret no webhook can be signed`);
+  }
+  if (config.WEBHOOK_DEFAULT_URL !== undefined) judge('WEBHOOK_DEFAULT_URL', config.WEBHOOK_DEFAULT_URL);
+  if (config.WEBHOOK_KEY_URLS.size > 0 && config.API_KEYS.length === 0) {
+    problems.push('WEBHOOK_KEY_URLS needs API_KEYS: its key-ids name API keys');
+    return problems;
+  }
+  const keyIds = new Set(config.API_KEYS.map((key) => createHash('sha256').update(key).digest('hex').slice(0, 32)));
+  for (const [keyId, url] of config.WEBHOOK_KEY_URLS) {
+    if (!keyIds.has(keyId)) {
+      problems.push(
+        `WEBHOOK_KEY_URLS names key-id ${keyId}, which is no key of API_KEYS (a key's id is printf %s "$KEY" | sha256sum | cut -c1-32)`,
+      );
+    }
+    judge(`WEBHOOK_KEY_URLS's URL for ${keyId}`, url);
+  }
+  return problems;
+}
 
 export type Config = z.output<typeof schema>;
 

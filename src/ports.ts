@@ -342,6 +342,17 @@ export interface NotifyUrlPolicy {
   check(url: string): Promise<{ ok: true; url: string } | NotifyUrlRefusal>;
 }
 
+/**
+ * The deployment's default `notify_url`, for a job whose request names none: the caller's API key's
+ * (`WEBHOOK_KEY_URLS`), else everyone's (`WEBHOOK_DEFAULT_URL`). Vetted per request, as a request's own URL is.
+ */
+export interface NotifyUrlDefaults {
+  /** `WEBHOOK_DEFAULT_URL` */
+  global?: string;
+  /** `WEBHOOK_KEY_URLS`: key-id (the first 32 hex digits of the key's SHA-256, as in `caller` `key:<key-id>`) → URL. */
+  perKey: ReadonlyMap<string, string>;
+}
+
 /** Everything `createApp` is given. */
 export interface AppDeps {
   settings: ServiceSettings;
@@ -358,7 +369,7 @@ export interface AppDeps {
    * Webhooks. Without `WEBHOOK_SECRETS` there is no outbox and `notifyUrls` refuses every URL
    * (`webhooks_not_configured`); absent only in tests that build deps by hand.
    */
-  webhooks?: { outbox?: WebhookOutbox; notifyUrls: NotifyUrlPolicy };
+  webhooks?: { outbox?: WebhookOutbox; notifyUrls: NotifyUrlPolicy; defaults?: NotifyUrlDefaults };
   /** Aborted when the process begins to stop: a `?wait=` long poll then answers the job as it stands, at once. */
   stopping?: AbortSignal;
 }

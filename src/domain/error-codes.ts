@@ -113,6 +113,11 @@ export const ERROR_CODES = {
     status: [503],
     meaning: "notify_url's host could not be looked up just now (the resolver timed out or failed); retry after Retry-After.",
   },
+  default_notify_url_refused: {
+    status: [503],
+    meaning:
+      "The deployment's default notify_url (WEBHOOK_KEY_URLS or WEBHOOK_DEFAULT_URL) failed the SSRF guard for a job that named none: the operator's to mend; `reason` says why. Send a notify_url of your own, or an empty one for no webhook.",
+  },
   webhook_queue_unavailable: { status: [503], meaning: 'The webhook delivery queue cannot be reached; retry after Retry-After.' },
   queue_full: { status: [503], meaning: 'MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After.' },
   streams_full: { status: [503], meaning: 'This process holds SSE_MAX_STREAMS status streams already; retry after Retry-After.' },

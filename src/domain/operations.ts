@@ -172,12 +172,15 @@ export const NotifyUrlField = z
   .max(MAX_NOTIFY_URL_LENGTH, {
     error: (iss) => `notify_url must be at most ${MAX_NOTIFY_URL_LENGTH} characters, got ${(iss.input as string).length}`,
   })
+  .nullable()
   .optional()
   .openapi({
     description:
       'Where the job\'s end is announced: a signed POST (Standard Webhooks) of `{ type: "job.completed" | "job.failed", timestamp, data: <this job\'s status> }`. ' +
       '`https` only (and `http` where WEBHOOK_ALLOW_HTTP=true); private, loopback and link-local addresses are refused unless WEBHOOK_ALLOWED_HOSTS allows them; ' +
-      'refused with 400 `invalid_notify_url` (or when the deployment has no WEBHOOK_SECRETS).',
+      'refused with 400 `invalid_notify_url` (or when the deployment has no WEBHOOK_SECRETS). ' +
+      "Absent: the deployment's default, if it has one (the API key's, WEBHOOK_KEY_URLS, else WEBHOOK_DEFAULT_URL; a default that fails the guard is a 503 `default_notify_url_refused`). " +
+      '`null` or `""`: no webhook for this job, whatever the default.',
     example: 'https://example.com/hooks/images',
   });
 
@@ -212,8 +215,11 @@ export interface Pipeline {
   format?: (typeof OUTPUT_FORMATS)[number];
   quality: number;
   keep_metadata: boolean;
-  /** Where the job's end is to be announced (vetted by the handler; it does not change the result). */
-  notify_url?: string;
+  /**
+   * Where the job's end is to be announced (vetted by the handler; it does not change the result): absent, the
+   * deployment's default; `null` (sent as `null` or `""`), no webhook at all.
+   */
+  notify_url?: string | null;
 }
 
 /** Reduces a parsed request to its meaning (the cache key is taken from this). */
@@ -229,7 +235,8 @@ export function normalisePipeline(request: PipelineRequest): Pipeline {
     format: request.format,
     quality: request.quality,
     keep_metadata: request.keep_metadata,
-    ...(request.notify_url === undefined ? {} : { notify_url: request.notify_url }),
+    // `""` and `null` are one request (no webhook), so they share an Idempotency-Key's fingerprint.
+    ...(request.notify_url === undefined ? {} : { notify_url: request.notify_url || null }),
   };
 }
 

@@ -8,6 +8,7 @@
  * (`src/adapters/notify-url-guard.ts`); this file is pure.
  */
 import { AppError } from '../domain/errors.js';
+import type { NotifyUrlDefaults } from '../ports.js';
 import { addressAllowed, hostAllowed, parseIp, refusedRange, type AllowList, type IpBytes } from './addresses.js';
 
 export const MAX_NOTIFY_URL_LENGTH = 2048;
@@ -115,4 +116,47 @@ export function notifyUrlProblem(refusal: NotifyUrlRefusal, path = 'notify_url')
     errors: [{ path, message: refusal.detail }],
     extensions: { reason: refusal.reason },
   });
+}
+
+/** A deployment's default `notify_url` for one job, and the variable it comes from. */
+export interface DefaultNotifyUrl {
+  url: string;
+  source: 'WEBHOOK_KEY_URLS' | 'WEBHOOK_DEFAULT_URL';
+}
+
+/**
+ * The default for a job that names no `notify_url`: the caller's key's (`caller` is `key:<key-id>` when
+ * API_KEYS is set), else the deployment's; `undefined` when neither is configured.
+ * @example defaultNotifyUrl({ global: 'https://hooks.example/all', perKey: new Map() }, undefined) // WEBHOOK_DEFAULT_URL's
+ */
+export function defaultNotifyUrl(defaults: NotifyUrlDefaults | undefined, caller: string | undefined): DefaultNotifyUrl | undefined {
+  const keyId = caller?.startsWith('key:') ? caller.slice(4) : undefined;
+  const perKey = keyId === undefined ? undefined : defaults?.perKey.get(keyId);
+  if (perKey !== undefined) return { url: perKey, source: 'WEBHOOK_KEY_URLS' };
+  return defaults?.global === undefined ? undefined : { url: defaults.global, source: 'WEBHOOK_DEFAULT_URL' };
+}
+
+/** Seconds a client is told to wait after a refused default: long enough for an operator to be paged, not a retry storm. */
+export const DEFAULT_REFUSED_RETRY_AFTER_SECONDS = 60;
+
+/**
+ * The answer when the deployment's default fails the guard. Not the client's 400: the client sent no URL, and
+ * cannot mend the operator's; a 503 (`default_notify_url_refused`) with the reason but not the URL or its
+ * addresses (they are the operator's, not the client's to see), and what the client can do meanwhile.
+ */
+export function defaultNotifyUrlProblem(refusal: NotifyUrlRefusal, source: DefaultNotifyUrl['source']): AppError {
+  if (refusal.reason === 'dns_unavailable') {
+    return new AppError(
+      503,
+      'dns_unavailable',
+      `the host of this deployment's default notify_url (${source}) could not be looked up just now; retry shortly`,
+      { headers: { 'Retry-After': '5' }, extensions: { reason: refusal.reason } },
+    );
+  }
+  return new AppError(
+    503,
+    'default_notify_url_refused',
+    `this deployment's default notify_url (${source}) is refused (${refusal.reason}), a fault of its configuration; until it is mended, send a notify_url of your own, or an empty notify_url for a job without a webhook`,
+    { headers: { 'Retry-After': String(DEFAULT_REFUSED_RETRY_AFTER_SECONDS) }, extensions: { reason: refusal.reason } },
+  );
 }
