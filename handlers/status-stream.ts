@@ -66,6 +66,13 @@ export interface StreamDeps {
 
 const encoder = new TextEncoder();
 
+/** A stream's headers: never cached, never buffered by a proxy (nginx reads X-Accel-Buffering). */
+export const STREAM_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Type': `${EVENT_STREAM}; charset=utf-8`,
+  'Cache-Control': 'no-store',
+  'X-Accel-Buffering': 'no',
+};
+
 /** Every status stream this process holds: admission by the limits, one shared heartbeat, and the stop. */
 export class StatusStreams {
   private readonly streams = new Set<StatusStream>();
@@ -92,7 +99,6 @@ export class StatusStreams {
    * above `after` only; a 204 when `after` is the final event already. Throws the 429/503 of the limits.
    */
   open(job: JobRecord, after: number, client: string): Response {
-    const headers = { 'Content-Type': `${EVENT_STREAM}; charset=utf-8`, 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' };
     if (isFinished(job.status) && after >= eventIdOf(job.status))
       return new Response(null, { status: 204, headers: { 'Cache-Control': 'no-store' } });
     if (this.stopping?.aborted || this.streams.size >= this.limits.maxStreams) {
@@ -128,7 +134,7 @@ export class StatusStreams {
       },
       cancel: () => stream.end(),
     });
-    return new Response(body, { status: 200, headers });
+    return new Response(body, { status: 200, headers: STREAM_HEADERS });
   }
 
   private startTicker(): void {

@@ -13,7 +13,7 @@ import { isFinished, publicJob, type JobRecord } from '../src/domain/jobs.js';
 import { quote } from '../src/domain/operations.js';
 import type { AppDeps, JobStore, WebhookOutbox } from '../src/ports.js';
 import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse, REQUEST_ID_HEADER, routeErrors } from './schemas.js';
-import { EVENT_STREAM, lastEventId, RETRY_MS, StatusStreams, wantsEventStream } from './status-stream.js';
+import { EVENT_STREAM, lastEventId, RETRY_MS, STREAM_HEADERS, StatusStreams, wantsEventStream } from './status-stream.js';
 
 const MAX_WAIT_SECONDS = 30;
 /**
@@ -156,7 +156,11 @@ export function statusHandler({ jobs, stopping, webhooks, settings, clientOf }: 
     const waitSeconds = parseWait(c.req.valid('query').wait);
     const job = await jobs.getJob(processingId);
     if (!job) throw notFound('job_not_found', `no job has processing_id ${processingId}`);
-    if (wantsEventStream(c.req.header('accept'))) return streams.open(job, lastEventId(c.req.header('last-event-id')), clientOf(c));
+    if (wantsEventStream(c.req.header('accept'))) {
+      // HEAD gets the stream's headers only: a stream nobody would read must not hold a place.
+      if (c.req.method === 'HEAD') return new Response(null, { status: 200, headers: STREAM_HEADERS });
+      return streams.open(job, lastEventId(c.req.header('last-event-id')), clientOf(c));
+    }
     // The signal only when there is waiting to do: on Node, asking for it builds the full Request (~0.1 ms).
     const waiting = waitSeconds > 0 && !isFinished(job.status) && !stopping?.aborted;
     // A stopping process answers its long polls at once, so it can close Redis without cutting them off.

@@ -133,4 +133,31 @@ describe.runIf(redis !== undefined)('status streams across a fleet (Redis mode)'
     const finished = await get(`${second.baseUrl}/status/${id}`, { ...STREAM, 'Last-Event-ID': '3' });
     expect(finished.status).toBe(204);
   });
+
+  it('a client that hangs up gives its place back', async () => {
+    // No worker: the job stays queued as long as the test looks.
+    const api = await startServer({
+      REDIS_URL: redis!.url,
+      REDIS_KEY_PREFIX: prefix,
+      WORKER_CONCURRENCY: '0',
+      SSE_MAX_STREAMS_PER_CLIENT: '1',
+    });
+    started.push(api);
+    const id = await startJob(api.baseUrl, await noisyJpeg(64, 48));
+    const url = `${api.baseUrl}/status/${id}`;
+    const first = await get(url, STREAM);
+    expect(first.status).toBe(200);
+    expect((await get(url, STREAM)).status).toBe(429);
+    await first.sse.cancel();
+    // The server learns of the close from the socket; then the place is free.
+    const deadline = Date.now() + 5000;
+    let status = 429;
+    while (status === 429 && Date.now() < deadline) {
+      const again = await get(url, STREAM);
+      status = again.status;
+      await again.sse.cancel();
+      if (status === 429) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(status).toBe(200);
+  });
 });

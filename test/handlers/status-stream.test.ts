@@ -101,6 +101,17 @@ describe('status as Server-Sent Events', () => {
     expect(lastEventId(' 2 ')).toBe(2);
   });
 
+  it("HEAD answers the stream's headers and holds no place", async () => {
+    const { send, path } = await appWithJob({ statusStreams: { maxStreams: 1 } });
+    for (let i = 0; i < 3; i++) {
+      const head = await send(path, { method: 'HEAD', headers: STREAM });
+      expect([head.status, head.headers.get('content-type'), await head.text()]).toEqual([200, 'text/event-stream; charset=utf-8', '']);
+    }
+    const stream = await send(path, { headers: STREAM });
+    expect(stream.status).toBe(200);
+    await stream.body!.cancel();
+  });
+
   it('an unknown job is a 404 problem, not a stream', async () => {
     const { send } = memoryApp();
     await expectProblem(await send(`/status/${crypto.randomUUID()}`, { headers: STREAM }), 404, 'job_not_found');
