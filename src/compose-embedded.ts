@@ -12,7 +12,10 @@ import { appDeps, IDEMPOTENCY, loggedQueue, openStorage, runner, webhookParts, w
 import type { Config } from './config.js';
 import { throttledErrorLog } from './log.js';
 import { createSweeper, scheduleSweeps, sweepIntervalSeconds } from './retention.js';
-import { createJobEndAnnouncer } from './webhooks/events.js';
+import { announcingAgain, createJobEndAnnouncer } from './webhooks/events.js';
+
+/** How often a job-end message that could not be written is tried again. */
+const ANNOUNCE_RETRY_MS = 60_000;
 
 export async function composeEmbedded(config: Config, edge: Edge): Promise<Service> {
   const { logger, metrics } = edge;
@@ -29,7 +32,14 @@ export async function composeEmbedded(config: Config, edge: Edge): Promise<Servi
       observe: metrics.observeWebhook,
       onError: throttledErrorLog(logger, 'webhooks'),
     }));
-  const announce = outbox && createJobEndAnnouncer({ jobs, outbox });
+  // A message that cannot be written (a full disk) is tried again every minute, not only at the next start.
+  const announcer =
+    outbox &&
+    announcingAgain(createJobEndAnnouncer({ jobs, outbox }), {
+      everyMs: ANNOUNCE_RETRY_MS,
+      onError: throttledErrorLog(logger, 'webhooks'),
+    });
+  const announce = announcer?.announce;
   const queue = new EmbeddedQueue(runner(config, { jobs, store, processor }, edge, announce), config.WORKER_CONCURRENCY);
   metrics.watchQueue(queue);
   // Jobs that were queued or running when the process last stopped are finished now, and the webhooks of
@@ -60,6 +70,7 @@ export async function composeEmbedded(config: Config, edge: Edge): Promise<Servi
     sweep,
     async close(timeoutMs = 25_000, inFlight = Promise.resolve()) {
       stopSweeps();
+      announcer?.stop();
       // Unfinished jobs stay on disk as queued/processing and run at the next start; so do webhook messages
       // (those of jobs that end meanwhile too): attempts under way get the same time, one cut is made again.
       await Promise.all([within(queue.idle(), timeoutMs), outbox?.close(timeoutMs)]);

@@ -56,3 +56,54 @@ export function createJobEndAnnouncer({
     if (message) await outbox.enqueue(message);
   };
 }
+
+/** How many jobs whose message could not be queued are kept for another try (the next start finds the rest). */
+const MAX_RETRIED_ANNOUNCEMENTS = 10_000;
+
+/**
+ * `announce`, plus another try every `everyMs` for each job whose message could not be queued (embedded: a
+ * full or failing disk under STATE_DIR), until it goes through; the failure still reaches the caller. A
+ * job's message is queued under an id of its own, so a try that overlaps another is harmless.
+ */
+export function announcingAgain(
+  announce: JobEndAnnouncer,
+  { everyMs, onError = () => {} }: { everyMs: number; onError?: (error: Error) => void },
+): { announce: JobEndAnnouncer; waiting(): number; stop(): void } {
+  const failed = new Set<string>();
+  let trying = false;
+  const timer = setInterval(() => void tryAgain(), everyMs);
+  (timer as { unref?: () => void }).unref?.();
+
+  async function tryAgain(): Promise<void> {
+    if (trying || failed.size === 0) return;
+    trying = true;
+    try {
+      for (const processingId of [...failed]) {
+        try {
+          await announce(processingId);
+          failed.delete(processingId);
+        } catch (error) {
+          onError(error instanceof Error ? error : new Error(String(error)));
+          // The outbox still refuses: the others would fail alike; wait for the next round.
+          return;
+        }
+      }
+    } finally {
+      trying = false;
+    }
+  }
+
+  return {
+    async announce(processingId) {
+      try {
+        await announce(processingId);
+        failed.delete(processingId);
+      } catch (error) {
+        if (failed.size < MAX_RETRIED_ANNOUNCEMENTS) failed.add(processingId);
+        throw error;
+      }
+    },
+    waiting: () => failed.size,
+    stop: () => clearInterval(timer),
+  };
+}
