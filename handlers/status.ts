@@ -143,14 +143,15 @@ export function statusView(outbox: WebhookOutbox | undefined): (job: JobRecord) 
   };
 }
 
-export interface StatusDeps extends Pick<AppDeps, 'jobs' | 'stopping' | 'webhooks' | 'settings'> {
+export interface StatusDeps extends Pick<AppDeps, 'jobs' | 'stopping' | 'webhooks'> {
   /** Whom a stream counts against: the caller's API key hash, else its address. */
   clientOf(c: Context<AppEnv>): string;
+  /** The process's status streams (one set per app, bounded by SSE_*). */
+  streams: StatusStreams;
 }
 
-export function statusHandler({ jobs, stopping, webhooks, settings, clientOf }: StatusDeps): RouteHandler<typeof statusRoute, AppEnv> {
+export function statusHandler({ jobs, stopping, webhooks, clientOf, streams }: StatusDeps): RouteHandler<typeof statusRoute, AppEnv> {
   const view = statusView(webhooks?.outbox);
-  const streams = new StatusStreams(settings.statusStreams, { jobs, view }, stopping);
   return async function status(c) {
     const { processing_id: processingId } = c.req.valid('param');
     const waitSeconds = parseWait(c.req.valid('query').wait);

@@ -26,7 +26,8 @@ import { describeApi } from '../handlers/openapi.js';
 import { processHandler, processRoute } from '../handlers/process.js';
 import { rootHandler, rootRoute } from '../handlers/root.js';
 import type { AppEnv } from '../handlers/schemas.js';
-import { statusHandler, statusRoute } from '../handlers/status.js';
+import { statusHandler, statusRoute, statusView } from '../handlers/status.js';
+import { StatusStreams } from '../handlers/status-stream.js';
 import { uploadHandler, uploadRoute } from '../handlers/upload.js';
 import { accessControl, addressSubject } from './access.js';
 import { methodNotAllowed } from './allowed-methods.js';
@@ -47,6 +48,8 @@ export interface RequestLog {
 /** What the app counts, and how `GET /metrics` shows it (`createMetrics()` fits). */
 export interface RequestMetrics {
   observeRequest(method: string, route: string, status: number, seconds: number): void;
+  /** Makes a gauge read how many status streams are open (optional: a runtime may not count them). */
+  watchStreams?(open: () => number): void;
   exposition(): Promise<{ contentType: string; text: string }>;
 }
 
@@ -139,7 +142,13 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.openAPIRegistry.register('PipelineRequest', PipelineRequest);
   // A stream counts against its caller's key, like the rate limit, else its address.
   const clientOf = (c: Context<AppEnv>) => c.get('caller') ?? addressSubject(c, { trustedHops, peerAddress: clientAddress });
-  app.openapi(statusRoute, statusHandler({ ...deps, clientOf }));
+  const streams = new StatusStreams(
+    deps.settings.statusStreams,
+    { jobs: deps.jobs, view: statusView(deps.webhooks?.outbox) },
+    deps.stopping,
+  );
+  metrics.watchStreams?.(() => streams.size);
+  app.openapi(statusRoute, statusHandler({ ...deps, clientOf, streams }));
   app.openapi(downloadRoute, downloadHandler(deps));
   app.openapi(listRoute, listHandler(deps));
   // The original service's routes (docs/migration.md).

@@ -20,6 +20,8 @@ export interface Metrics {
   watchQueue(queue: JobQueue): void;
   /** Makes the memory budget gauges read `use` at each scrape. */
   watchMemory(use: () => BudgetUse): void;
+  /** Makes the status streams gauge read `open` at each scrape. */
+  watchStreams(open: () => number): void;
   /** Everything, in Prometheus text format. */
   exposition(): Promise<{ contentType: string; text: string }>;
 }
@@ -106,6 +108,15 @@ export function createMetrics(): Metrics {
       if (use) this.set(use.waiting);
     },
   });
+  let streams: (() => number) | undefined;
+  new Gauge({
+    name: 'status_streams_open',
+    help: 'Status streams (Server-Sent Events on GET /status) this process holds open',
+    registers: [registry],
+    collect() {
+      if (streams) this.set(streams());
+    },
+  });
   return {
     registry,
     observeRequest: (method, route, status, seconds) => requests.observe({ method, route, status: String(status) }, seconds),
@@ -119,6 +130,9 @@ export function createMetrics(): Metrics {
     },
     watchMemory: (use) => {
       memory = use;
+    },
+    watchStreams: (open) => {
+      streams = open;
     },
     exposition: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
   };

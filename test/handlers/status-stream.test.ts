@@ -112,6 +112,18 @@ describe('status as Server-Sent Events', () => {
     await stream.body!.cancel();
   });
 
+  it('/metrics counts the streams open', async () => {
+    const { send, path } = await appWithJob();
+    const gauge = async () => /^status_streams_open (\d+)$/m.exec(await (await send('/metrics')).text())?.[1];
+    expect(await gauge()).toBe('0');
+    const [a, b] = [await send(path, { headers: STREAM }), await send(path, { headers: STREAM })];
+    expect(await gauge()).toBe('2');
+    await a.body!.cancel();
+    expect(await gauge()).toBe('1');
+    await b.body!.cancel();
+    expect(await gauge()).toBe('0');
+  });
+
   it('an unknown job is a 404 problem, not a stream', async () => {
     const { send } = memoryApp();
     await expectProblem(await send(`/status/${crypto.randomUUID()}`, { headers: STREAM }), 404, 'job_not_found');

@@ -13,7 +13,7 @@ import { fileRecord, jobRecord } from '../helpers/records.js';
 function outbox() {
   const kept = new Map<string, WebhookMessage>();
   const box = {
-    full: true,
+    full: true as boolean,
     kept,
     async enqueue(message: WebhookMessage) {
       if (box.full) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
