@@ -517,6 +517,7 @@ export interface components {
      *     | `default_notify_url_refused` | 503 | The deployment's default notify_url (WEBHOOK_KEY_URLS or WEBHOOK_DEFAULT_URL) failed the SSRF guard for a job that named none: the operator's to mend; `reason` says why. Send a notify_url of your own, or an empty one for no webhook. |
      *     | `webhook_queue_unavailable` | 503 | The webhook delivery queue cannot be reached; retry after Retry-After. |
      *     | `queue_full` | 503 | MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After. |
+     *     | `service_stopping` | 503 | This process is stopping and opens no new status stream; retry after Retry-After (another process answers). |
      *     | `streams_full` | 503 | This process holds SSE_MAX_STREAMS status streams already; retry after Retry-After. |
      *     | `too_many_uploads` | 503 | MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After. |
      *     | `storage_unavailable` | 503 (also job) | The file store cannot be reached or written; retry after Retry-After. |
@@ -582,6 +583,7 @@ export interface components {
       | 'default_notify_url_refused'
       | 'webhook_queue_unavailable'
       | 'queue_full'
+      | 'service_stopping'
       | 'streams_full'
       | 'too_many_uploads'
       | 'storage_unavailable'
@@ -748,6 +750,7 @@ export interface components {
           | 'default_notify_url_refused'
           | 'webhook_queue_unavailable'
           | 'queue_full'
+          | 'service_stopping'
           | 'streams_full'
           | 'too_many_uploads'
           | 'storage_unavailable';
@@ -1401,7 +1404,7 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem500'];
         };
       };
-      /** @description A dependency (Redis, the queue) is unreachable, or streams_full: SSE_MAX_STREAMS streams open in this process; retry after Retry-After seconds */
+      /** @description A dependency (Redis, the queue) is unreachable; or, for a stream, streams_full (SSE_MAX_STREAMS streams open in this process) or service_stopping; retry after Retry-After seconds */
       503: {
         headers: {
           'X-Request-Id': components['headers']['X-Request-Id'];

@@ -101,7 +101,9 @@ export class StatusStreams {
   open(job: JobRecord, after: number, client: string): Response {
     if (isFinished(job.status) && after >= eventIdOf(job.status))
       return new Response(null, { status: 204, headers: { 'Cache-Control': 'no-store' } });
-    if (this.stopping?.aborted || this.streams.size >= this.limits.maxStreams) {
+    if (this.stopping?.aborted)
+      throw unavailable('service_stopping', 'this process is stopping; open the stream again (another process answers)', 1);
+    if (this.streams.size >= this.limits.maxStreams) {
       throw unavailable(
         'streams_full',
         `this process holds ${this.limits.maxStreams} status streams (SSE_MAX_STREAMS); retry shortly or poll`,

@@ -83,7 +83,7 @@ With \`Accept: text/event-stream\` the answer is a stream of Server-Sent Events 
     ),
     503: problemResponse(
       503,
-      'A dependency (Redis, the queue) is unreachable, or streams_full: SSE_MAX_STREAMS streams open in this process; retry after Retry-After seconds',
+      'A dependency (Redis, the queue) is unreachable; or, for a stream, streams_full (SSE_MAX_STREAMS streams open in this process) or service_stopping; retry after Retry-After seconds',
     ),
   },
 });

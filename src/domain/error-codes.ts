@@ -120,6 +120,10 @@ export const ERROR_CODES = {
   },
   webhook_queue_unavailable: { status: [503], meaning: 'The webhook delivery queue cannot be reached; retry after Retry-After.' },
   queue_full: { status: [503], meaning: 'MAX_QUEUE_DEPTH jobs are waiting; retry after Retry-After.' },
+  service_stopping: {
+    status: [503],
+    meaning: 'This process is stopping and opens no new status stream; retry after Retry-After (another process answers).',
+  },
   streams_full: { status: [503], meaning: 'This process holds SSE_MAX_STREAMS status streams already; retry after Retry-After.' },
   too_many_uploads: { status: [503], meaning: 'MAX_CONCURRENT_UPLOADS uploads are arriving already; retry after Retry-After.' },
   storage_unavailable: {

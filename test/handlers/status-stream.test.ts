@@ -174,6 +174,8 @@ describe('status as Server-Sent Events', () => {
     const rest = await stream.rest(2000);
     expect(eventsOf(seen).map((event) => event.id)).toEqual(['1']);
     expect(rest).toEqual([{ kind: 'comment', text: 'the service is stopping; reconnect' }]);
-    await expectProblem(await send(path, { headers: STREAM }), 503, 'streams_full');
+    const refused = await send(path, { headers: STREAM });
+    await expectProblem(refused, 503, 'service_stopping');
+    expect(refused.headers.get('retry-after')).toBe('1');
   });
 });
