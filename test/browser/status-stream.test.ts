@@ -266,11 +266,12 @@ describe.runIf(present && redis !== undefined)('the status stream followed by Ev
     async () => {
       const { baseUrl } = api!;
       const send = (path: string, init?: RequestInit) => fetch(`${baseUrl}${path}`, init);
-      const file = await upload(send, await noisyJpeg(1600, 1200), 'resume.jpg');
-      // Long enough to be seen at `processing` by polling (as test/e2e/redis-mode.test.ts does).
+      const file = await upload(send, await noisyJpeg(2400, 1800), 'resume.jpg');
+      // Long enough (about a second) to be seen at `processing` by polling, as in test/e2e/redis-mode.test.ts.
       const { processing_id: id } = await submit(send, file.file_id, {
         operations: [
-          { operation: 'blur', intensity: 40 },
+          { operation: 'blur', intensity: 60 },
+          { operation: 'blur', intensity: 60 },
           { operation: 'resize', width: 200 },
         ],
         format: 'png',
