@@ -231,6 +231,22 @@ describe.runIf(present)('the status stream followed by EventSource in Chromium, 
         await page.close();
       }
 
+      // The README's EventSource example, as written, on the same job: it logs the final state and closes.
+      const readme = await readFile('README.md', 'utf8');
+      const example = /## Following a job live[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)?.[1];
+      expect(example, 'README has a js block under "Following a job live"').toBeDefined();
+      const readmePage = await session!.context.newPage();
+      try {
+        const logged: string[] = [];
+        readmePage.on('console', (message) => logged.push(message.text()));
+        await readmePage.goto(`${baseUrl}/health`);
+        await readmePage.evaluate(`const processingId = ${JSON.stringify(id)};\n${example}`);
+        for (const deadline = Date.now() + STEP_MS; !logged.length && Date.now() < deadline;) await sleep(50);
+        expect(logged).toEqual([`3 completed /download/${id}`]);
+      } finally {
+        await readmePage.close();
+      }
+
       // A client resuming on its own (a page cannot set Last-Event-ID on a new EventSource): after 1, only 3.
       const resumed = await send(path, { headers: { Accept: 'text/event-stream', 'Last-Event-ID': '1' } });
       expect(resumed.status).toBe(200);
