@@ -4,70 +4,41 @@
  * developer tools and the hosted-client button are gone, and a request sent from the page reaches the
  * service; with API_KEYS, the auth box is shown and the key typed into it is sent.
  *
- * Chromium comes from Debian (`apt-get install chromium`; `.ci/run` installs it). Missing, the test fails
- * under CI and says loudly that it skipped elsewhere. `CHROMIUM` names another binary.
+ * Chromium comes from Debian (`apt-get install chromium`; `.ci/run` installs it): see test/helpers/chromium.ts.
  */
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page, type Request } from 'playwright-core';
+import { rm } from 'node:fs/promises';
+import type { BrowserContext, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumPresent, openBrowser, STEP_MS, type Browser } from '../helpers/chromium.js';
 import { startServer, type ServerProcess } from '../helpers/server-process.js';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present && (process.env.CI === 'true' || process.env.CI === '1')) {
-  throw new Error(`CI: the browser test needs Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)`);
-}
-if (!present)
-  console.warn(`\n*** SKIPPED: the browser test needs Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM). ***\n`);
-
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const STEP_MS = 30_000;
+const present = chromiumPresent();
 const TEST_MS = 120_000;
 const KEY = 'docs-key-'.padEnd(32, 'x');
 
 interface Session {
   server: ServerProcess;
   context: BrowserContext;
-  profile: string;
+  browser: Browser;
 }
 
 /** The server (with `env`) and a browser over a fresh profile. */
 async function openSession(env: Record<string, string>): Promise<Session> {
   const server = await startServer(env);
   if (server.child.exitCode !== null) throw new Error(`the server did not start:\n${server.output()}`);
-  const profile = await mkdtemp(join(tmpdir(), 'docs-chromium-'));
   try {
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      timeout: STEP_MS,
-    });
-    context.setDefaultTimeout(STEP_MS);
-    return { server, context, profile };
+    const browser = await openBrowser('docs');
+    return { server, context: browser.context, browser };
   } catch (error) {
     await server.stop('SIGKILL');
-    await rm(profile, { recursive: true, force: true });
     throw error;
   }
 }
 
 async function closeSession(session: Session | undefined): Promise<void> {
   if (!session) return;
-  await session.context.close().catch(() => undefined);
+  await session.browser.close();
   await session.server.stop('SIGKILL');
-  await rm(session.profile, { recursive: true, force: true });
   await rm(session.server.dir, { recursive: true, force: true });
 }
 

@@ -16,46 +16,27 @@
  * Node-side request with the header stands for a client that resumes elsewhere. The plain-HTTP stream
  * itself is tested in test/handlers/status-stream.test.ts and test/e2e.
  *
- * Chromium comes from Debian (`apt-get install chromium`; `.ci/run` installs it). Missing, the test fails
- * under CI and says loudly that it skipped elsewhere. `CHROMIUM` names another binary.
+ * Chromium comes from Debian (`apt-get install chromium`; `.ci/run` installs it): see test/helpers/chromium.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { readFile, rm } from 'node:fs/promises';
+import type { BrowserContext, Page } from 'playwright-core';
 import { RETRY_MS } from '../../handlers/status-stream.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumPresent, openBrowser, STEP_MS, type Browser } from '../helpers/chromium.js';
 import { submit, upload } from '../helpers/client.js';
 import { look, noisyJpeg } from '../helpers/images.js';
 import { deleteKeys, testRedis, type TestRedis } from '../helpers/redis.js';
 import { startServer, startWorker, type ServerProcess } from '../helpers/server-process.js';
 import { collectSse, eventsOf } from '../helpers/sse.js';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const present = existsSync(CHROMIUM);
-if (!present && (process.env.CI === 'true' || process.env.CI === '1')) {
-  throw new Error(`CI: the browser test needs Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)`);
-}
-if (!present)
-  console.warn(`\n*** SKIPPED: the browser test needs Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM). ***\n`);
+const present = chromiumPresent();
 
 // Only when the browser is there: a Redis started for a test that then skips would be wasted. Stopped at
 // the file's end, whichever tests ran.
 const redis: TestRedis | undefined = present ? await testRedis() : undefined;
 afterAll(() => redis?.dispose());
 
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
-const STEP_MS = 30_000;
 const TEST_MS = 120_000;
 /** How long after the EventSource closed the test watches for a reconnect that must not come. */
 /** (RETRY_MS is the stream's `retry:` hint: a browser waits that long before reconnecting.) */
@@ -83,31 +64,17 @@ interface Sent {
 interface Session {
   server: ServerProcess;
   context: BrowserContext;
-  profile: string;
+  browser: Browser;
 }
 
 async function launch(server: ServerProcess): Promise<Session> {
   if (server.child.exitCode !== null) throw new Error(`the server did not start:\n${server.output()}`);
-  const profile = await mkdtemp(join(tmpdir(), 'sse-chromium-'));
-  try {
-    const context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      timeout: STEP_MS,
-    });
-    context.setDefaultTimeout(STEP_MS);
-    return { server, context, profile };
-  } catch (error) {
-    await rm(profile, { recursive: true, force: true });
-    throw error;
-  }
+  const browser = await openBrowser('sse');
+  return { server, context: browser.context, browser };
 }
 
 async function closeBrowser(session: Session | undefined): Promise<void> {
-  if (!session) return;
-  await session.context.close().catch(() => undefined);
-  await rm(session.profile, { recursive: true, force: true });
+  await session?.browser.close();
 }
 
 /**
