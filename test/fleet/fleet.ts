@@ -3,8 +3,10 @@
  * here): one Redis host (append-only), two API hosts, worker hosts, and one store shared by all (a folder
  * standing in for EFS, then S3 on a host of its own). A client sends a bounded load through both APIs while
  * the test kills a worker mid-job, scales out, restarts both APIs one after the other (a rolling deploy), cuts
- * a worker host off the network for 10 s, and restarts Redis. Then it accounts for every request and every
- * job, checks the files, and prints what it did and counted. Exit code 0 only when everything holds.
+ * a worker host off the network for 10 s, and restarts Redis. A quarter of the jobs are followed live by
+ * status streams (Server-Sent Events) that resume on the other API with Last-Event-ID whenever one ends
+ * early, as EventSource does. Then it accounts for every request, every job and every stream, checks the
+ * files, and prints what it did and counted. Exit code 0 only when everything holds.
  * `--store=disk` or `--store=s3` runs one store only.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
@@ -15,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
+import { SseParser } from '../helpers/sse.js';
 import { createFleetNetwork, removeStaleFleetNetworks, type FleetNetwork } from './netns.js';
 
 const repo = resolve(import.meta.dirname, '../..');
@@ -25,6 +28,8 @@ const LOAD_SECONDS = 50;
 const DRAIN_SECONDS = 120;
 const PREFIX = 'fleet';
 const BUCKET = 'fleet-bucket';
+/** One job in this many is followed by a status stream. */
+const FOLLOW_EVERY = 2;
 /** Codes a failed job may carry, each for a documented reason (none is expected in this run). */
 const DOCUMENTED_JOB_FAILURES = new Set(['worker_lost', 'retries_exhausted', 'storage_unavailable', 'timeout']);
 
@@ -41,6 +46,55 @@ interface Counts {
   leftovers: string[];
   orphans: string[];
   events: string[];
+  streams: StreamCounts;
+}
+
+interface StreamCounts {
+  followed: number;
+  /** Streams that reached the job's final event (3), whose data matched the job's final status. */
+  finished: number;
+  /** Connections opened beyond each follower's first: resumes after a stream ended early or was refused. */
+  resumes: number;
+  /** Events received in all (heartbeats not counted). */
+  events: number;
+  /** Streams the APIs held open when the rolling deploy stopped them (by their /metrics). */
+  cutByDeploy: number;
+  problems: string[];
+}
+
+/** What one stream connection gave: its status, the events read, and how it ended. */
+interface StreamRun {
+  status: number;
+  retryAfter?: number;
+  events: Array<{ id: number; status: string; data: string }>;
+}
+
+/** Reads one status stream (`Last-Event-ID: after`) until it ends, is cut, or `timeoutMs` passes. */
+function streamOnce(base: string, path: string, after: number, timeoutMs: number): Promise<StreamRun> {
+  return new Promise((done) => {
+    const run: StreamRun = { status: 0, events: [] };
+    const parser = new SseParser();
+    const headers: Record<string, string> = { accept: 'text/event-stream', ...(after ? { 'last-event-id': String(after) } : {}) };
+    const req = httpRequest(`${base}${path}`, { agent: false, headers }, (res) => {
+      run.status = res.statusCode ?? 0;
+      run.retryAfter = Number(res.headers['retry-after'] ?? 0) || undefined;
+      res.setEncoding('utf8');
+      res.on('data', (text: string) => {
+        for (const item of parser.feed(text)) {
+          if (item.kind !== 'event') continue;
+          const status = (JSON.parse(item.data) as { status: string }).status;
+          run.events.push({ id: Number(item.id), status, data: item.data });
+        }
+      });
+      res.on('end', () => done(run));
+      res.on('error', () => done(run));
+      res.on('close', () => done(run));
+    });
+    const timer = setTimeout(() => req.destroy(), timeoutMs);
+    req.on('close', () => clearTimeout(timer));
+    req.on('error', () => done(run));
+    req.end();
+  });
 }
 
 interface Proc {
@@ -118,6 +172,7 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
     leftovers: [],
     orphans: [],
     events: [],
+    streams: { followed: 0, finished: 0, resumes: 0, events: 0, cutByDeploy: 0, problems: [] },
   };
   const event = (text: string) => counts.events.push(`${((Date.now() - t0) / 1000).toFixed(1).padStart(5)} s  ${text}`);
   const work = mkdtempSync(join(tmpdir(), `fleet-${store}-`));
@@ -186,6 +241,7 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
       PROCESSED_DIR: shared.processed,
       WORKER_LOCK_SECONDS: '3',
       SHUTDOWN_TIMEOUT_SECONDS: '10',
+      SSE_HEARTBEAT_SECONDS: '2',
       LOG_LEVEL: 'info',
       PORT: '8000',
     };
@@ -297,6 +353,36 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
       }
       throw new Error(`${endpoint} got no answer in 60 tries`);
     };
+    /**
+     * Follows job `id` by status streams, as EventSource would: on any API, again after `retry` (or
+     * Retry-After) whenever a stream ends before the final event, with the last id seen. Resolves with the
+     * final event's data; every id must rise, none twice.
+     */
+    const followDeadline = () => t0 + (LOAD_SECONDS + DRAIN_SECONDS) * 1000;
+    const follow = async (id: string, start: number): Promise<string | undefined> => {
+      counts.streams.followed += 1;
+      let last = 0;
+      for (let attempt = 0; Date.now() < followDeadline(); attempt++) {
+        if (attempt > 0) counts.streams.resumes += 1;
+        const run = await streamOnce(apiBase(apis[(start + attempt) % 2]!), `/status/${id}`, last, followDeadline() - Date.now());
+        for (const received of run.events) {
+          counts.streams.events += 1;
+          if (!(received.id > last)) counts.streams.problems.push(`${id}: event ${received.id} after ${last}`);
+          last = Math.max(last, received.id);
+          if (received.id === 3) return received.data;
+        }
+        if (run.status === 204) {
+          counts.streams.problems.push(`${id}: 204 before this follower saw the final event (last ${last})`);
+          return undefined;
+        }
+        if (run.status !== 0 && run.status !== 200 && run.status !== 503)
+          counts.streams.problems.push(`${id}: a stream answered ${run.status}`);
+        await sleep(run.status === 503 ? 1000 * (run.retryAfter ?? 1) : 2000);
+      }
+      counts.streams.problems.push(`${id}: no final event by the end of the drain (last ${last})`);
+      return undefined;
+    };
+    const followers = new Map<string, Promise<string | undefined>>();
     const jobsByKey = new Map<string, Set<string>>();
     const expected = new Map<string, { width: number; height: number }>();
     let next = 0;
@@ -342,6 +428,8 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
           if (!jobsByKey.has(key)) jobsByKey.set(key, new Set());
           jobsByKey.get(key)!.add(id);
           expected.set(id, { width, height });
+          // Followers start on either API in turn.
+          if (copy === 0 && flow % FOLLOW_EVERY === 0) followers.set(id, follow(id, flow / FOLLOW_EVERY));
         }
       }
     };
@@ -376,8 +464,14 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
       event('w3 started (scale-out)');
       await sleep(3000);
       for (const api of apis) {
+        // Stopped while it holds a status stream (within 10 s), so the deploy cuts streams under way.
+        let open = 0;
+        for (const deadline = Date.now() + 10_000; open === 0 && Date.now() < deadline; await sleep(20)) {
+          open = Number(/^status_streams_open (\d+)$/m.exec((await call(apiBase(api), '/metrics')).body.toString())?.[1] ?? 0);
+        }
+        counts.streams.cutByDeploy += open;
         const code = await stopProc(api, 'SIGTERM');
-        event(`${api} stopped by SIGTERM, exit ${code}`);
+        event(`${api} stopped by SIGTERM (holding ${open} status streams), exit ${code}`);
         if (code !== 0) counts.undocumented.push(`${api} exited ${code} on SIGTERM`);
         await startApi(api);
         event(`${api} started again`);
@@ -430,6 +524,16 @@ async function runFleet(store: 'disk' | 's3'): Promise<Counts> {
         counts.stuck.push(`${id}: ${job?.status}`);
       }
     }
+    for (const [id, final] of followers) {
+      const data = await final;
+      if (data === undefined) continue;
+      const streamed = JSON.parse(data) as { status: string; result?: { sha256: string } };
+      const polled = JSON.parse((await send('GET /status', `/status/${id}`, 'GET', undefined, {}, 0)).body.toString()) as typeof streamed;
+      if (streamed.status !== polled.status || streamed.result?.sha256 !== polled.result?.sha256)
+        counts.streams.problems.push(`${id}: the stream's final event says ${streamed.status}, GET /status ${polled.status}`);
+      else counts.streams.finished += 1;
+    }
+    event(`streams accounted for: ${counts.streams.finished} of ${counts.streams.followed} reached the final event`);
     event(
       `all jobs accounted for: ${counts.completed} completed, ${[...counts.failed.values()].reduce((a, b) => a + b, 0)} failed, ${counts.stuck.length} stuck`,
     );
@@ -516,6 +620,11 @@ function report(store: string, counts: Counts): string[] {
   // and every accepted job completes: no failure is expected here, documented or not.
   if (counts.accepted !== FLOWS) problems.push(`only ${counts.accepted} of ${FLOWS} flows were accepted`);
   if (counts.completed !== counts.accepted) problems.push(`${counts.accepted - counts.completed} accepted jobs did not complete`);
+  if (counts.streams.problems.length) problems.push(`status streams: ${counts.streams.problems.slice(0, 5).join(' | ')}`);
+  if (counts.streams.cutByDeploy > 0 && counts.streams.resumes === 0)
+    problems.push(`the deploy cut ${counts.streams.cutByDeploy} status streams, yet none resumed`);
+  if (counts.streams.finished !== counts.streams.followed)
+    problems.push(`${counts.streams.followed - counts.streams.finished} followed jobs' streams never gave the final event`);
   const refusals = [...counts.answers].filter(([label]) => / 4\d\d$/.test(label));
   if (refusals.length) problems.push(`the valid load was refused: ${refusals.map(([label, n]) => `${label} ×${n}`).join(', ')}`);
   console.log(`\nfleet test, store: ${store}`);
@@ -533,6 +642,9 @@ function report(store: string, counts: Counts): string[] {
   );
   console.log(
     `  Idempotency-Keys that made two jobs: ${counts.keysWithTwoJobs}; orphaned files: ${counts.orphans.length}; partial files left: ${counts.leftovers.length}`,
+  );
+  console.log(
+    `  status streams: ${counts.streams.followed} jobs followed, ${counts.streams.finished} to their final event; ${counts.streams.events} events, ${counts.streams.cutByDeploy} cut by the deploy, ${counts.streams.resumes} resumes with Last-Event-ID`,
   );
   for (const problem of problems) console.log(`  FAIL ${problem}`);
   return problems;
