@@ -12,7 +12,7 @@
  * - A change reaches the stream by the job store's notice (Redis pub/sub in Redis mode); each heartbeat
  *   also reads the job, so a lost notice delays an event by one heartbeat at most.
  * - Bounded: SSE_MAX_STREAMS per process (503), SSE_MAX_STREAMS_PER_CLIENT per API key or address (429),
- *   SSE_MAX_SECONDS per stream (then closed; the client reconnects), and a client that stops reading is cut.
+ *   SSE_MAX_SECONDS per stream (then closed; the client reconnects), and a backlog a client never reads.
  * - A stopping process ends its streams at once with a comment saying so; clients reconnect to another.
  *
  * Only Web APIs (ReadableStream, TextEncoder, timers): the same code runs on Node and in tests.
@@ -24,7 +24,11 @@ import type { JobStore, StatusStreamLimits } from '../src/ports.js';
 export const EVENT_STREAM = 'text/event-stream';
 /** How long a client waits before it reconnects (the `retry:` hint), in milliseconds. */
 export const RETRY_MS = 2000;
-/** A client that has left this many chunks unread is cut: it stopped reading, and its backlog would only grow. */
+/**
+ * A client that has left this many chunks unread is cut (the stream errors, which closes its connection):
+ * it stopped reading, and its backlog would only grow. A safeguard: the runtime moves chunks into the
+ * socket's own buffers first, so heartbeats alone take very long to fill it.
+ */
 const MAX_UNREAD_CHUNKS = 64;
 
 /** The `id:` of the event that shows a job at `status`: 1 queued, 2 processing, 3 completed or failed. */
@@ -95,29 +99,21 @@ export class StatusStreams {
   }
 
   /**
+   * What a HEAD with `Accept: text/event-stream` gets: the status and headers the GET would (204, 429,
+   * 503 or 200), without a stream to hold a place.
+   */
+  head(job: JobRecord, after: number, client: string): Response {
+    return this.refusal(job, after, client) ?? new Response(null, { status: 200, headers: STREAM_HEADERS });
+  }
+
+  /**
    * The response streaming `job`'s changes to `client` (an API key's hash or an address), events with ids
    * above `after` only; a 204 when `after` is the final event already. Throws the 429/503 of the limits.
    */
   open(job: JobRecord, after: number, client: string): Response {
-    if (isFinished(job.status) && after >= eventIdOf(job.status))
-      return new Response(null, { status: 204, headers: { 'Cache-Control': 'no-store' } });
-    if (this.stopping?.aborted)
-      throw unavailable('service_stopping', 'this process is stopping; open the stream again (another process answers)', 1);
-    if (this.streams.size >= this.limits.maxStreams) {
-      throw unavailable(
-        'streams_full',
-        `this process holds ${this.limits.maxStreams} status streams (SSE_MAX_STREAMS); retry shortly or poll`,
-        5,
-      );
-    }
+    const refusal = this.refusal(job, after, client);
+    if (refusal) return refusal;
     const held = this.perClient.get(client) ?? 0;
-    if (held >= this.limits.maxPerClient) {
-      throw tooMany(
-        'too_many_streams',
-        `at most ${this.limits.maxPerClient} status streams at once for one API key or address (SSE_MAX_STREAMS_PER_CLIENT); close one first`,
-        5,
-      );
-    }
     this.perClient.set(client, held + 1);
     const release = () => {
       const left = (this.perClient.get(client) ?? 1) - 1;
@@ -132,11 +128,39 @@ export class StatusStreams {
         stream = new StatusStream(controller, this.deps, job, after, release);
         this.streams.add(stream);
         this.startTicker();
-        stream.begin();
+        try {
+          stream.begin();
+        } catch {
+          // Listening failed (the store could not subscribe): the place is given back, the stream ends.
+          stream.end();
+        }
       },
       cancel: () => stream.end(),
     });
     return new Response(body, { status: 200, headers: STREAM_HEADERS });
+  }
+
+  /** The 204 when there is nothing more to send; throws the 429/503 of the limits; `undefined` when a stream may open. */
+  private refusal(job: JobRecord, after: number, client: string): Response | undefined {
+    if (isFinished(job.status) && after >= eventIdOf(job.status))
+      return new Response(null, { status: 204, headers: { 'Cache-Control': 'no-store' } });
+    if (this.stopping?.aborted)
+      throw unavailable('service_stopping', 'this process is stopping; open the stream again (another process answers)', 1);
+    if (this.streams.size >= this.limits.maxStreams) {
+      throw unavailable(
+        'streams_full',
+        `this process holds ${this.limits.maxStreams} status streams (SSE_MAX_STREAMS); retry shortly or poll`,
+        5,
+      );
+    }
+    if ((this.perClient.get(client) ?? 0) >= this.limits.maxPerClient) {
+      throw tooMany(
+        'too_many_streams',
+        `at most ${this.limits.maxPerClient} status streams at once for one API key or address (SSE_MAX_STREAMS_PER_CLIENT); close one first`,
+        5,
+      );
+    }
+    return undefined;
   }
 
   private startTicker(): void {
@@ -190,7 +214,13 @@ class StatusStream {
 
   /** Sends `job` unless the client has it already (same or later state). */
   private offer(job: JobRecord): void {
-    if (this.closed || eventIdOf(job.status) <= this.sent) return;
+    if (this.closed) return;
+    if (eventIdOf(job.status) <= this.sent) {
+      // The job has ended and the client has its final event already (it resumed from 3 while the job
+      // was, for a moment, not finished: an embedded crash between notice and write). Nothing will follow.
+      if (isFinished(job.status)) this.end();
+      return;
+    }
     this.chain = this.chain.then(() => this.send(job));
   }
 
@@ -236,7 +266,20 @@ class StatusStream {
     } catch {
       return this.end();
     }
-    if ((this.controller.desiredSize ?? 0) < -MAX_UNREAD_CHUNKS) this.end();
+    if ((this.controller.desiredSize ?? 0) < -MAX_UNREAD_CHUNKS) this.cut();
+  }
+
+  /** Ends the stream as an error: the connection is closed, not left holding what the client never read. */
+  private cut(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopListening();
+    this.release();
+    try {
+      this.controller.error(new Error('the client stopped reading'));
+    } catch {
+      // Already closed.
+    }
   }
 
   /** Closes the stream (after `comment`, when given) and gives its place back; idempotent. */

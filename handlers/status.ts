@@ -13,7 +13,7 @@ import { isFinished, publicJob, type JobRecord } from '../src/domain/jobs.js';
 import { quote } from '../src/domain/operations.js';
 import type { AppDeps, JobStore, WebhookOutbox } from '../src/ports.js';
 import { type AppEnv, JobStatusSchema, ProcessingIdParams, problemResponse, REQUEST_ID_HEADER, routeErrors } from './schemas.js';
-import { EVENT_STREAM, lastEventId, RETRY_MS, STREAM_HEADERS, StatusStreams, wantsEventStream } from './status-stream.js';
+import { EVENT_STREAM, lastEventId, RETRY_MS, StatusStreams, wantsEventStream } from './status-stream.js';
 
 const MAX_WAIT_SECONDS = 30;
 /**
@@ -154,13 +154,15 @@ export function statusHandler({ jobs, stopping, webhooks, clientOf, streams }: S
   const view = statusView(webhooks?.outbox);
   return async function status(c) {
     const { processing_id: processingId } = c.req.valid('param');
-    const waitSeconds = parseWait(c.req.valid('query').wait);
+    const streaming = wantsEventStream(c.req.header('accept'));
+    // A stream does not wait: its `wait` is not read (nor refused).
+    const waitSeconds = streaming ? 0 : parseWait(c.req.valid('query').wait);
     const job = await jobs.getJob(processingId);
     if (!job) throw notFound('job_not_found', `no job has processing_id ${processingId}`);
-    if (wantsEventStream(c.req.header('accept'))) {
-      // HEAD gets the stream's headers only: a stream nobody would read must not hold a place.
-      if (c.req.method === 'HEAD') return new Response(null, { status: 200, headers: STREAM_HEADERS });
-      return streams.open(job, lastEventId(c.req.header('last-event-id')), clientOf(c));
+    if (streaming) {
+      const after = lastEventId(c.req.header('last-event-id'));
+      // HEAD gets what the GET would, without a stream nobody would read holding a place.
+      return c.req.method === 'HEAD' ? streams.head(job, after, clientOf(c)) : streams.open(job, after, clientOf(c));
     }
     // The signal only when there is waiting to do: on Node, asking for it builds the full Request (~0.1 ms).
     const waiting = waitSeconds > 0 && !isFinished(job.status) && !stopping?.aborted;

@@ -147,14 +147,17 @@ export class RedisJobStore implements JobStore {
       // Every API process hears every job's changes; only those someone follows are decoded.
       if (space > 0 && this.listeners.has(processingId)) this.listeners.notify(processingId, parseRecord(message.slice(space + 1)));
     });
-    // Notices published while the connection was down are lost: everyone reads again once it is back.
-    let connectedBefore = false;
+    // A listener that read before its subscription was in place, or while a reconnection was under way, may
+    // have missed a notice: each reads again once the subscription is (again) in place. ioredis subscribes
+    // again on reconnecting before anything queued after it, so a PING answered means the channels are back.
+    const readAgain = () => this.listeners.notifyAll();
+    let connectedBefore = subscriber.status === 'ready';
     subscriber.on('ready', () => {
-      if (connectedBefore) this.listeners.notifyAll();
+      if (connectedBefore) subscriber.ping().then(readAgain, () => undefined);
       connectedBefore = true;
     });
     // A failure is the connection's, reported by its 'error' listener; it subscribes again on reconnecting.
-    subscriber.subscribe(changes, finished).catch(() => undefined);
+    subscriber.subscribe(changes, finished).then(readAgain, () => undefined);
     return subscriber;
   }
 

@@ -89,12 +89,14 @@ describe.runIf(redis !== undefined)('status streams across a fleet (Redis mode)'
   afterAll(async () => {
     await stopAll(started);
     await deleteKeys(redis!.url, prefix);
+    await deleteKeys(redis!.url, `${prefix}-alone`);
     await redis!.dispose();
     await Promise.all([...new Set(started.map((p) => p.dir))].map((dir) => rm(dir, { recursive: true, force: true })));
   });
 
   it('a stream on one API follows a job asked for on another; a stopped API ends it cleanly; the other resumes it', async () => {
-    const env = { REDIS_URL: redis!.url, REDIS_KEY_PREFIX: prefix, WORKER_CONCURRENCY: '0', SSE_HEARTBEAT_SECONDS: '1' };
+    // The default heartbeat (15 s, and its read of the job): events that come sooner came over Redis pub/sub.
+    const env = { REDIS_URL: redis!.url, REDIS_KEY_PREFIX: prefix, WORKER_CONCURRENCY: '0' };
     const first = await startServer(env);
     started.push(first);
     const second = await startServer(env, first.dir);
@@ -106,8 +108,6 @@ describe.runIf(redis !== undefined)('status streams across a fleet (Redis mode)'
     expect(onFirst.status).toBe(200);
     const before = await onFirst.sse.events(1);
     expect(ids(eventsOf(before))).toEqual(['1']);
-    const heartbeat = await onFirst.sse.next(5000);
-    expect(heartbeat).toEqual({ kind: 'comment', text: 'keep-alive' });
 
     // The first API stops while the stream is open: the stream ends (not cut), saying so, and the API exits 0.
     const stopping = Date.now();
@@ -121,6 +121,7 @@ describe.runIf(redis !== undefined)('status streams across a fleet (Redis mode)'
 
     // The client reconnects to the other API, as EventSource would, with the last id it saw.
     const onSecond = await get(`${second.baseUrl}/status/${id}`, { ...STREAM, 'Last-Event-ID': '1' });
+    const resumedAt = Date.now();
     expect(onSecond.status).toBe(200);
     const resumedStart = await onSecond.sse.next(5000);
     expect(resumedStart).toEqual({ kind: 'retry', ms: 2000 });
@@ -128,6 +129,8 @@ describe.runIf(redis !== undefined)('status streams across a fleet (Redis mode)'
     started.push(await startWorker({ REDIS_URL: redis!.url, REDIS_KEY_PREFIX: prefix, WORKER_CONCURRENCY: '1' }, first.dir));
     const events = eventsOf(await onSecond.sse.rest(30_000));
     expect(ids(events)).toEqual(['2', '3']);
+    // Before the stream's first heartbeat: the worker's moves reached the other API over Redis pub/sub.
+    expect(Date.now() - resumedAt).toBeLessThan(12_000);
     expect(statuses(events)).toEqual(['processing', 'completed']);
     expect(JSON.parse(events[1]!.data)).toMatchObject({ processing_id: id, result: { width: 64, height: 48 } });
     const finished = await get(`${second.baseUrl}/status/${id}`, { ...STREAM, 'Last-Event-ID': '3' });
@@ -135,18 +138,23 @@ describe.runIf(redis !== undefined)('status streams across a fleet (Redis mode)'
   });
 
   it('a client that hangs up gives its place back', async () => {
-    // No worker: the job stays queued as long as the test looks.
+    // No worker (and a prefix of its own: the other test's worker must not see this job): the job stays queued.
     const api = await startServer({
       REDIS_URL: redis!.url,
-      REDIS_KEY_PREFIX: prefix,
+      REDIS_KEY_PREFIX: `${prefix}-alone`,
       WORKER_CONCURRENCY: '0',
       SSE_MAX_STREAMS_PER_CLIENT: '1',
+      SSE_HEARTBEAT_SECONDS: '1',
     });
     started.push(api);
     const id = await startJob(api.baseUrl, await noisyJpeg(64, 48));
     const url = `${api.baseUrl}/status/${id}`;
     const first = await get(url, STREAM);
     expect(first.status).toBe(200);
+    // Heartbeats over real HTTP: a comment line each second while the job waits.
+    const opening = await first.sse.events(1);
+    expect(ids(eventsOf(opening))).toEqual(['1']);
+    expect(await first.sse.next(3000)).toEqual({ kind: 'comment', text: 'keep-alive' });
     expect((await get(url, STREAM)).status).toBe(429);
     await first.sse.cancel();
     // The server learns of the close from the socket; then the place is free.

@@ -109,7 +109,30 @@ describe('status as Server-Sent Events', () => {
     }
     const stream = await send(path, { headers: STREAM });
     expect(stream.status).toBe(200);
+    // HEAD says what the GET would: now the process is full.
+    expect((await send(path, { method: 'HEAD', headers: STREAM })).status).toBe(503);
     await stream.body!.cancel();
+  });
+
+  it('HEAD of a finished job the client has in full is the 204 the GET would be', async () => {
+    const { send, path } = await appWithJob({}, { status: 'completed', ...completion });
+    expect((await send(path, { method: 'HEAD', headers: { ...STREAM, 'Last-Event-ID': '3' } })).status).toBe(204);
+  });
+
+  it('a stream ignores wait (a bad one too); a poll still refuses a bad one', async () => {
+    const { send, path } = await appWithJob({}, { status: 'completed', ...completion });
+    const streamed = await send(`${path}?wait=abc`, { headers: STREAM });
+    expect(streamed.status).toBe(200);
+    expect(eventsOf(await collectSse(streamed.body!)).map((event) => event.id)).toEqual(['3']);
+    await expectProblem(await send(`${path}?wait=abc`), 400, 'invalid_wait');
+  });
+
+  it('a client that resumed from the final event while the job was not finished gets no repeat: the stream closes at its end', async () => {
+    const { send, jobs, job, path } = await appWithJob();
+    const stream = new SseReader((await send(path, { headers: { ...STREAM, 'Last-Event-ID': '3' } })).body!);
+    expect(await stream.next()).toEqual({ kind: 'retry', ms: 2000 });
+    await jobs.updateJob(job.processing_id, { status: 'completed', ...completion });
+    expect(await stream.rest(2000)).toEqual([]);
   });
 
   it('/metrics counts the streams open', async () => {
