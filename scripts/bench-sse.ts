@@ -254,6 +254,7 @@ async function round(options: SseOptions, kind: SseRoundKind, index: number) {
   const started = Date.now();
   const deadline = started + options.roundTimeoutMs;
   const fileId = await options.upload();
+  const acceptingFrom = Date.now();
   const ids = Array.from({ length: jobs }, () => deferred<string>());
   const clients = kind === 'with' ? new StreamClients(base, streams) : undefined;
 
@@ -316,6 +317,8 @@ async function round(options: SseOptions, kind: SseRoundKind, index: number) {
       jobs,
       finishedInTime: drained,
       window,
+      /** From the batch's first submission to the window: its POSTs, and with streams all of them opening. */
+      accepting: { from: acceptingFrom, to: window.from },
       windowSeconds: (window.to - window.from) / 1000,
       /** The whole round, the batch's first submission to its last job done: jobs per second. */
       jobsPerSecond: jobs / seconds,
@@ -379,9 +382,11 @@ export async function statusWithStreams(options: SseOptions) {
   const measured = rounds.map(({ streams: counts, ...r }) => ({
     ...r,
     statusMs: summary(within(r.window)),
+    statusWhileAcceptingMs: summary(within(r.accepting)),
     ...(counts ? { streams: withoutRaw(counts, firstEvents(counts, r.window)) } : {}),
   }));
-  const pooled = (kind: SseRoundKind) => summary(measured.filter((r) => r.kind === kind).flatMap((r) => within(r.window)));
+  const pooled = (kind: SseRoundKind, part: 'window' | 'accepting' = 'window') =>
+    summary(measured.filter((r) => r.kind === kind).flatMap((r) => within(r[part])));
   const mean = (kind: SseRoundKind, value: (r: (typeof measured)[number]) => number) => {
     const values = measured.filter((r) => r.kind === kind).map(value);
     return values.reduce((sum, v) => sum + v, 0) / values.length;
@@ -411,6 +416,8 @@ export async function statusWithStreams(options: SseOptions) {
     workload: '2 MP JPEG, resize to ~1000 px wide, JPEG q80-82; one upload per round, then the batch',
     rounds: measured,
     statusMs: { without, with: withStreams },
+    /** The same prober while each batch was being accepted (before the window): with streams, 200 opening at once. */
+    statusWhileAcceptingMs: { without: pooled('without', 'accepting'), with: pooled('with', 'accepting') },
     p99Ratio: withStreams.p99 / without.p99,
     p50Ratio: withStreams.p50 / without.p50,
     pairP99Ratios: pairs,

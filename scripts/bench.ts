@@ -577,6 +577,10 @@ function printStreamPhase(sse: Awaited<ReturnType<typeof statusWithStreams>>): v
   console.log(
     `/status p99 with / without streams: ${fmt(sse.p99Ratio, 2)} (${fmt(sse.statusMs.with.p99)} / ${fmt(sse.statusMs.without.p99)} ms; p50 ${fmt(sse.statusMs.with.p50)} / ${fmt(sse.statusMs.without.p50)} ms, ratio ${fmt(sse.p50Ratio, 2)}; pair by pair ${sse.pairP99Ratios.map((ratio) => fmt(ratio, 2)).join(', ')})`,
   );
+  const accepting = sse.statusWhileAcceptingMs;
+  console.log(
+    `/status while each batch was accepted (before the window; with streams, ${sse.streams} opening at once): p50/p99 ${fmt(accepting.with.p50)}/${fmt(accepting.with.p99)} ms with, ${fmt(accepting.without.p50)}/${fmt(accepting.without.p99)} ms without (${accepting.with.n} and ${accepting.without.n} probes)`,
+  );
   console.log(
     `streams: ${t.opened} opened, ${t.events} events, ${refused} refused${refused ? ` (${JSON.stringify(t.refused)})` : ''}, ${t.errors} errors, ${t.endedWithoutFinal} ended without a final event, ${t.idsNotRising} ids not rising, ${t.comments} heartbeat comments; first event p50/p99 ${fmt(t.firstEventMs.inWindow.p50)}/${fmt(t.firstEventMs.inWindow.p99)} ms for the ${t.firstEventMs.inWindow.n} opened in the windows, ${fmt(t.firstEventMs.burst.p50)}/${fmt(t.firstEventMs.burst.p99)} ms for the ${t.firstEventMs.burst.n} opened at once as each batch was accepted`,
   );
