@@ -12,6 +12,10 @@
  *   run, for a change's before and after side by side.
  * - Also: p50/p95/p99 per endpoint, the server's peak RSS, event-loop delay p99, GET /status p99 while the
  *   CPU is saturated, the time of a result-cache hit, and peak RSS during 16 concurrent ~10 MB uploads.
+ * - The status-stream phase (scripts/bench-sse.ts; embedded mode, BENCH_SSE_MODES=embedded,s3,redis or none):
+ *   GET /status p50/p99 while queued 2 MP jobs run, without and with BENCH_SSE_STREAMS (200) Server-Sent-Event
+ *   streams held open, in alternating rounds against the same process; the ratio, the streams' events and
+ *   refusals, and the API process's memory per stream.
  * Prints a table and writes bench/results/<time>.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -24,6 +28,8 @@ import sharp from 'sharp';
 import { deleteKeysUnder } from '../src/adapters/redis-connection.js';
 import { startS3, type TestS3 } from '../test/helpers/s3-server.js';
 import { freePort } from '../test/helpers/server-process.js';
+import { summary } from './bench-stats.js';
+import { roundOrder, statusWithStreams } from './bench-sse.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const quick = process.argv.includes('--quick');
@@ -35,6 +41,12 @@ const jemalloc = spawnSync('bash', ['-c', 'find /usr/lib /usr/local/lib -name li
   .stdout.toString()
   .trim();
 const runtimeEnv: Record<string, string> = { PATH: process.env.PATH ?? '', ...(jemalloc ? { LD_PRELOAD: jemalloc } : {}) };
+
+/** The status-stream phase: streams held in its "with" rounds, jobs per round, rounds (alternating: roundOrder). */
+const sseStreams = Number(process.env.BENCH_SSE_STREAMS ?? 200);
+const sseJobs = Number(process.env.BENCH_SSE_JOBS ?? (quick ? 500 : 900));
+const sseRounds = Number(process.env.BENCH_SSE_ROUNDS ?? (quick ? 4 : 8));
+const sseKinds = (process.env.BENCH_SSE_MODES ?? 'embedded').split(',').map((kind) => kind.trim());
 
 const workloads = [
   { label: '20 MP', width: 5472, height: 3648, jobs: quick ? 6 : 30 },
@@ -75,18 +87,6 @@ function variant(jpeg: Buffer, n: number): Buffer[] {
 }
 
 // ---------- measuring ----------
-
-const percentile = (values: number[], p: number) => {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-};
-const summary = (values: number[]) => ({
-  n: values.length,
-  p50: percentile(values, 50),
-  p95: percentile(values, 95),
-  p99: percentile(values, 99),
-});
 
 function rssSampler(pid: number) {
   let peak = 0;
@@ -359,6 +359,8 @@ interface Mode {
   name: string;
   kind: 'embedded' | 's3' | 'redis';
   dist: string;
+  /** Whether to run the status-stream phase in this mode. */
+  sse?: boolean;
 }
 
 async function runMode(mode: Mode, photos: Array<{ label: string; jobs: number; file: string; bytes: Buffer }>, s3?: TestS3) {
@@ -418,13 +420,39 @@ async function runMode(mode: Mode, photos: Array<{ label: string; jobs: number; 
         machineBusy: service.machineBusy,
       });
     }
+    const sse = mode.sse ? await streamPhase(api.base, api.child.pid!, photos.find((item) => item.label === '2 MP')!.bytes) : undefined;
     const storm = await uploadStorm(api.base, photos[0]!.bytes, rss);
-    return { mode: mode.name, results, storm };
+    return { mode: mode.name, results, storm, ...(sse ? { sse } : {}) };
   } finally {
     rss.stop();
     for (const proc of procs.reverse()) await stop(proc);
     if (mode.kind === 'redis') await deleteKeys(process.env.REDIS_URL!, prefix);
   }
+}
+
+/** The status-stream phase (scripts/bench-sse.ts) against this server: uploads are new variants of the 2 MP photo. */
+function streamPhase(base: string, pid: number, jpeg: Buffer) {
+  let uploads = 0;
+  const headers = { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` };
+  return statusWithStreams({
+    base,
+    apiPid: pid,
+    repo,
+    streams: sseStreams,
+    jobs: sseJobs,
+    rounds: roundOrder(sseRounds),
+    roundTimeoutMs: 120_000,
+    upload: async () => {
+      const uploaded = await callJson<{ file_id?: string }>(
+        `${base}/upload`,
+        'POST',
+        multipartBody(variant(jpeg, 2000 + uploads++)),
+        headers,
+      );
+      if (!uploaded.file_id) throw new Error(`upload failed: ${JSON.stringify(uploaded)}`);
+      return uploaded.file_id;
+    },
+  });
 }
 
 /** Removes the run's keys from Redis (the bench leaves nothing behind). */
@@ -457,9 +485,10 @@ async function main(): Promise<void> {
       kind: 'embedded',
       dist: resolve(process.env.BENCH_COMPARE_DIST),
     });
-  if (kinds.includes('embedded')) modes.push({ name: 'embedded', kind: 'embedded', dist });
-  if (kinds.includes('s3')) modes.push({ name: 'embedded, files in S3 (s3rver on loopback)', kind: 's3', dist });
-  if (kinds.includes('redis') && process.env.REDIS_URL) modes.push({ name: 'redis', kind: 'redis', dist });
+  if (kinds.includes('embedded')) modes.push({ name: 'embedded', kind: 'embedded', dist, sse: sseKinds.includes('embedded') });
+  if (kinds.includes('s3'))
+    modes.push({ name: 'embedded, files in S3 (s3rver on loopback)', kind: 's3', dist, sse: sseKinds.includes('s3') });
+  if (kinds.includes('redis') && process.env.REDIS_URL) modes.push({ name: 'redis', kind: 'redis', dist, sse: sseKinds.includes('redis') });
   const s3 = modes.some((mode) => mode.kind === 's3') ? await startS3() : undefined;
   const runs = [];
   try {
@@ -498,6 +527,7 @@ async function main(): Promise<void> {
     console.log(
       `16 concurrent uploads of ${(run.storm.sizeBytes / 1e6).toFixed(1)} MB: statuses ${run.storm.statuses.join(',')}, peak RSS ${fmt(run.storm.peakRssMiB, 0)} MiB`,
     );
+    if (run.sse) printStreamPhase(run.sse);
   }
   const machine = {
     cpu: cpus()[0]?.model,
@@ -520,6 +550,43 @@ async function main(): Promise<void> {
     ),
   );
   console.log(`\nwrote ${outFile}`);
+}
+
+function printStreamPhase(sse: Awaited<ReturnType<typeof statusWithStreams>>): void {
+  console.log(
+    `\nGET /status while ${sse.jobsPerRound} queued 2 MP jobs run per round, without and with ${sse.streams} SSE streams held (same server process, rounds alternating)`,
+  );
+  console.log(
+    'round  streams  window  probes  status p50/p99  jobs/s  API RSS mean/max  heap used  streams held min/mean  events  first event p50/p99 (streams opened in the window)',
+  );
+  for (const r of sse.rounds) {
+    console.log(
+      `${String(r.round).padStart(5)}  ${(r.kind === 'with' ? String(sse.streams) : '0').padStart(7)}  ${`${fmt(r.windowSeconds)} s`.padStart(6)}  ${String(r.statusMs.n).padStart(6)}  ` +
+        `${fmt(r.statusMs.p50)}/${fmt(r.statusMs.p99)} ms`.padStart(14) +
+        `${fmt(r.jobsPerSecond)}`.padStart(8) +
+        `${fmt(r.rssMiB.mean, 0)}/${fmt(r.rssMiB.max, 0)} MiB`.padStart(18) +
+        `${fmt(r.heapUsedMiB)} MiB`.padStart(11) +
+        (r.heldDuringWindow ? `${r.heldDuringWindow.min}/${fmt(r.heldDuringWindow.mean, 0)}` : '—').padStart(23) +
+        (r.streams ? String(r.streams.events) : '—').padStart(8) +
+        (r.streams ? `${fmt(r.streams.firstEventMs.inWindow.p50)}/${fmt(r.streams.firstEventMs.inWindow.p99)} ms` : '—').padStart(21) +
+        (r.finishedInTime ? '' : '  (round timed out)'),
+    );
+  }
+  const t = sse.streamTotals;
+  const refused = Object.entries(t.refused).reduce((sum, [, n]) => sum + n, 0);
+  console.log(
+    `/status p99 with / without streams: ${fmt(sse.p99Ratio, 2)} (${fmt(sse.statusMs.with.p99)} / ${fmt(sse.statusMs.without.p99)} ms; p50 ${fmt(sse.statusMs.with.p50)} / ${fmt(sse.statusMs.without.p50)} ms, ratio ${fmt(sse.p50Ratio, 2)}; pair by pair ${sse.pairP99Ratios.map((ratio) => fmt(ratio, 2)).join(', ')})`,
+  );
+  const accepting = sse.statusWhileAcceptingMs;
+  console.log(
+    `/status while each batch was accepted (before the window; with streams, ${sse.streams} opening at once): p50/p99 ${fmt(accepting.with.p50)}/${fmt(accepting.with.p99)} ms with, ${fmt(accepting.without.p50)}/${fmt(accepting.without.p99)} ms without (${accepting.with.n} and ${accepting.without.n} probes)`,
+  );
+  console.log(
+    `streams: ${t.opened} opened, ${t.events} events, ${refused} refused${refused ? ` (${JSON.stringify(t.refused)})` : ''}, ${t.errors} errors, ${t.endedWithoutFinal} ended without a final event, ${t.idsNotRising} ids not rising, ${t.comments} heartbeat comments; first event p50/p99 ${fmt(t.firstEventMs.inWindow.p50)}/${fmt(t.firstEventMs.inWindow.p99)} ms for the ${t.firstEventMs.inWindow.n} opened in the windows, ${fmt(t.firstEventMs.burst.p50)}/${fmt(t.firstEventMs.burst.p99)} ms for the ${t.firstEventMs.burst.n} opened at once as each batch was accepted`,
+  );
+  console.log(
+    `API memory with / without streams: RSS ${fmt(sse.memory.rssMeanMiB.with, 0)} / ${fmt(sse.memory.rssMeanMiB.without, 0)} MiB (${fmt(sse.memory.rssKiBPerStream, 0)} KiB per stream), heap used ${fmt(sse.memory.heapUsedMiB.with)} / ${fmt(sse.memory.heapUsedMiB.without)} MiB (${fmt(sse.memory.heapKiBPerStream, 0)} KiB per stream); jobs/s ${fmt(sse.jobsPerSecond.with)} / ${fmt(sse.jobsPerSecond.without)}`,
+  );
 }
 
 main()
