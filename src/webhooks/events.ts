@@ -100,6 +100,7 @@ export function announcingAgain(
         failed.delete(processingId);
       } catch (error) {
         if (failed.size < MAX_RETRIED_ANNOUNCEMENTS) failed.add(processingId);
+        else onError(new Error(`${MAX_RETRIED_ANNOUNCEMENTS} job-end webhooks wait already; ${processingId}'s waits for the next start`));
         throw error;
       }
     },

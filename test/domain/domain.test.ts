@@ -80,6 +80,18 @@ describe('loadConfig', () => {
     expect(config.WORKER_CONCURRENCY).toBeGreaterThan(0);
   });
 
+  it('bounds status streams by the connections: 3/4 of MAX_CONNECTIONS unless set', () => {
+    expect(loadConfig({})).toMatchObject({
+      SSE_MAX_STREAMS: 768,
+      SSE_MAX_STREAMS_PER_CLIENT: 256,
+      SSE_HEARTBEAT_SECONDS: 15,
+      SSE_MAX_SECONDS: 3600,
+    });
+    expect(loadConfig({ MAX_CONNECTIONS: '100' }).SSE_MAX_STREAMS).toBe(75);
+    expect(loadConfig({ MAX_CONNECTIONS: '100', SSE_MAX_STREAMS: '99' }).SSE_MAX_STREAMS).toBe(99);
+    expect(loadConfig({ SSE_MAX_STREAMS: '0' }).SSE_MAX_STREAMS).toBe(0);
+  });
+
   it('stops with one line naming the variable and what it accepts', () => {
     const cases: Array<[Record<string, string>, RegExp]> = [
       [{ PORT: 'eighty' }, /PORT must be an integer from 1 to 65535, got "eighty"/],
@@ -87,6 +99,9 @@ describe('loadConfig', () => {
       [{ ALLOWED_EXTENSIONS: 'jpg,exe' }, /ALLOWED_EXTENSIONS must be a comma-separated list of/],
       [{ REDIS_URL: 'http://x' }, /REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL/],
       [{ WORKER_CONCURRENCY: '0' }, /WORKER_CONCURRENCY=0 needs REDIS_URL/],
+      [{ SSE_MAX_STREAMS: '1024' }, /SSE_MAX_STREAMS must be below MAX_CONNECTIONS/],
+      [{ SSE_HEARTBEAT_SECONDS: '0' }, /SSE_HEARTBEAT_SECONDS must be an integer from 1 to 300, got "0"/],
+      [{ SSE_MAX_STREAMS_PER_CLIENT: 'many' }, /SSE_MAX_STREAMS_PER_CLIENT must be an integer from 1/],
     ];
     for (const [env, message] of cases) {
       let thrown: unknown;

@@ -3,7 +3,7 @@
  * here): one Redis host (append-only), two API hosts, worker hosts, and one store shared by all (a folder
  * standing in for EFS, then S3 on a host of its own). A client sends a bounded load through both APIs while
  * the test kills a worker mid-job, scales out, restarts both APIs one after the other (a rolling deploy), cuts
- * a worker host off the network for 10 s, and restarts Redis. A quarter of the jobs are followed live by
+ * a worker host off the network for 10 s, and restarts Redis. Half the jobs are followed live by
  * status streams (Server-Sent Events) that resume on the other API with Last-Event-ID whenever one ends
  * early, as EventSource does. Then it accounts for every request, every job and every stream, checks the
  * files, and prints what it did and counted. Exit code 0 only when everything holds.
