@@ -10,7 +10,8 @@
  *   after the final event. A client that reconnects after the final event (EventSource does) gets a 204,
  *   which tells EventSource to stop.
  * - A change reaches the stream by the job store's notice (Redis pub/sub in Redis mode); each heartbeat
- *   also reads the job, so a lost notice delays an event by one heartbeat at most.
+ *   also reads the job (within half a beat, spread over the streams, so 768 reads do not land at once),
+ *   so a lost notice delays an event by about one heartbeat at most.
  * - Bounded: SSE_MAX_STREAMS per process (503), SSE_MAX_STREAMS_PER_CLIENT per API key or address (429),
  *   SSE_MAX_SECONDS per stream (then closed; the client reconnects), and a backlog a client never reads.
  * - A stopping process ends its streams at once with a comment saying so; clients reconnect to another.
@@ -167,7 +168,9 @@ export class StatusStreams {
     if (this.ticker !== undefined) return;
     this.ticker = setInterval(() => {
       const now = Date.now();
-      for (const stream of [...this.streams]) stream.tick(now, this.limits.maxSeconds * 1000);
+      // Each stream's read lands somewhere in the first half of the beat, not all in one burst.
+      const spreadMs = (this.limits.heartbeatSeconds * 1000) / 2;
+      for (const stream of [...this.streams]) stream.tick(now, this.limits.maxSeconds * 1000, spreadMs);
     }, this.limits.heartbeatSeconds * 1000);
   }
 
@@ -186,6 +189,8 @@ class StatusStream {
   private readQueued = false;
   private readonly openedAt = Date.now();
   private stopListening: () => void = () => {};
+  /** The heartbeat's read, due within the first half of the beat. */
+  private readTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly controller: ReadableStreamDefaultController<Uint8Array>,
@@ -206,10 +211,11 @@ class StatusStream {
   }
 
   /** The heartbeat: a comment, and a read in case a notice was lost; or the end of a stream past its age. */
-  tick(now: number, maxAgeMs: number): void {
+  tick(now: number, maxAgeMs: number, spreadMs: number): void {
     if (now - this.openedAt >= maxAgeMs) return this.end(': this stream has been open SSE_MAX_SECONDS; reconnect with Last-Event-ID\n\n');
     this.push(': keep-alive\n\n');
-    this.read();
+    clearTimeout(this.readTimer);
+    this.readTimer = setTimeout(() => this.read(), Math.random() * spreadMs);
   }
 
   /** Sends `job` unless the client has it already (same or later state). */
@@ -273,6 +279,7 @@ class StatusStream {
   private cut(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.readTimer);
     this.stopListening();
     this.release();
     try {
@@ -293,6 +300,7 @@ class StatusStream {
       }
     }
     this.closed = true;
+    clearTimeout(this.readTimer);
     this.stopListening();
     this.release();
     try {
