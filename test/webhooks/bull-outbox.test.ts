@@ -78,9 +78,12 @@ async function setup(answer: (n: number) => Answer, env: Record<string, string> 
     const deadline = Date.now() + 15_000;
     for (;;) {
       const state = await outbox.state(processingId);
+      // The state first, then the job: a job read first may be the one still active (attemptsMade not yet
+      // counted for the attempt that just delivered) and found completed a moment later.
+      const jobState = await queue.getJobState(message.id);
       const job = await queue.getJob(message.id);
-      const jobState = job ? await job.getState() : undefined;
-      if (state && state.status !== 'pending' && (jobState === 'completed' || jobState === 'failed')) return { state, jobState, job: job! };
+      if (job && state && state.status !== 'pending' && (jobState === 'completed' || jobState === 'failed'))
+        return { state, jobState, job };
       if (Date.now() > deadline) throw new Error(`not settled: ${JSON.stringify(state)} ${jobState}`);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
