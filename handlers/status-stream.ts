@@ -277,36 +277,28 @@ class StatusStream {
 
   /** Ends the stream as an error: the connection is closed, not left holding what the client never read. */
   private cut(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.readTimer);
-    this.stopListening();
-    this.release();
-    try {
-      this.controller.error(new Error('the client stopped reading'));
-    } catch {
-      // Already closed.
-    }
+    this.finish(() => this.controller.error(new Error('the client stopped reading')));
   }
 
   /** Closes the stream (after `comment`, when given) and gives its place back; idempotent. */
   end(comment?: string): void {
+    this.finish(() => {
+      if (comment) this.controller.enqueue(encoder.encode(comment));
+      this.controller.close();
+    });
+  }
+
+  /** Stops listening and reading, gives the place back, then `close`s the stream: once, whichever way it ends. */
+  private finish(close: () => void): void {
     if (this.closed) return;
-    if (comment) {
-      try {
-        this.controller.enqueue(encoder.encode(comment));
-      } catch {
-        // The client has gone already.
-      }
-    }
     this.closed = true;
     clearTimeout(this.readTimer);
     this.stopListening();
     this.release();
     try {
-      this.controller.close();
+      close();
     } catch {
-      // Already closed or cancelled by the client's going away.
+      // Already closed, or cancelled by the client's going away.
     }
   }
 }

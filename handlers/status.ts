@@ -143,15 +143,16 @@ export function statusView(outbox: WebhookOutbox | undefined): (job: JobRecord) 
   };
 }
 
-export interface StatusDeps extends Pick<AppDeps, 'jobs' | 'stopping' | 'webhooks'> {
+export interface StatusDeps extends Pick<AppDeps, 'jobs' | 'stopping'> {
   /** Whom a stream counts against: the caller's API key hash, else its address. */
   clientOf(c: Context<AppEnv>): string;
   /** The process's status streams (one set per app, bounded by SSE_*). */
   streams: StatusStreams;
+  /** The job as an answer shows it (`statusView`); the streams show it by the same one. */
+  view(job: JobRecord): Promise<unknown>;
 }
 
-export function statusHandler({ jobs, stopping, webhooks, clientOf, streams }: StatusDeps): RouteHandler<typeof statusRoute, AppEnv> {
-  const view = statusView(webhooks?.outbox);
+export function statusHandler({ jobs, stopping, clientOf, streams, view }: StatusDeps): RouteHandler<typeof statusRoute, AppEnv> {
   return async function status(c) {
     const { processing_id: processingId } = c.req.valid('param');
     const streaming = wantsEventStream(c.req.header('accept'));

@@ -12,7 +12,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { timingSafeEqual } from 'hono/utils/buffer';
 import { addressNetwork, clientAddress } from './client-address.js';
-import { sha256Hex } from './domain/digest.js';
+import { apiKeyId, sha256Hex } from './domain/digest.js';
 import { AppError } from './domain/errors.js';
 import type { RateLimiter } from './ports.js';
 
@@ -36,7 +36,7 @@ async function validatedCaller(c: Context, keys: readonly string[]): Promise<str
   let valid = false;
   // Every key is compared (no early exit), each in constant time.
   for (const key of keys) if (await timingSafeEqual(key, token)) valid = true;
-  return valid ? `key:${(await sha256Hex(token)).slice(0, 32)}` : undefined;
+  return valid ? `key:${apiKeyId(await sha256Hex(token))}` : undefined;
 }
 
 /** Whose address a request comes from, as limits count it: `ip:<address>` (IPv6: its /64). */

@@ -142,13 +142,10 @@ export function createApp(deps: AppDeps, { logger, metrics, onUnexpectedError = 
   app.openAPIRegistry.register('PipelineRequest', PipelineRequest);
   // A stream counts against its caller's key, like the rate limit, else its address.
   const clientOf = (c: Context<AppEnv>) => c.get('caller') ?? addressSubject(c, { trustedHops, peerAddress: clientAddress });
-  const streams = new StatusStreams(
-    deps.settings.statusStreams,
-    { jobs: deps.jobs, view: statusView(deps.webhooks?.outbox) },
-    deps.stopping,
-  );
+  const view = statusView(deps.webhooks?.outbox);
+  const streams = new StatusStreams(deps.settings.statusStreams, { jobs: deps.jobs, view }, deps.stopping);
   metrics.watchStreams?.(() => streams.size);
-  app.openapi(statusRoute, statusHandler({ ...deps, clientOf, streams }));
+  app.openapi(statusRoute, statusHandler({ ...deps, clientOf, streams, view }));
   app.openapi(downloadRoute, downloadHandler(deps));
   app.openapi(listRoute, listHandler(deps));
   // The original service's routes (docs/migration.md).

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { apiKeyId } from './domain/digest.js';
 import { EXTENSION_FORMATS } from './domain/formats.js';
 import { LOG_LEVELS } from './log.js';
 import { parseAllowList } from './webhooks/addresses.js';
@@ -290,7 +291,7 @@ function defaultNotifyUrlProblems(config: {
     problems.push('WEBHOOK_KEY_URLS needs API_KEYS: its key-ids name API keys');
     return problems;
   }
-  const keyIds = new Set(config.API_KEYS.map((key) => createHash('sha256').update(key).digest('hex').slice(0, 32)));
+  const keyIds = new Set(config.API_KEYS.map((key) => apiKeyId(createHash('sha256').update(key).digest('hex'))));
   for (const [keyId, url] of config.WEBHOOK_KEY_URLS) {
     if (!keyIds.has(keyId)) {
       problems.push(

@@ -9,6 +9,7 @@ import { EmbeddedQueue } from '../../src/adapters/embedded-queue.js';
 import { download, submit, upload, waitForJob } from '../helpers/client.js';
 import { embeddedHarness } from '../helpers/harness.js';
 import { look, noisyJpeg } from '../helpers/images.js';
+import { jobRecord } from '../helpers/records.js';
 
 describe('embedded default', () => {
   it('keeps uploads, jobs and results across a restart', async () => {
@@ -34,17 +35,9 @@ describe('embedded default', () => {
     const file = await upload(first.request, await noisyJpeg(60, 40), 'later.jpg');
     const processingId = '0d9a5f8e-8c77-4c3b-9d2e-6a1f3b5c7e90';
     // A job recorded as queued whose run never happened (as if the process died right after accepting it).
-    await first.service.deps.jobs.putJob({
-      processing_id: processingId,
-      file_id: file.file_id,
-      status: 'processing',
-      cached: false,
-      operations: [{ operation: 'grayscale' }],
-      output: { format: 'png', quality: 80 },
-      keep_metadata: false,
-      cache_key: 'restart-test',
-      created_at: new Date().toISOString(),
-    });
+    await first.service.deps.jobs.putJob(
+      jobRecord(file.file_id, { processing_id: processingId, status: 'processing', cache_key: 'restart-test' }),
+    );
     // A half-written upload this instance left when it crashed, and one another process is still writing.
     const staging = join(first.dir, 'uploads', '.staging');
     const own = (await readdir(staging)).find((name) => name.startsWith('test-'))!;

@@ -8,6 +8,7 @@ import type { Harness, HarnessFactory } from '../helpers/harness.js';
 import { checkedHarness } from '../helpers/openapi-check.js';
 import { download, expectProblem, multipart, processToBytes, submit, upload, waitForJob } from '../helpers/client.js';
 import { animated, bmp24, halves, look, noisyJpeg, pixel, rotatedJpeg, solid } from '../helpers/images.js';
+import { jobRecord } from '../helpers/records.js';
 import { resultName } from '../../src/domain/jobs.js';
 import type { StoredFile } from '../../src/ports.js';
 
@@ -498,17 +499,7 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         // A job that never finishes: the answer comes when the wait is up, with the job as it stands.
         const now = new Date().toISOString();
         const stuckId = '9a0c1f6e-2b3d-4e5f-8a9b-0c1d2e3f4a5b';
-        await h.service.deps.jobs.putJob({
-          processing_id: stuckId,
-          file_id: file.file_id,
-          status: 'queued',
-          cached: false,
-          operations: [{ operation: 'grayscale' }],
-          output: { format: 'png', quality: 80 },
-          keep_metadata: false,
-          cache_key: 'wait-test',
-          created_at: now,
-        });
+        await h.service.deps.jobs.putJob(jobRecord(file.file_id, { processing_id: stuckId, cache_key: 'wait-test', created_at: now }));
         const started = Date.now();
         const stuck = (await (await send(`/status/${stuckId}?wait=1`)).json()) as { status: string };
         expect(stuck.status).toBe('queued');
@@ -520,17 +511,9 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
       it('GET /status?wait= is woken by the job store when the job ends, not by its once-a-second recheck', async () => {
         const file = await upload(send, await solid(8, 8, { r: 1, g: 2, b: 3 }), 'woken.png');
         const waitingId = '5c1e2d3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f';
-        await h.service.deps.jobs.putJob({
-          processing_id: waitingId,
-          file_id: file.file_id,
-          status: 'processing',
-          cached: false,
-          operations: [{ operation: 'grayscale' }],
-          output: { format: 'png', quality: 80 },
-          keep_metadata: false,
-          cache_key: 'woken-test',
-          created_at: new Date().toISOString(),
-        });
+        await h.service.deps.jobs.putJob(
+          jobRecord(file.file_id, { processing_id: waitingId, status: 'processing', cache_key: 'woken-test' }),
+        );
         const answer = send(`/status/${waitingId}?wait=10`).then(async (response) => ({
           at: Date.now(),
           job: (await response.json()) as { status: string },
@@ -554,17 +537,14 @@ export function contractSuite(name: string, openHarness: HarnessFactory): void {
         const now = new Date().toISOString();
         // A fresh id: the suite's UNKNOWN_ID must stay unknown whatever order the tests run in.
         const pendingId = crypto.randomUUID();
-        await h.service.deps.jobs.putJob({
-          processing_id: pendingId,
-          file_id: file.file_id,
-          status: 'queued',
-          cached: false,
-          operations: [{ operation: 'grayscale' }],
-          output: { format: 'jpeg', quality: 80 },
-          keep_metadata: false,
-          cache_key: 'pending-test',
-          created_at: now,
-        });
+        await h.service.deps.jobs.putJob(
+          jobRecord(file.file_id, {
+            processing_id: pendingId,
+            output: { format: 'jpeg', quality: 80 },
+            cache_key: 'pending-test',
+            created_at: now,
+          }),
+        );
         const body = await expectProblem(await send(`/download/${pendingId}`), 409, 'job_not_completed');
         expect(body.job_status).toBe('queued');
       });

@@ -12,6 +12,7 @@ import { generateSecret, webhookId } from '../../src/webhooks/signing.js';
 import { upload, waitForJob, type JobView } from '../helpers/client.js';
 import { embeddedHarness, redisHarness, type Harness, type HarnessFactory } from '../helpers/harness.js';
 import { solid } from '../helpers/images.js';
+import { jobRecord } from '../helpers/records.js';
 import { testRedis } from '../helpers/redis.js';
 import { startReceiver } from '../helpers/webhook-receiver.js';
 
@@ -26,18 +27,7 @@ async function askWithNotify(
   operations: Operation[] = [{ operation: 'grayscale' }],
 ): Promise<string> {
   const processingId = randomUUID();
-  await harness.service.deps.jobs.putJob({
-    processing_id: processingId,
-    file_id: fileId,
-    status: 'queued',
-    cached: false,
-    operations,
-    output: { format: 'png', quality: 80 },
-    keep_metadata: false,
-    cache_key: randomUUID(),
-    created_at: new Date().toISOString(),
-    notify_url: notifyUrl,
-  });
+  await harness.service.deps.jobs.putJob(jobRecord(fileId, { processing_id: processingId, operations, notify_url: notifyUrl }));
   await harness.service.deps.queue.enqueue(processingId);
   return processingId;
 }
@@ -145,21 +135,17 @@ describe('job-end webhooks, embedded default, after a stop', () => {
         const processingId = randomUUID();
         const now = new Date().toISOString();
         // The record as the runner leaves it, with no message behind it: the process died between the two writes.
-        await harness.service.deps.jobs.putJob({
-          processing_id: processingId,
-          file_id: file.file_id,
-          status: 'completed',
-          cached: false,
-          operations: [{ operation: 'grayscale' }],
-          output: { format: 'png', quality: 80 },
-          keep_metadata: false,
-          cache_key: randomUUID(),
-          created_at: now,
-          completed_at: now,
-          duration_ms: 1,
-          result: { format: 'png', width: 8, height: 8, size_bytes: 1, sha256: 'ab' },
-          notify_url: `${receiver.url}/late`,
-        });
+        await harness.service.deps.jobs.putJob(
+          jobRecord(file.file_id, {
+            processing_id: processingId,
+            status: 'completed',
+            created_at: now,
+            completed_at: now,
+            duration_ms: 1,
+            result: { format: 'png', width: 8, height: 8, size_bytes: 1, sha256: 'ab' },
+            notify_url: `${receiver.url}/late`,
+          }),
+        );
         harness = await harness.restart();
         const [delivery] = await receiver.waitFor(1);
         expect(delivery).toMatchObject({ id: webhookId(processingId, 'job.completed'), path: '/late', verified: { ok: true } });
